@@ -1,0 +1,103 @@
+"""Run results: per-market totals, a summary table, ``trades.csv`` and ``summary.json``."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gsy_e_sdk.wire.times import format_slot, format_trade_time
+
+if TYPE_CHECKING:
+    from exchange.simulation import Simulation, StepResult
+
+TRADE_COLUMNS = ["slot", "time", "market", "seller", "buyer", "energy_kWh", "buyer_rate_ct_per_kWh",
+                 "seller_rate_ct_per_kWh", "grid_fees_ct", "trade_id"]
+
+
+@dataclass
+class MarketTotals:
+    trades: int = 0
+    energy: float = 0.0
+    value: float = 0.0  # cents at the rates recorded in this market
+    fees: float = 0.0
+
+    @property
+    def average_rate(self) -> float | None:
+        return self.value / self.energy if self.energy else None
+
+
+@dataclass
+class RunResults:
+    directory: Path | None = None
+    markets: dict[str, MarketTotals] = field(default_factory=dict)
+    trade_count: int = 0
+    energy: float = 0.0
+    paid: float = 0.0
+    ticks: int = 0
+    slots: int = 0
+    _writer: csv.writer | None = None
+    _file: object | None = None
+
+    def __post_init__(self) -> None:
+        if self.directory is not None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.directory / "trades.csv", "w", newline="")
+            self._writer = csv.writer(self._file)
+            self._writer.writerow(TRADE_COLUMNS)
+
+    def record(self, simulation: "Simulation", result: "StepResult") -> None:
+        self.ticks += 1
+        if result.slot_started:
+            self.slots += 1
+        slot = format_slot(simulation.engine.slot_start)
+        for trade in result.trades:
+            energy = trade.energy
+            settlement = trade.settlement
+            self.trade_count += 1
+            self.energy += energy
+            self.paid += settlement.buyer_rate * energy
+            for market, fee, rate in zip(trade.path, settlement.market_fees, settlement.market_rates):
+                totals = self.markets.setdefault(market.name, MarketTotals())
+                totals.trades += 1
+                totals.energy += energy
+                totals.value += rate * energy
+                totals.fees += fee * energy
+            if self._writer:
+                self._writer.writerow([
+                    slot, format_trade_time(trade.time), trade.meeting_market.name, trade.seller.name,
+                    trade.buyer.name, round(energy, 8), round(settlement.buyer_rate, 6),
+                    round(settlement.seller_revenue_rate, 6), round(sum(settlement.market_fees) * energy, 6),
+                    trade.trade_id])
+
+    def summary(self) -> dict:
+        return {
+            "slots": self.slots, "ticks": self.ticks, "trades": self.trade_count,
+            "energy_traded_kWh": round(self.energy, 6),
+            "average_price_ct_per_kWh": round(self.paid / self.energy, 4) if self.energy else None,
+            "markets": {name: {"trades": totals.trades, "energy_traded_kWh": round(totals.energy, 6),
+                               "average_price_ct_per_kWh": round(totals.average_rate, 4) if totals.energy else None,
+                               "grid_fee_revenue_ct": round(totals.fees, 4)}
+                        for name, totals in sorted(self.markets.items())},
+        }
+
+    def table(self) -> str:
+        summary = self.summary()
+        lines = [f"{'market':<32} {'trades':>8} {'kWh':>12} {'avg ct/kWh':>11}"]
+        for name, row in summary["markets"].items():
+            average = row["average_price_ct_per_kWh"]
+            lines.append(f"{name[:32]:<32} {row['trades']:>8} {row['energy_traded_kWh']:>12.4f} "
+                         f"{average if average is not None else '-':>11}")
+        average = summary["average_price_ct_per_kWh"]
+        lines.append(f"{'all trades (buyer prices)':<32} {summary['trades']:>8} {summary['energy_traded_kWh']:>12.4f} "
+                     f"{average if average is not None else '-':>11}")
+        return "\n".join(lines)
+
+    def close(self) -> None:
+        if self._file:
+            self._file.close()
+            self._file = None
+        if self.directory is not None:
+            (self.directory / "summary.json").write_text(json.dumps(self.summary(), indent=2))

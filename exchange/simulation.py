@@ -1,0 +1,314 @@
+"""One exchange run: registration, aggregators, batches, the tick procedure and its events.
+
+No I/O: :meth:`Simulation.handle` takes a received message and returns immediate replies;
+:meth:`Simulation.step` runs one tick and returns everything to publish, in the order of
+REDIS.md 8 (batch responses, then ``market``, ``tick``, ``finish``, ``trade`` events).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from exchange.aggregators import AggregatorRegistry
+from exchange.assets import Asset
+from exchange.clock import SimulationClock
+from exchange.commands import CommandExecutor
+from exchange.engine import GridEngine, MarketArea, TradeRecord
+from exchange.grid_tree import GridTreeBuilder
+from exchange.scenario import Scenario
+from gsy_e_sdk.wire import channels
+from gsy_e_sdk.wire.times import format_slot, format_trade_time
+
+logger = logging.getLogger(__name__)
+
+Outgoing = tuple[str, str]  # (channel, JSON payload)
+SEEN_BATCHES_KEPT = 200_000
+
+
+@dataclass
+class StepResult:
+    messages: list[Outgoing]
+    event_aggregators: set[str] = field(default_factory=set)  # who got a market/tick event
+    trades: list[TradeRecord] = field(default_factory=list)
+    slot_started: bool = False
+    finished: bool = False
+
+
+@dataclass
+class _Batch:
+    transaction_id: str
+    aggregator_uuid: str
+    commands: dict[str, list]
+    sequence: int
+
+
+class Simulation:
+    def __init__(self, scenario: Scenario, clock: SimulationClock) -> None:
+        self.clock = clock
+        self.engine = GridEngine(scenario, clock)
+        self.executor = CommandExecutor(self.engine)
+        self.registry = AggregatorRegistry(self._selectable_problem)
+        self.tree = GridTreeBuilder(self.engine)
+        self.prefixes: dict[str, MarketArea | Asset] = {}
+        for area in self.engine.areas.values():
+            if area.externally_controllable:
+                prefix = area.slug if isinstance(area, MarketArea) else area.name
+                self.prefixes[prefix] = area
+        self._area_order = {area_uuid: index for index, area_uuid in enumerate(self.engine.areas)}
+        self.registered: set[str] = set()
+        self.connected: set[str] = set()      # registered assets, in control from the next slot
+        self._to_release: set[str] = set()    # unregistered: leave their aggregator next slot
+        self._incoming: list[_Batch] = []
+        self._seen: OrderedDict[str, str | None] = OrderedDict()  # batch id -> response JSON
+        self._republish: list[Outgoing] = []
+        self._batch_sequence = 0
+        self.batches_received: dict[str, int] = {}  # aggregator uuid -> batches seen
+        self._tree_cache: dict[str, str] = {}
+        self.slot_index = 0
+        self.tick = 0
+        self.finished = False
+
+    # ------------------------------------------------------------------ incoming messages
+    def register_channels(self) -> list[str]:
+        return [name for prefix in self.prefixes
+                for name in (channels.register(prefix), channels.unregister(prefix))]
+
+    def handle(self, channel: str, payload: Any) -> list[Outgoing]:
+        """Process one received message; returns replies to publish now."""
+        if channel in (channels.AGGREGATOR_COMMANDS, channels.AGGREGATOR_COMMANDS_LEGACY):
+            if not isinstance(payload, dict):
+                return []
+            response = self.registry.handle(payload)
+            return [(channels.AGGREGATOR_RESPONSE, json.dumps(response))] if response else []
+        if channel == channels.batch_commands():
+            return self._receive_batch(payload)
+        prefix, _, command = channel.rpartition("/")
+        area = self.prefixes.get(prefix)
+        if area is None or not isinstance(payload, dict):
+            return []
+        if command == "register_participant":
+            return self._register(prefix, area, payload)
+        if command == "unregister_participant":
+            return self._unregister(prefix, area, payload)
+        return []
+
+    def _register(self, prefix: str, area, payload: dict) -> list[Outgoing]:
+        self.registered.add(area.uuid)
+        response = {"command": "register", "status": "ready", "registered": True,
+                    "transaction_id": payload.get("transaction_id"), "device_uuid": area.uuid}
+        return [(channels.register_response(prefix), json.dumps(response))]
+
+    def _unregister(self, prefix: str, area, payload: dict) -> list[Outgoing]:
+        transaction_id = payload.get("transaction_id")
+        if area.uuid not in self.registered:
+            response = {"command": "unregister", "status": "error", "transaction_id": transaction_id,
+                        "error_message": "Client should be registered in order to access this area."}
+        else:
+            self.registered.discard(area.uuid)
+            self._to_release.add(area.uuid)
+            # "status" for gsy-e-style clients, "response" for the original SDK (REDIS.md 3.3).
+            response = {"command": "unregister", "status": "ready", "unregistered": True,
+                        "transaction_id": transaction_id, "response": "success"}
+        return [(channels.unregister_response(prefix), json.dumps(response))]
+
+    def _selectable_problem(self, device_uuid: str) -> str:
+        area = self.engine.areas.get(device_uuid)
+        if area is None:
+            return f"Device {device_uuid} does not exist"
+        if not area.externally_controllable:
+            return f"Device {device_uuid} does not accept external connections"
+        return ""
+
+    def _receive_batch(self, payload: Any) -> list[Outgoing]:
+        if not isinstance(payload, dict):
+            logger.warning("dropped a batch that is not a JSON object")
+            return []
+        transaction_id = payload.get("transaction_id")
+        aggregator_uuid = payload.get("aggregator_uuid")
+        if not isinstance(transaction_id, str) or not isinstance(aggregator_uuid, str):
+            logger.warning("dropped a batch without transaction_id/aggregator_uuid")
+            return []
+        self.batches_received[aggregator_uuid] = self.batches_received.get(aggregator_uuid, 0) + 1
+        if transaction_id in self._seen:
+            # Idempotency: a re-sent batch is never applied twice; its answer is sent again.
+            previous = self._seen[transaction_id]
+            if previous is not None:
+                self._republish.append((channels.batch_response(aggregator_uuid), previous))
+            return []
+        self._seen[transaction_id] = None
+        while len(self._seen) > SEEN_BATCHES_KEPT:
+            self._seen.popitem(last=False)
+        commands = payload.get("batch_commands")
+        if aggregator_uuid not in self.registry.aggregators or not isinstance(commands, dict):
+            reason = (f"Aggregator {aggregator_uuid} does not exist" if aggregator_uuid not in self.registry.aggregators
+                      else "batch_commands must be an object mapping area uuids to lists of commands")
+            envelope = json.dumps({"command": "batch_commands", "transaction_id": transaction_id,
+                                   "aggregator_uuid": aggregator_uuid, "status": "error", "message": reason,
+                                   "responses": {}})
+            self._seen[transaction_id] = envelope
+            return [(channels.batch_response(aggregator_uuid), envelope)]
+        self._batch_sequence += 1
+        self._incoming.append(_Batch(transaction_id, aggregator_uuid, commands, self._batch_sequence))
+        return []
+
+    # ------------------------------------------------------------------ the tick
+    @property
+    def controlled(self) -> set[str]:
+        return set(self.registry.owner) | self.connected
+
+    def step(self) -> StepResult:
+        """Run one tick (REDIS.md 8) and return what to publish."""
+        if self.finished:
+            return StepResult([], finished=True)
+        engine = self.engine
+        clock = self.clock
+        tick = self.tick
+        result = StepResult([], slot_started=tick == 0)
+        if tick == 0:
+            self._start_slot()
+        processing, self._incoming = self._incoming, []
+        engine.run_templates(self.controlled)
+        trades = engine.match()
+        result.trades = trades
+        responses = self._execute_batches(processing)
+        engine.end_tick()
+        result.messages.extend(self._republish)
+        self._republish = []
+        result.messages.extend(responses)
+        last_tick = tick == clock.ticks_per_slot - 1
+        finishing = last_tick and self.slot_index == clock.slot_count - 1
+        self._publish_events(tick, trades, finishing, result)
+        if last_tick:
+            self.tick = 0
+            self.slot_index += 1
+        else:
+            self.tick += 1
+        self.finished = finishing
+        result.finished = finishing
+        return result
+
+    def _start_slot(self) -> None:
+        for device in self._to_release:
+            self.registry.release(device)
+            self.connected.discard(device)
+        self._to_release.clear()
+        self.connected |= {uuid for uuid in self.registered if isinstance(self.engine.areas[uuid], Asset)}
+        self.engine.begin_slot(self.slot_index)
+
+    def _execute_batches(self, batches: list[_Batch]) -> list[Outgoing]:
+        if not batches:
+            return []
+        work = []
+        responses: dict[str, dict[str, list]] = {batch.transaction_id: {} for batch in batches}
+        for batch in batches:
+            for area_uuid, commands in batch.commands.items():
+                area = self.engine.areas.get(area_uuid)
+                owner = self.registry.owner.get(area_uuid)
+                entry = responses[batch.transaction_id].setdefault(area_uuid, [])
+                if not isinstance(commands, list):
+                    commands = [commands]
+                if area is None or owner != batch.aggregator_uuid:
+                    reason = (f"Area {area_uuid} does not exist" if area is None
+                              else f"Area {area_uuid} is not controlled by aggregator {batch.aggregator_uuid}")
+                    for command in commands:
+                        command_type = command.get("type") if isinstance(command, dict) else None
+                        entry.append({"command": command_type, "status": "error", "area_uuid": area_uuid,
+                                      "message": reason, "transaction_id": batch.transaction_id})
+                    continue
+                for index, command in enumerate(commands):
+                    work.append((self._area_order[area_uuid], batch.sequence, index, area, command, batch, entry))
+        work.sort(key=lambda item: item[:3])
+        for _, _, _, area, command, batch, entry in work:
+            try:
+                entry.append(self.executor.execute(area, command, batch.transaction_id))
+            except Exception:  # noqa: BLE001 - a bug in one command must not stop the exchange
+                logger.exception("command %r on %s failed", command, area.uuid)
+                entry.append({"command": command.get("type") if isinstance(command, dict) else None,
+                              "status": "error", "area_uuid": area.uuid, "transaction_id": batch.transaction_id,
+                              "message": "Internal error while executing the command"})
+        outgoing = []
+        for batch in batches:
+            envelope = json.dumps({"command": "batch_commands", "transaction_id": batch.transaction_id,
+                                   "aggregator_uuid": batch.aggregator_uuid,
+                                   "responses": responses[batch.transaction_id]})
+            self._seen[batch.transaction_id] = envelope
+            outgoing.append((channels.batch_response(batch.aggregator_uuid), envelope))
+        return outgoing
+
+    # ------------------------------------------------------------------ events
+    def _publish_events(self, tick: int, trades: list[TradeRecord], finishing: bool, result: StepResult) -> None:
+        clock = self.clock
+        engine = self.engine
+        event_tick = clock.is_event_tick(tick)
+        trade_lists = self._trades_by_aggregator(trades)
+        num_ticks = clock.num_ticks_field
+        if event_tick:
+            self.tree.refresh()
+        common_tail = (f'"feed_in_tariff_rate": {json.dumps(engine.feed_in_tariff_rate)}, '
+                       f'"market_maker_rate": {json.dumps(engine.market_maker_rate)}, ')
+        slot = format_slot(engine.slot_start)
+        for aggregator in list(self.registry.aggregators.values()):
+            devices = aggregator.devices
+            if not devices:
+                continue
+            has_assets = any(isinstance(engine.areas.get(d), Asset) for d in devices)
+            channel = channels.aggregator_events(aggregator.uuid)
+            sends_market = tick == 0 and (has_assets or self.slot_index > 0)
+            sends_tick = event_tick and has_assets
+            if sends_market or sends_tick:
+                self._tree_cache[aggregator.uuid] = self.tree.tree_json(devices)
+                result.event_aggregators.add(aggregator.uuid)
+            tree = self._tree_cache.get(aggregator.uuid)
+            for event, wanted in (("market", sends_market), ("tick", sends_tick)):
+                if wanted:
+                    result.messages.append((channel, (
+                        f'{{"slot_completion": "{clock.completion_percent(tick)}%", "market_slot": "{slot}", '
+                        f'"grid_tree": {tree}, {common_tail}"event": "{event}", "simulation_id": null, '
+                        f'"num_ticks": {num_ticks}}}')))
+            if finishing:
+                result.messages.append((channel, json.dumps(
+                    {"event": "finish", "simulation_id": None, "num_ticks": num_ticks})))
+            trade_list = trade_lists.get(aggregator.uuid)
+            if trade_list:
+                if tree is None:
+                    tree = self._tree_cache[aggregator.uuid] = self.tree.tree_json(devices)
+                result.messages.append((channel, (
+                    f'{{"trade_list": {json.dumps(trade_list)}, "grid_tree": {tree}, {common_tail}'
+                    f'"event": "trade", "simulation_id": null, "num_ticks": {num_ticks}}}')))
+
+    def _trades_by_aggregator(self, trades: list[TradeRecord]) -> dict[str, list[dict]]:
+        grouped: dict[str, list[dict]] = {}
+        owner = self.registry.owner
+        for trade in trades:
+            for asset, is_seller in ((trade.seller, True), (trade.buyer, False)):
+                aggregator_uuid = owner.get(asset.uuid)
+                if aggregator_uuid is not None:
+                    grouped.setdefault(aggregator_uuid, []).append(self._trade_event(trade, asset, is_seller))
+        return grouped
+
+    def _trade_event(self, trade: TradeRecord, asset: Asset, is_seller: bool) -> dict:
+        settlement = trade.settlement
+        energy = trade.energy
+        if is_seller:
+            own_fee = trade.seller_fee
+            price = (settlement.seller_revenue_rate + own_fee) * energy
+        else:
+            own_fee = trade.buyer_fee
+            price = settlement.buyer_rate * energy
+        market = asset.market
+        return {
+            "event": "trade", "asset_id": asset.uuid, "trade_id": trade.trade_id,
+            "time": format_trade_time(trade.time), "trade_price": round(price, 8),
+            "traded_energy": energy, "total_fee": round(own_fee * energy, 8),
+            "local_market_fee": float(market.fee_last) if self.slot_index > 0 else "None",
+            "seller": asset.name if is_seller else "anonymous",
+            "buyer": "anonymous" if is_seller else asset.name,
+            "seller_origin": trade.seller.name, "buyer_origin": trade.buyer.name,
+            "bid_id": trade.bid_id, "offer_id": trade.offer_id,
+            "residual_bid_id": trade.residual_bid_id or "None",
+            "residual_offer_id": trade.residual_offer_id or "None",
+        }

@@ -1,0 +1,3 @@
+from gsy_e_sdk.cli import main
+
+main()

@@ -1,0 +1,116 @@
+"""Shared fixtures: a real Redis server and a real local exchange in a subprocess.
+
+Tests use ``REDIS_URL`` when set, otherwise a private ``redis-server`` started for the session
+(so they pass on machines with no Redis and never collide with anything on port 6379).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from gsy_e_sdk.embedded_redis import PrivateRedis, answers
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIOS = ROOT / "exchange" / "scenarios"
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[PrivateRedis | None]:
+    """The session's private Redis (None when ``REDIS_URL`` points at an external one)."""
+    if os.environ.get("REDIS_URL"):
+        assert answers(os.environ["REDIS_URL"]), "REDIS_URL is set but nothing answers there"
+        yield None
+        return
+    server = PrivateRedis().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server: PrivateRedis | None) -> str:
+    return redis_server.url if redis_server else os.environ["REDIS_URL"]
+
+
+@pytest.fixture()
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+class ExchangeProcess:
+    """A ``gsy-e-sdk exchange run`` child process."""
+
+    def __init__(self, args: list[str], redis_url: str, log_path: Path) -> None:
+        self.args = args
+        self.log_path = log_path
+        self._log = open(log_path, "w")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gsy_e_sdk", "--log-level", "INFO", "exchange", "run",
+             "--redis-url", redis_url, *args],
+            stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        self._redis = redis.Redis.from_url(redis_url)
+
+    def wait_ready(self, timeout: float = 20.0) -> "ExchangeProcess":
+        """Wait until the exchange listens on ``aggregator-commands``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"exchange exited early:\n{self.output()}")
+            counts = dict(self._redis.pubsub_numsub("aggregator-commands"))
+            if counts.get(b"aggregator-commands", 0) > 0:
+                return self
+            time.sleep(0.05)
+        raise AssertionError(f"exchange not ready after {timeout} s:\n{self.output()}")
+
+    def wait(self, timeout: float = 60.0) -> int:
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"exchange still running after {timeout} s:\n{self.output()}") from None
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        self._redis.close()
+
+
+@pytest.fixture()
+def start_exchange(redis_url: str, tmp_path: Path) -> Iterator:
+    """Factory: ``start_exchange("external_devices.json", "--duration", "2h")`` -> ready process.
+
+    A bare scenario file name is looked up in ``exchange/scenarios``.
+    """
+    started: list[ExchangeProcess] = []
+
+    def _start(scenario: str | Path, *args: str, ready: bool = True) -> ExchangeProcess:
+        path = Path(scenario)
+        if not path.is_absolute() and not path.exists():
+            path = SCENARIOS / path
+        process = ExchangeProcess(["--scenario", str(path), *args], redis_url,
+                                  tmp_path / f"exchange-{len(started)}.log")
+        started.append(process)
+        return process.wait_ready() if ready else process
+
+    yield _start
+    for process in started:
+        process.stop()
