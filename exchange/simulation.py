@@ -17,6 +17,7 @@ from exchange.aggregators import AggregatorRegistry
 from exchange.assets import Asset
 from exchange.clock import SimulationClock
 from exchange.commands import CommandExecutor
+from exchange.direct import DirectMode
 from exchange.engine import GridEngine, MarketArea, TradeRecord
 from exchange.grid_tree import GridTreeBuilder
 from exchange.scenario import Scenario
@@ -58,6 +59,7 @@ class Simulation:
             if area.externally_controllable:
                 prefix = area.slug if isinstance(area, MarketArea) else area.name
                 self.prefixes[prefix] = area
+        self.direct = DirectMode(self.engine, self.executor, self.prefixes)
         self._area_order = {area_uuid: index for index, area_uuid in enumerate(self.engine.areas)}
         self.registered: set[str] = set()
         self.connected: set[str] = set()      # registered assets, in control from the next slot
@@ -74,8 +76,9 @@ class Simulation:
 
     # ------------------------------------------------------------------ incoming messages
     def register_channels(self) -> list[str]:
+        """Every per-area channel the exchange serves: registration and legacy direct commands."""
         return [name for prefix in self.prefixes
-                for name in (channels.register(prefix), channels.unregister(prefix))]
+                for name in (channels.register(prefix), channels.unregister(prefix))] + self.direct.channels()
 
     def handle(self, channel: str, payload: Any) -> list[Outgoing]:
         """Process one received message; returns replies to publish now."""
@@ -94,7 +97,7 @@ class Simulation:
             return self._register(prefix, area, payload)
         if command == "unregister_participant":
             return self._unregister(prefix, area, payload)
-        return []
+        return self.direct.receive(prefix, area, command, payload, area.uuid in self.registered)
 
     def _register(self, prefix: str, area, payload: dict) -> list[Outgoing]:
         self.registered.add(area.uuid)
@@ -172,6 +175,7 @@ class Simulation:
             self._start_slot()
         processing, self._incoming = self._incoming, []
         engine.run_templates(self.controlled)
+        direct_responses = self.direct.execute_queued()
         trades = engine.match()
         result.trades = trades
         responses = self._execute_batches(processing)
@@ -179,9 +183,11 @@ class Simulation:
         result.messages.extend(self._republish)
         self._republish = []
         result.messages.extend(responses)
+        result.messages.extend(direct_responses)
         last_tick = tick == clock.ticks_per_slot - 1
         finishing = last_tick and self.slot_index == clock.slot_count - 1
         self._publish_events(tick, trades, finishing, result)
+        result.messages.extend(self._direct_events(tick, trades, finishing))
         if last_tick:
             self.tick = 0
             self.slot_index += 1
@@ -279,6 +285,18 @@ class Simulation:
                 result.messages.append((channel, (
                     f'{{"trade_list": {json.dumps(trade_list)}, "grid_tree": {tree}, {common_tail}'
                     f'"event": "trade", "simulation_id": null, "num_ticks": {num_ticks}}}')))
+
+    def _direct_events(self, tick: int, trades: list[TradeRecord], finishing: bool) -> list[Outgoing]:
+        """Events of clients connected directly (registered, no aggregator selected)."""
+        if not self.registered:
+            return []
+        owned = self.registry.owner
+        direct_assets = [area for uuid in self.connected if uuid not in owned
+                         and isinstance(area := self.engine.areas[uuid], Asset)]
+        direct_markets = [area for uuid in self.registered if uuid not in owned
+                          and isinstance(area := self.engine.areas[uuid], MarketArea)]
+        return self.direct.events(tick, tick == 0, self.clock.is_event_tick(tick), trades, finishing,
+                                  direct_assets, direct_markets)
 
     def _trades_by_aggregator(self, trades: list[TradeRecord]) -> dict[str, list[dict]]:
         grouped: dict[str, list[dict]] = {}

@@ -205,3 +205,30 @@ def test_registration_lifecycle_and_control_channels(start_exchange, client):
     stopped = client.request("/stop", {}, "/response/stop")
     assert stopped["status"] == "success"
     assert exchange.wait(15) == 0
+
+
+def test_legacy_direct_mode(start_exchange, client):
+    """REDIS.md 9: a registered client trades through ``<asset>/<command>`` channels."""
+    start_exchange("external_devices.json", "--duration", "1h", "--tick-length", "90s", "--pace", "3",
+                   "--start-date", "2025-06-01")
+    refused = client.request("load/bid", {"energy": 0.01, "price": 1}, "load/response/bid")
+    assert refused["status"] == "error" and refused["error_message"].startswith("Client should be registered")
+    client.request("load/register_participant", {"name": "load"}, "load/response/register_participant")
+    malformed = client.request("load/bid", {"energy": 0.01}, "load/response/bid")
+    assert malformed["command"] == "bid" and isinstance(malformed["error"], list)
+    # Connected from the next slot start: the direct market event arrives, then the bid trades.
+    _, market = client.wait_for(lambda ch, d: ch == "load/events/market", timeout=20)
+    assert market["event"] == "market" and market["type_name"] == "Spot Market"
+    required = market["device_info"]["energy_requirement_kWh"]
+    placed = client.request("load/bid", {"energy": required, "price": 35 * required}, "load/response/bid")
+    assert placed["status"] == "ready" and json.loads(placed["bid"])["energy"] == pytest.approx(required)
+    _, trade = client.wait_for(lambda ch, d: ch == "load/events/trade", timeout=20)
+    assert trade["event_type"] == "buy" and trade["buyer"] == "load" and trade["bid_id"]
+    # Forecasts answer on the request channel itself and need no registration.
+    transaction_id = str(uuid.uuid4())
+    after = client.mark()
+    client.publish("forecast-measurement-load/set_energy_forecast",
+                   {"energy_forecast": {"2025-06-01T02:00": 0.3}, "transaction_id": transaction_id})
+    _, answer = client.wait_for(lambda ch, d: ch == "forecast-measurement-load/set_energy_forecast"
+                                and d.get("command") == "set_energy_forecast", after=after)
+    assert answer["status"] == "ready" and answer["transaction_id"] == transaction_id
