@@ -20,7 +20,7 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 demo: install
-	$(VENV)/bin/gsy-e-sdk --log-level INFO exchange run --scenario exchange/scenarios/community.json --results results
+	$(VENV)/bin/gsy-e-sdk demo
 
 test: install-dev
 	$(PY) -m pytest -q $(PYTEST_ARGS)

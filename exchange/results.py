@@ -38,6 +38,7 @@ class RunResults:
     paid: float = 0.0
     ticks: int = 0
     slots: int = 0
+    self_sufficiency: dict[str, float] = field(default_factory=dict)
     _writer: csv.writer | None = None
     _file: object | None = None
 
@@ -50,6 +51,8 @@ class RunResults:
 
     def record(self, simulation: "Simulation", result: "StepResult") -> None:
         self.ticks += 1
+        if result.finished or result.slot_started:
+            self.self_sufficiency = {market.name: market.kpi.self_sufficiency for market in simulation.engine.markets}
         if result.slot_started:
             self.slots += 1
         slot = format_slot(simulation.engine.slot_start)
@@ -79,7 +82,8 @@ class RunResults:
             "average_price_ct_per_kWh": round(self.paid / self.energy, 4) if self.energy else None,
             "markets": {name: {"trades": totals.trades, "energy_traded_kWh": round(totals.energy, 6),
                                "average_price_ct_per_kWh": round(totals.average_rate, 4) if totals.energy else None,
-                               "grid_fee_revenue_ct": round(totals.fees, 4)}
+                               "grid_fee_revenue_ct": round(totals.fees, 4),
+                               "self_sufficiency_percent": self.self_sufficiency.get(name)}
                         for name, totals in sorted(self.markets.items())},
         }
 

@@ -29,6 +29,7 @@ REALTIME = "realtime"
 class RunOptions:
     pace: str | float = FAST        # "fast", "realtime" or wall seconds per slot
     tick_deadline: float = 2.0      # fast pace: longest wait for clients at an event tick
+    quiet_gap: float = 0.02         # fast pace: batches this far apart end the wait
     paused: bool = False
     start_when_selected: int = 0
     simulation_id: str = ""
@@ -113,12 +114,18 @@ class ExchangeRunner:
         while not self.stopped:
             waiting = {uuid for uuid in expected if self.simulation.batches_received.get(uuid, 0) <= before[uuid]}
             left = deadline - time.monotonic()
-            if not waiting:
-                break
             if left <= 0:
                 self._responsiveness.silent |= waiting
                 logger.debug("no batch from %s within %.1f s", sorted(waiting), self.options.tick_deadline)
                 break
+            if not waiting:
+                # Everyone answered; an aggregator split over several workers sends a burst of
+                # batches, so wait until the burst is over before running the next tick.
+                total = sum(self.simulation.batches_received.values())
+                self._pump(min(left, self.options.quiet_gap))
+                if sum(self.simulation.batches_received.values()) == total:
+                    break
+                continue
             self._pump(min(left, 0.05))
 
     def _pump(self, timeout: float) -> None:

@@ -1,13 +1,39 @@
-"""The ``gsy-e-sdk`` command line: one click group, one subcommand per job."""
+"""The ``gsy-e-sdk`` command line: one click group, one subcommand per job.
 
+``run`` is the default command, as in the original SDK: ``gsy-e-sdk --setup x`` and a bare
+``gsy-e-sdk`` mean ``gsy-e-sdk run ...``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
 import logging
+import os
+import pkgutil
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import click
 
 from exchange.cli import exchange_group
+from orchestrator.cli import fleet_group
+from orchestrator.demo import demo_command
+from gsy_e_sdk.constants import API_CLIENT_SIMULATION_ID, DEFAULT_DOMAIN_NAME, DEFAULT_WEBSOCKET_DOMAIN
+
+logger = logging.getLogger(__name__)
 
 LOG_LEVELS = ("CRITICAL", "FATAL", "ERROR", "WARN", "WARNING", "INFO", "DEBUG", "NOTSET")
 LOG_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)s (%(lineno)d) %(name)s: %(message)s"
+BUNDLED_SETUPS_PACKAGE = "gsy_e_sdk.setups"
+# REST settings the run command exports for the script, with their defaults (REST.md 6).
+REST_SETTINGS = {
+    "API_CLIENT_DOMAIN_NAME": DEFAULT_DOMAIN_NAME,
+    "API_CLIENT_WEBSOCKET_DOMAIN_NAME": DEFAULT_WEBSOCKET_DOMAIN,
+    "API_CLIENT_SIMULATION_ID": API_CLIENT_SIMULATION_ID,
+}
 
 
 def configure_logging(level: str, log_file: str = "") -> None:
@@ -19,13 +45,121 @@ def configure_logging(level: str, log_file: str = "") -> None:
     handler.setLevel(level)
 
 
-@click.group()
+class DefaultRunGroup(click.Group):
+    """A group that hands anything that is not a subcommand name to ``run``."""
+
+    def resolve_command(self, ctx: click.Context,
+                        args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and self.get_command(ctx, args[0]) is None:
+            return "run", self.get_command(ctx, "run"), args
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=DefaultRunGroup, invoke_without_command=True,
+             context_settings={"ignore_unknown_options": True})
 @click.option("-l", "--log-level", default="ERROR", show_default=True,
               type=click.Choice(LOG_LEVELS, case_sensitive=False), help="Log level.")
 @click.option("-f", "--log-file", default="", help="Log to this file instead of stderr.")
-def main(log_level: str, log_file: str) -> None:
+@click.pass_context
+def main(ctx: click.Context, log_level: str, log_file: str) -> None:
     """GSy Exchange SDK, local exchange and fleet orchestrator."""
     configure_logging(log_level.upper(), log_file)
+    if ctx.invoked_subcommand is None:
+        # A bare ``gsy-e-sdk`` is ``gsy-e-sdk run``, which then asks for --setup.
+        ctx.invoke(run)
+
+
+def _bundled_setups() -> list[str]:
+    package = importlib.import_module(BUNDLED_SETUPS_PACKAGE)
+    return sorted(name for _, name, _ in pkgutil.walk_packages(package.__path__)
+                  if not name.startswith("_"))
+
+
+def validate_general_settings_are_set() -> None:
+    for variable in REST_SETTINGS:
+        if not os.environ.get(variable):
+            raise ValueError(f"{variable} was not set, please provide")
+
+
+def load_client_script(base_setup_path: str | None, setup_module_name: str) -> ModuleType:
+    """Import (and so run) a user script: from ``base_setup_path`` or the bundled setups."""
+    if base_setup_path:
+        path = str(Path(base_setup_path).expanduser().resolve())
+        if path not in sys.path:
+            sys.path.append(path)
+        module_name = setup_module_name
+    else:
+        module_name = f"{BUNDLED_SETUPS_PACKAGE}.{setup_module_name}"
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            where = base_setup_path or f"the bundled setups ({', '.join(_bundled_setups())})"
+            raise click.BadParameter(f"Could not find the specified module {setup_module_name!r} "
+                                     f"in {where}", param_hint="--setup") from exc
+        raise
+
+
+def _export_rest_settings(config_path: str | None, domain_name: str | None,
+                          web_socket: str | None, simulation_id: str | None) -> None:
+    if config_path:
+        config: dict[str, Any] = json.loads(Path(config_path).read_text())
+        values = [config.get("domain_name"), config.get("web_socket_domain_name"), config.get("uuid")]
+    else:
+        values = [domain_name, web_socket, simulation_id]
+    for (variable, default), value in zip(REST_SETTINGS.items(), values):
+        os.environ[variable] = value or os.environ.get(variable) or default
+    validate_general_settings_are_set()
+
+
+@main.command()
+@click.option("-b", "--base-setup-path", default=None, type=click.Path(file_okay=False),
+              help="Directory holding the user script; appended to sys.path.")
+@click.option("--setup", "setup_module_name", required=True,
+              help="Module name of the script (dotted names allowed). Bundled: "
+                   + ", ".join(_bundled_setups()))
+@click.option("-u", "--username", default=None, envvar="API_CLIENT_USERNAME",
+              help="User name for the hosted exchange [env API_CLIENT_USERNAME].")
+@click.option("-p", "--password", default=None, envvar="API_CLIENT_PASSWORD",
+              help="Password [env API_CLIENT_PASSWORD]; prompted (hidden) when a user name is "
+                   "given without one.")
+@click.option("-d", "--domain-name", default=None, help="REST domain of the hosted exchange.")
+@click.option("-w", "--web-socket", default=None, help="Websocket domain of the hosted exchange.")
+@click.option("-i", "--simulation-config-path", default=None, type=click.Path(dir_okay=False),
+              help="JSON file with domain_name, web_socket_domain_name and uuid.")
+@click.option("-s", "--simulation-id", default=None, help="Simulation (collaboration) UUID.")
+@click.option("--run-on-redis", is_flag=True, default=False,
+              help="Talk to a local exchange over Redis.")
+@click.option("--redis-url", default=None, envvar="REDIS_URL",
+              help="Redis of the local exchange [env REDIS_URL; default redis://localhost:6379].")
+@click.option("-l", "--log-level", default=None, type=click.Choice(LOG_LEVELS, case_sensitive=False),
+              help="Log level (overrides the one given before 'run').")
+@click.option("-f", "--log-file", default=None, help="Log to this file instead of stderr.")
+def run(base_setup_path: str | None, setup_module_name: str | None, username: str | None,
+        password: str | None, domain_name: str | None, web_socket: str | None,
+        simulation_config_path: str | None, simulation_id: str | None, run_on_redis: bool,
+        redis_url: str | None, log_level: str | None, log_file: str | None) -> None:
+    """Run a client script (its top-level code is the program)."""
+    if not setup_module_name:
+        raise click.UsageError("Missing option '--setup'.")
+    if log_level or log_file:
+        configure_logging((log_level or logging.getLevelName(logging.getLogger().level)).upper(),
+                          log_file or "")
+    if username and not password and not run_on_redis:
+        password = click.prompt("Password", hide_input=True)
+    if username:
+        os.environ["API_CLIENT_USERNAME"] = username
+    if password:
+        os.environ["API_CLIENT_PASSWORD"] = password
+    os.environ["API_CLIENT_RUN_ON_REDIS"] = "true" if run_on_redis else "false"
+    if run_on_redis:
+        if redis_url:
+            os.environ["REDIS_URL"] = redis_url
+    else:
+        _export_rest_settings(simulation_config_path, domain_name, web_socket, simulation_id)
+    load_client_script(base_setup_path, setup_module_name)
 
 
 main.add_command(exchange_group)
+main.add_command(fleet_group)
+main.add_command(demo_command)

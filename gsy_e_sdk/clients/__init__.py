@@ -1,0 +1,1 @@
+"""Asset clients (``redis_asset_client``; the REST client follows in a later issue)."""

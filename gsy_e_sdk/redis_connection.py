@@ -1,0 +1,268 @@
+"""The process-wide Redis connection shared by every Redis client of the SDK.
+
+One ``redis.Redis`` connection pool, one ``PubSub`` connection and ONE reader thread per Redis
+URL, however many asset, market and aggregator clients the process creates. Clients register
+handlers in a dict keyed by channel or pattern, so adding a client costs O(1) and a message is
+dispatched by one dict lookup (the original chained one more callback per client).
+
+The reader blocks on the socket (``get_message`` with a timeout), so an idle process uses no
+CPU. Lost connections are retried by redis-py itself (``Retry`` with ``ExponentialBackoff`` on
+the pool); when the pub/sub connection comes back redis-py resubscribes every channel and
+pattern, and we log the length of the gap. Handlers run on the reader thread and must be quick:
+clients hand user hooks to ``gsy_e_sdk.hooks``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from gsy_e_sdk.constants import LOCAL_REDIS_URL
+from gsy_e_sdk.pending import PendingResponses
+from gsy_e_sdk.wire import channels
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[str, dict[str, Any]], None]
+
+READ_TIMEOUT_S = 1.0
+SUBSCRIBE_TIMEOUT_S = 10.0
+# redis-py retries each operation this often, sleeping 0.05 s doubling up to 2 s in between:
+# about 35 s before a publish gives up; the reader simply starts the next round.
+RECONNECT_RETRIES = 20
+RECONNECT_BACKOFF = {"base": 0.05, "cap": 2.0}
+READER_THREAD_NAME = "gsy-e-sdk-redis-reader"
+
+
+def resolve_redis_url(redis_url: str | None = None) -> str:
+    """The given URL, else env ``REDIS_URL`` (as gsy-e reads it), else ``LOCAL_REDIS_URL``."""
+    return redis_url or os.environ.get("REDIS_URL") or LOCAL_REDIS_URL
+
+
+class RedisConnection:
+    def __init__(self, redis_url: str) -> None:
+        self.url = redis_url
+        self.redis = redis.Redis.from_url(
+            redis_url, decode_responses=True, socket_keepalive=True, socket_connect_timeout=5,
+            socket_timeout=30, retry=Retry(ExponentialBackoff(**RECONNECT_BACKOFF), RECONNECT_RETRIES),
+            retry_on_error=[redis.ConnectionError, redis.TimeoutError])
+        self.pubsub = self.redis.pubsub()
+        self.pending = PendingResponses()
+        self.reconnections = 0
+        self._channel_handlers: dict[str, tuple[Handler, ...]] = {}
+        self._pattern_handlers: dict[str, tuple[Handler, ...]] = {}
+        self._confirmations: dict[tuple[str, str], threading.Event] = {}
+        self._aggregator_watchers: dict[str, Callable[[dict[str, Any]], None]] = {}
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._reader: threading.Thread | None = None
+        self._last_alive = time.monotonic()
+        self._watching_reconnects = False
+        self._aggregator_response_subscribed = False
+        self._aggregator_response_lock = threading.Lock()
+
+    # Publishing -------------------------------------------------------------------------------
+
+    def publish(self, channel: str, payload: Mapping[str, Any]) -> None:
+        self.redis.publish(channel, json.dumps(payload))
+
+    # Subscriptions ----------------------------------------------------------------------------
+
+    def subscribe(self, channel_handlers: Mapping[str, Handler] | None = None,
+                  pattern_handlers: Mapping[str, Handler] | None = None,
+                  timeout: float = SUBSCRIBE_TIMEOUT_S) -> None:
+        """Add handlers; returns once Redis has confirmed every new subscription."""
+        waits: list[tuple[tuple[str, str], threading.Event]] = []
+        with self._lock:
+            new_channels = self._add(self._channel_handlers, channel_handlers or {})
+            new_patterns = self._add(self._pattern_handlers, pattern_handlers or {})
+            for kind, names in (("subscribe", new_channels), ("psubscribe", new_patterns)):
+                for name in names:
+                    event = threading.Event()
+                    self._confirmations[(kind, name)] = event
+                    waits.append(((kind, name), event))
+            if new_channels:
+                self.pubsub.subscribe(*new_channels)
+            if new_patterns:
+                self.pubsub.psubscribe(*new_patterns)
+            self._start_reader()
+        if threading.current_thread() is self._reader:
+            return  # the reader confirms its own subscriptions later; waiting would deadlock
+        deadline = time.monotonic() + timeout
+        for key, event in waits:
+            if not event.wait(max(0.0, deadline - time.monotonic())):
+                self._confirmations.pop(key, None)
+                raise TimeoutError(f"Redis at {self.url} did not confirm {key[0]} {key[1]!r} "
+                                   f"within {timeout:g} s")
+
+    def unsubscribe(self, channel_handlers: Mapping[str, Handler] | None = None,
+                    pattern_handlers: Mapping[str, Handler] | None = None) -> None:
+        """Remove handlers; channels nobody listens to any more are dropped at Redis too."""
+        with self._lock:
+            empty_channels = self._remove(self._channel_handlers, channel_handlers or {})
+            empty_patterns = self._remove(self._pattern_handlers, pattern_handlers or {})
+            if empty_channels:
+                self.pubsub.unsubscribe(*empty_channels)
+            if empty_patterns:
+                self.pubsub.punsubscribe(*empty_patterns)
+
+    @staticmethod
+    def _add(registry: dict[str, tuple[Handler, ...]], handlers: Mapping[str, Handler]) -> list[str]:
+        new = []
+        for name, handler in handlers.items():
+            existing = registry.get(name, ())
+            if not existing:
+                new.append(name)
+            # Copy-on-write: the reader iterates a tuple that never changes under it.
+            registry[name] = (*existing, handler)
+        return new
+
+    @staticmethod
+    def _remove(registry: dict[str, tuple[Handler, ...]], handlers: Mapping[str, Handler]) -> list[str]:
+        empty = []
+        for name, handler in handlers.items():
+            remaining = tuple(h for h in registry.get(name, ()) if h != handler)
+            if remaining:
+                registry[name] = remaining
+            elif registry.pop(name, None) is not None:
+                empty.append(name)
+        return empty
+
+    # The broadcast aggregator-response channel ------------------------------------------------
+
+    def watch_aggregator_responses(self, aggregator_uuid: str | None = None,
+                                   watcher: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """Make sure ``aggregator-response`` is read; optionally route one aggregator's messages.
+
+        Responses resolve pending requests by transaction id; SELECTED/UNSELECTED messages are
+        also handed to the watcher of the aggregator they name, and only to it.
+        """
+        if aggregator_uuid is not None and watcher is not None:
+            self._aggregator_watchers[aggregator_uuid] = watcher
+        # Held until Redis confirmed, so no caller returns before the channel is read.
+        with self._aggregator_response_lock:
+            if not self._aggregator_response_subscribed:
+                self.subscribe({channels.AGGREGATOR_RESPONSE: self._on_aggregator_response})
+                self._aggregator_response_subscribed = True
+
+    def forget_aggregator(self, aggregator_uuid: str) -> None:
+        self._aggregator_watchers.pop(aggregator_uuid, None)
+
+    def _on_aggregator_response(self, _channel: str, payload: dict[str, Any]) -> None:
+        watcher = self._aggregator_watchers.get(payload.get("aggregator_uuid"))  # type: ignore[arg-type]
+        if watcher is not None:
+            watcher(payload)
+        # After the watcher: a caller returning from select_aggregator() finds the device listed.
+        self.pending.resolve(payload.get("transaction_id"), payload)
+
+    # The reader -------------------------------------------------------------------------------
+
+    @property
+    def reader_alive(self) -> bool:
+        return self._reader is not None and self._reader.is_alive()
+
+    def _start_reader(self) -> None:
+        if not self._watching_reconnects and self.pubsub.connection is not None:
+            # Registered after the first connect, so it only fires on reconnections.
+            self.pubsub.connection.register_connect_callback(self._on_reconnect)
+            self._watching_reconnects = True
+        if self._reader is None:
+            self._reader = threading.Thread(target=self._read_forever, name=READER_THREAD_NAME,
+                                            daemon=True)
+            self._reader.start()
+
+    def _read_forever(self) -> None:
+        while not self._stop.is_set():
+            try:
+                message = self.pubsub.get_message(timeout=READ_TIMEOUT_S)
+            except Exception as exc:  # noqa: BLE001 - the reader must survive anything
+                if self._stop.is_set():
+                    return
+                if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+                    # redis-py already retried with backoff; start another round.
+                    logger.warning("Redis at %s unreachable for %.0f s (%s); still retrying.",
+                                   self.url, time.monotonic() - self._last_alive, exc)
+                else:
+                    logger.exception("Unexpected error while reading from Redis at %s", self.url)
+                    self._stop.wait(READ_TIMEOUT_S)
+                continue
+            self._last_alive = time.monotonic()
+            if message is not None:
+                self._dispatch(message)
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        kind, channel = message["type"], message["channel"]
+        if kind in ("subscribe", "psubscribe"):
+            event = self._confirmations.pop((kind, channel), None)
+            if event is not None:
+                event.set()
+            return
+        if kind == "message":
+            handlers = self._channel_handlers.get(channel, ())
+        elif kind == "pmessage":
+            handlers = self._pattern_handlers.get(message["pattern"], ())
+        else:
+            return
+        if not handlers:
+            return
+        try:
+            payload = json.loads(message["data"])
+        except ValueError:
+            logger.warning("Ignoring a message that is not JSON on %s: %.200r", channel,
+                           message["data"])
+            return
+        if not isinstance(payload, dict):
+            logger.warning("Ignoring a JSON message that is not an object on %s: %.200r",
+                           channel, payload)
+            return
+        for handler in handlers:
+            try:
+                handler(channel, payload)
+            except Exception:  # noqa: BLE001 - one bad message must not stop the others
+                logger.exception("Handling a message on %s failed: %.500r", channel, payload)
+
+    def _on_reconnect(self, _connection: Any) -> None:
+        self.reconnections += 1
+        logger.warning("Reconnected to Redis at %s after a gap of about %.1f s; resubscribed %d "
+                       "channels and %d patterns (messages published during the gap are lost).",
+                       self.url, time.monotonic() - self._last_alive,
+                       len(self.pubsub.channels), len(self.pubsub.patterns))
+
+    def close(self) -> None:
+        """Stop the reader and drop the connections (the shared instance normally lives forever)."""
+        self._stop.set()  # the reader notices within READ_TIMEOUT_S and exits quietly
+        self.pubsub.close()
+        self.redis.close()
+
+
+_connections: dict[str, RedisConnection] = {}
+_connections_lock = threading.Lock()
+
+
+def get_connection(redis_url: str | None = None) -> RedisConnection:
+    """The process's shared connection to ``redis_url`` (created on first use)."""
+    url = resolve_redis_url(redis_url)
+    with _connections_lock:
+        connection = _connections.get(url)
+        if connection is None:
+            connection = _connections[url] = RedisConnection(url)
+        return connection
+
+
+def _forget_connections_after_fork() -> None:
+    # A forked child has no reader thread; give it fresh connections on first use.
+    global _connections_lock
+    _connections.clear()
+    _connections_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_connections_after_fork)

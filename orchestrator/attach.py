@@ -1,0 +1,143 @@
+"""Attach a fleet to the exchange: resolve names, create or re-attach aggregators, select devices.
+
+Everything an operator would otherwise find out mid-run is checked first: a configured name or
+pattern the exchange does not know, or a device another aggregator already controls, stops the
+start with one error listing all of them. Aggregator uuids derive from (fleet, aggregator name),
+so a restarted dispatcher re-attaches to the same aggregators instead of creating duplicates.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from gsy_e_sdk.pending import new_transaction_id
+from gsy_e_sdk.redis_connection import RedisConnection
+from gsy_e_sdk.wire import channels
+from gsy_e_sdk.wire.slug import slugify
+from orchestrator.config import FleetConfig, FleetConfigError
+
+logger = logging.getLogger(__name__)
+
+AGGREGATOR_NAMESPACE = uuid.UUID("0d6c8f52-2b6a-4c55-8f3e-5f0f3c9d7a41")
+REQUEST_TIMEOUT = 20.0
+REGISTER_SUFFIX = "/register_participant"
+
+
+def aggregator_uuid(fleet: str, aggregator: str) -> str:
+    return str(uuid.uuid5(AGGREGATOR_NAMESPACE, f"{fleet}/{aggregator}"))
+
+
+@dataclass
+class AttachedAggregator:
+    name: str
+    uuid: str
+    assets: dict[str, str] = field(default_factory=dict)   # device uuid -> asset name
+    markets: dict[str, str] = field(default_factory=dict)  # device uuid -> market slug
+
+
+def discover_prefixes(connection: RedisConnection) -> set[str]:
+    """Channel prefixes of every area the exchange lets clients register (assets and markets)."""
+    names = connection.redis.pubsub_channels(f"*{REGISTER_SUFFIX}")
+    decoded = (name.decode() if isinstance(name, bytes) else name for name in names)
+    return {name[: -len(REGISTER_SUFFIX)] for name in decoded}
+
+
+def resolve(patterns: list[str], prefixes: set[str], market: bool) -> tuple[list[str], list[str]]:
+    """(matched prefixes in order, patterns that match nothing). Markets match by slug too."""
+    matched: list[str] = []
+    unknown: list[str] = []
+    for pattern in patterns:
+        candidates = [pattern, slugify(pattern)] if market else [pattern]
+        hits = sorted({prefix for candidate in candidates for prefix in prefixes
+                       if fnmatch.fnmatchcase(prefix, candidate)})
+        if not hits:
+            unknown.append(pattern)
+        matched.extend(hit for hit in hits if hit not in matched)
+    return matched, unknown
+
+
+class FleetAttacher:
+    def __init__(self, config: FleetConfig, connection: RedisConnection) -> None:
+        self.config = config
+        self.connection = connection
+        self.connection.watch_aggregator_responses()
+        self.connection.subscribe(pattern_handlers={"*/response/register_participant": self._on_register})
+
+    def _on_register(self, _channel: str, payload: dict[str, Any]) -> None:
+        self.connection.pending.resolve(payload.get("transaction_id"), payload)
+
+    def _requests(self, messages: list[tuple[str, dict]]) -> list[dict]:
+        """Publish all requests, then wait for every answer (one round trip for the whole fleet)."""
+        pending = self.connection.pending
+        futures = []
+        pipe = self.connection.redis.pipeline(transaction=False)
+        for channel, payload in messages:
+            transaction_id = payload.setdefault("transaction_id", new_transaction_id())
+            futures.append((transaction_id, pending.expect(transaction_id)))
+            pipe.publish(channel, json.dumps(payload))
+        pipe.execute()
+        return [pending.wait(transaction_id, future, REQUEST_TIMEOUT, TimeoutError,
+                             "The exchange did not answer", "attach") for transaction_id, future in futures]
+
+    def attach(self) -> list[AttachedAggregator]:
+        prefixes = discover_prefixes(self.connection)
+        if not prefixes:
+            raise FleetConfigError("the exchange offers no externally controllable areas "
+                                   "(is it running with this Redis?)")
+        plan: list[tuple[AttachedAggregator, list[str], list[str]]] = []
+        problems: list[str] = []
+        claimed: dict[str, str] = {}
+        for aggregator in self.config.aggregators:
+            assets, unknown_assets = resolve(aggregator.assets, prefixes, market=False)
+            markets, unknown_markets = resolve(aggregator.markets, prefixes, market=True)
+            problems += [f"aggregator {aggregator.name!r}: asset {name!r} is not known to the exchange"
+                         for name in unknown_assets]
+            problems += [f"aggregator {aggregator.name!r}: market {name!r} is not known to the exchange"
+                         for name in unknown_markets]
+            for prefix in assets + markets:
+                if prefix in claimed and claimed[prefix] != aggregator.name:
+                    problems.append(f"{prefix!r} is claimed by aggregators {claimed[prefix]!r} and {aggregator.name!r}")
+                claimed[prefix] = aggregator.name
+            plan.append((AttachedAggregator(aggregator.name, aggregator_uuid(self.config.name, aggregator.name)),
+                         assets, markets))
+        if problems:
+            raise FleetConfigError("; ".join(problems))
+        self._create(plan)
+        self._register_and_select(plan)
+        return [attached for attached, _, _ in plan]
+
+    def _create(self, plan) -> None:
+        answers = self._requests([(channels.AGGREGATOR_COMMANDS, {"name": attached.name, "type": "CREATE",
+                                                                  "transaction_id": attached.uuid})
+                                  for attached, _, _ in plan])
+        for (attached, _, _), answer in zip(plan, answers):
+            state = "re-attached" if answer.get("status") == "error" else "created"
+            logger.info("aggregator %s (%s) %s", attached.name, attached.uuid, state)
+
+    def _register_and_select(self, plan) -> None:
+        entries = [(attached, prefix, is_market) for attached, assets, markets in plan
+                   for prefix, is_market in [*((a, False) for a in assets), *((m, True) for m in markets)]]
+        registered = self._requests([(channels.register(prefix), {"name": prefix}) for _, prefix, _ in entries])
+        selections = []
+        for (attached, prefix, is_market), answer in zip(entries, registered):
+            device = answer["device_uuid"]
+            (attached.markets if is_market else attached.assets)[device] = prefix
+            selections.append((channels.AGGREGATOR_COMMANDS, {"aggregator_uuid": attached.uuid, "type": "SELECT",
+                                                               "device_uuid": device}))
+        problems = []
+        for (attached, prefix, _), answer in zip(entries, self._requests(selections)):
+            if answer.get("status") == "SELECTED":
+                continue
+            message = str(answer.get("msg", ""))
+            if message.endswith(attached.uuid):
+                continue  # selected by this aggregator before a dispatcher restart
+            problems.append(f"{prefix!r} could not be selected by {attached.name!r}: {message or answer}")
+        if problems:
+            raise FleetConfigError("; ".join(problems))
+        logger.info("fleet attached: %d aggregators, %d devices", len(plan), len(entries))
+

@@ -1,0 +1,42 @@
+"""The Celery application shared by the dispatcher, the workers and operators.
+
+JSON only (a pickled message is refused), late acks with reject-on-worker-lost so a task whose
+worker dies is redelivered, prefetch 1 so a busy worker never hoards a shard's events, and a
+short broker visibility timeout so a redelivery happens within the slot.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
+
+
+def broker_url() -> str:
+    return os.environ.get("GSY_FLEET_BROKER_URL") or os.environ.get("REDIS_URL") or DEFAULT_BROKER
+
+
+def make_app(broker: str | None = None) -> Celery:
+    app = Celery("gsy_fleet", broker=broker or broker_url(), include=["workers.tasks"])
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        event_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        task_default_queue="shard-0",
+        task_send_sent_event=True,
+        worker_send_task_events=True,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": int(os.environ.get("GSY_FLEET_VISIBILITY_TIMEOUT", "30"))},
+        worker_hijack_root_logger=False,
+    )
+    return app
+
+
+app = make_app()

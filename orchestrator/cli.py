@@ -1,0 +1,81 @@
+"""``gsy-e-sdk fleet dispatch`` and ``gsy-e-sdk fleet run``."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from gsy_e_sdk.redis_connection import get_connection
+from orchestrator.celery_app import make_app
+from orchestrator.config import FleetConfig, FleetConfigError, load_fleet_config
+from orchestrator.dispatcher import Dispatcher
+from orchestrator.processes import LocalWorkers
+
+logger = logging.getLogger(__name__)
+
+
+def load_or_exit(path: Path) -> FleetConfig:
+    try:
+        return load_fleet_config(path)
+    except FleetConfigError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+
+
+def start_dispatcher(config: FleetConfig, redis_url: str, on_slot=None) -> Dispatcher:
+    app = make_app(config.broker_url or redis_url)
+    dispatcher = Dispatcher(config, get_connection(redis_url), app, on_slot=on_slot)
+    try:
+        dispatcher.start()
+    except FleetConfigError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    return dispatcher
+
+
+def worker_env(config_path: Path, config: FleetConfig, redis_url: str) -> dict[str, str]:
+    return {"GSY_FLEET_CONFIG": str(config_path.resolve()), "REDIS_URL": redis_url,
+            "GSY_FLEET_BROKER_URL": config.broker_url or redis_url}
+
+
+@click.group("fleet")
+def fleet_group() -> None:
+    """Run a fleet of assets with Celery workers."""
+
+
+redis_option = click.option("--redis-url", envvar="REDIS_URL", default=None,
+                            help="The exchange's Redis (default: the config's, else 127.0.0.1:6379).")
+
+
+@fleet_group.command("dispatch")
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@redis_option
+def dispatch_command(config_path: Path, redis_url: str | None) -> None:
+    """Attach the fleet and fan exchange events out to the shard queues (workers run elsewhere)."""
+    config = load_or_exit(config_path)
+    url = config.exchange.redis_url or redis_url or "redis://127.0.0.1:6379"
+    dispatcher = start_dispatcher(config, url)
+    click.echo(f"dispatching {len(dispatcher.aggregators)} aggregators to {config.shards} shard queues", err=True)
+    dispatcher.run()
+    click.echo(f"finished: {dispatcher.tasks_sent} tasks over {len(dispatcher.slots_seen)} slots", err=True)
+
+
+@fleet_group.command("run")
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
+@redis_option
+def run_command(config_path: Path, workers: int, redis_url: str | None) -> None:
+    """The dispatcher plus N local worker processes."""
+    config = load_or_exit(config_path)
+    url = config.exchange.redis_url or redis_url or "redis://127.0.0.1:6379"
+    dispatcher = start_dispatcher(config, url)
+    pool = LocalWorkers(dispatcher.app, workers, config.shards, worker_env(config_path, config, url))
+    pool.start()
+    try:
+        dispatcher.run()
+    finally:
+        pool.stop()
+    click.echo(f"finished: {dispatcher.tasks_sent} tasks over {len(dispatcher.slots_seen)} slots", err=True)

@@ -1,0 +1,55 @@
+"""Typed payloads that travel as Celery task arguments (JSON)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Fixed namespace: transaction ids derived from it are the same on every machine and run.
+TRANSACTION_NAMESPACE = uuid.UUID("6f1c1e1a-5b0e-4f0e-9a55-3c3d8a1f2b10")
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AssetItem(_Message):
+    uuid: str
+    name: str
+    kind: str
+    info: dict[str, Any] = Field(default_factory=dict)
+    fee_to_root: float = 0.0
+
+
+class MarketItem(_Message):
+    uuid: str
+    name: str
+    last_market_stats: dict[str, Any] = Field(default_factory=dict)
+    current_market_fee: float | None = None
+    last_market_fee: float | None = None
+
+
+class SliceTask(_Message):
+    """One event for one slice of one aggregator: only the data that slice needs."""
+
+    fleet: str
+    aggregator: str
+    aggregator_uuid: str
+    slice: int
+    shard: int
+    event: Literal["market", "tick", "trade", "finish"]
+    slot: str | None = None
+    completion: int = 0
+    market_maker_rate: float | None = None
+    feed_in_tariff_rate: float | None = None
+    dispatched_at: float
+    assets: list[AssetItem] = Field(default_factory=list)
+    markets: list[MarketItem] = Field(default_factory=list)
+    trades: list[dict[str, Any]] = Field(default_factory=list)
+
+    def transaction_id(self) -> str:
+        """Same decision, same id: a redelivered task can never place its orders twice."""
+        key = f"{self.aggregator_uuid}:{self.slot}:{self.event}:{self.completion}:{self.slice}"
+        return str(uuid.uuid5(TRANSACTION_NAMESPACE, key))

@@ -1,0 +1,82 @@
+"""Child processes the fleet commands start on this machine: Celery workers and the exchange."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from celery import Celery
+
+from orchestrator.sharding import queue_name, shards_for_worker
+
+logger = logging.getLogger(__name__)
+
+
+def worker_command(queues: list[str], name: str, log_level: str = os.environ.get("GSY_FLEET_WORKER_LOG_LEVEL", "WARNING")) -> list[str]:
+    """The documented worker command line (``celery -A workers worker -Q ...``)."""
+    return [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", ",".join(queues),
+            "--pool", "threads", "--concurrency", os.environ.get("GSY_FLEET_WORKER_CONCURRENCY", "8"), "-n", f"{name}@%h", "--loglevel", log_level, "--without-gossip",
+            "--without-mingle", "-E"]
+
+
+class LocalWorkers:
+    """N worker processes on this machine; worker i consumes shards i, i+N, i+2N, ..."""
+
+    def __init__(self, app: Celery, count: int, shards: int, env: dict[str, str], log_dir: Path | None = None,
+                 name_prefix: str = "worker") -> None:
+        self.app = app
+        self.count = count
+        self.shards = shards
+        self.env = env
+        self.log_dir = log_dir
+        self.name_prefix = name_prefix
+        self.processes: list[subprocess.Popen] = []
+        self._logs: list = []
+
+    def start(self, ready_timeout: float = 60.0) -> "LocalWorkers":
+        for index in range(self.count):
+            queues = [queue_name(shard) for shard in shards_for_worker(index, self.count, self.shards)]
+            log = open(self.log_dir / f"{self.name_prefix}-{index}.log", "w") if self.log_dir else subprocess.DEVNULL
+            if log is not subprocess.DEVNULL:
+                self._logs.append(log)
+            process = subprocess.Popen(worker_command(queues, f"{self.name_prefix}{index}"),
+                                       env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT)
+            self.processes.append(process)
+            logger.info("worker %d consumes %s (pid %d)", index, ",".join(queues), process.pid)
+        self.wait_ready(ready_timeout)
+        return self
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        names = {f"{self.name_prefix}{index}" for index in range(self.count)}
+        while time.monotonic() < deadline:
+            for process in self.processes:
+                if process.poll() is not None:
+                    raise RuntimeError(f"a worker exited with code {process.returncode} while starting")
+            replies = self.app.control.ping(timeout=0.5) or []
+            answered = {name.split("@")[0] for reply in replies for name in reply}
+            if names <= answered:
+                return
+        raise RuntimeError(f"workers not ready after {timeout:g} s")
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for log in self._logs:
+            log.close()
+
+
+def exchange_command(scenario: Path, redis_url: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "gsy_e_sdk", "--log-level", "WARNING", "exchange", "run",
+            "--scenario", str(scenario), "--redis-url", redis_url, *args]

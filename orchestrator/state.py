@@ -1,0 +1,68 @@
+"""Per-asset strategy state and fleet metrics in Redis, so any worker can take over any shard."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis
+
+
+class StateStore:
+    def __init__(self, client: redis.Redis, fleet: str) -> None:
+        self.client = client
+        self.prefix = f"gsy:fleet:{fleet}"
+
+    def _key(self, asset_uuid: str) -> str:
+        return f"{self.prefix}:state:{asset_uuid}"
+
+    def load(self, asset_uuids: list[str]) -> dict[str, dict]:
+        if not asset_uuids:
+            return {}
+        values = self.client.mget([self._key(uuid) for uuid in asset_uuids])
+        return {uuid: json.loads(value) for uuid, value in zip(asset_uuids, values) if value}
+
+    def save(self, states: dict[str, dict]) -> None:
+        if states:
+            self.client.mset({self._key(uuid): json.dumps(state) for uuid, state in states.items()})
+
+    # ------------------------------------------------------------------ metrics
+    def record_task(self, shard: int, latency: float, submitted: int, accepted: int, rejected: int,
+                    skipped: int) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.rpush(f"{self.prefix}:latency:shard-{shard}", round(latency, 6))
+        pipe.ltrim(f"{self.prefix}:latency:shard-{shard}", -20000, -1)
+        pipe.hincrby(f"{self.prefix}:counters", "commands_submitted", submitted)
+        pipe.hincrby(f"{self.prefix}:counters", "commands_accepted", accepted)
+        pipe.hincrby(f"{self.prefix}:counters", "commands_rejected", rejected)
+        pipe.hincrby(f"{self.prefix}:counters", "assets_skipped", skipped)
+        pipe.hincrby(f"{self.prefix}:counters", f"tasks_shard-{shard}", 1)
+        pipe.hincrby(f"{self.prefix}:counters", "tasks_done", 1)
+        pipe.execute()
+
+    def latencies(self) -> dict[str, list[float]]:
+        result = {}
+        for key in self.client.scan_iter(f"{self.prefix}:latency:*"):
+            name = key.decode() if isinstance(key, bytes) else key
+            result[name.rsplit(":", 1)[1]] = [float(v) for v in self.client.lrange(key, 0, -1)]
+        return result
+
+    def counters(self) -> dict[str, int]:
+        raw = self.client.hgetall(f"{self.prefix}:counters")
+        return {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
+
+    def reset(self) -> None:
+        keys = list(self.client.scan_iter(f"{self.prefix}:*"))
+        for start in range(0, len(keys), 1000):
+            self.client.delete(*keys[start:start + 1000])
+
+    def incr(self, counter: str, amount: int = 1) -> None:
+        self.client.hincrby(f"{self.prefix}:counters", counter, amount)
+
+    def meta(self, field: str, value: Any | None = None) -> Any:
+        key = f"{self.prefix}:meta"
+        if value is not None:
+            self.client.hset(key, field, json.dumps(value))
+            return value
+        raw = self.client.hget(key, field)
+        return json.loads(raw) if raw else None

@@ -1,0 +1,61 @@
+"""What a worker process keeps between tasks: config, strategies, one Redis connection.
+
+Built lazily on the first task of each process (after Celery forks), from the fleet config file
+named by ``GSY_FLEET_CONFIG``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from pydantic import BaseModel
+
+from gsy_e_sdk.batch import submit_batch
+from gsy_e_sdk.redis_connection import RedisConnection, get_connection
+from orchestrator.config import FleetConfig, load_fleet_config
+from orchestrator.state import StateStore
+from workers.strategies import StrategySpec, get_strategy
+
+
+@dataclass
+class WorkerContext:
+    config: FleetConfig
+    connection: RedisConnection
+    store: StateStore
+    _strategies: dict[tuple[str, str], tuple[StrategySpec, BaseModel] | None] = field(default_factory=dict)
+
+    def strategy(self, name: str, kind: str) -> tuple[StrategySpec, BaseModel] | None:
+        """The strategy and validated parameters for an asset (or market), cached per process."""
+        key = (name, kind)
+        if key not in self._strategies:
+            chosen = self.config.strategy_for(name, kind)
+            if chosen is None:
+                self._strategies[key] = None
+            else:
+                spec = get_strategy(chosen.name)
+                supported = spec.targets == ("market" if kind == "Market" else "asset") and (
+                    kind == "Market" or not spec.kinds or kind in spec.kinds)
+                self._strategies[key] = (spec, chosen.validated_params()) if supported else None
+        return self._strategies[key]
+
+    def submit(self, aggregator_uuid: str, batch: dict[str, list[dict]], transaction_id: str) -> dict[str, Any] | None:
+        """Send the slice's batch; an empty one is sent without waiting, to tell the exchange we acted."""
+        return submit_batch(self.connection, aggregator_uuid, batch, transaction_id, self.config.task_timeout,
+                            wait=bool(batch))
+
+
+def exchange_redis_url(config: FleetConfig) -> str | None:
+    return config.exchange.redis_url or os.environ.get("REDIS_URL")
+
+
+@lru_cache(maxsize=1)
+def context() -> WorkerContext:
+    path = os.environ.get("GSY_FLEET_CONFIG")
+    if not path:
+        raise RuntimeError("GSY_FLEET_CONFIG must name the fleet config file for workers")
+    config = load_fleet_config(path)
+    connection = get_connection(exchange_redis_url(config))
+    return WorkerContext(config, connection, StateStore(connection.redis, config.name))
