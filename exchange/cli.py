@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import click
@@ -61,8 +61,8 @@ def exchange_group() -> None:
 @click.option("--slot-length", type=DurationType(), default=None, help="Slot length, e.g. 15m.")
 @click.option("--tick-length", type=DurationType(), default=None, help="Tick length, e.g. 15s.")
 @click.option("--duration", type=DurationType(), default=None, help="Simulated duration, e.g. 1d or 2h.")
-@click.option("--start-date", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
-              help="First day (UTC), e.g. 2026-01-01; default: the scenario's or today.")
+@click.option("--start-date", type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M"]), default=None,
+              help="Start (UTC), e.g. 2026-01-01 or 2026-01-01T10:00; default: the scenario's date or today.")
 @click.option("--pace", type=PaceType(), default=FAST, show_default=True,
               help="fast (as fast as clients keep up), realtime, or wall seconds per slot.")
 @click.option("--tick-deadline", type=DurationType(), default="2s", show_default=True,
@@ -82,9 +82,9 @@ def run_command(scenario_path: Path, redis_url: str | None, slot_length, tick_le
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
     settings = scenario.settings
-    first_day = start_date.date() if start_date else settings.start_date or datetime.now(timezone.utc).date()
-    clock = SimulationClock(datetime.combine(first_day, datetime.min.time()), settings.slot_length,
-                            settings.tick_length, settings.sim_duration)
+    first_day = settings.start_date or datetime.now(timezone.utc).date()
+    start = start_date or datetime.combine(first_day, datetime.min.time())
+    clock = SimulationClock(start, settings.slot_length, settings.tick_length, settings.sim_duration)
     if pace == FAST and settings.slot_length_realtime and not paused:
         logger.debug("scenario sets slot_length_realtime; --pace fast wins")
     try:

@@ -13,6 +13,8 @@ from gsy_e_sdk.wire.times import format_slot, format_trade_time
 if TYPE_CHECKING:
     from exchange.simulation import Simulation, StepResult
 
+# Every order a client placed (batch or direct), so audits can count orders per decision.
+ORDER_COLUMNS = ["slot", "asset", "side", "transaction_id"]
 TRADE_COLUMNS = ["slot", "time", "market", "seller", "buyer", "energy_kWh", "buyer_rate_ct_per_kWh",
                  "seller_rate_ct_per_kWh", "grid_fees_ct", "trade_id"]
 
@@ -39,8 +41,11 @@ class RunResults:
     ticks: int = 0
     slots: int = 0
     self_sufficiency: dict[str, float] = field(default_factory=dict)
+    orders: int = 0
     _writer: csv.writer | None = None
     _file: object | None = None
+    _orders_writer: csv.writer | None = None
+    _orders_file: object | None = None
 
     def __post_init__(self) -> None:
         if self.directory is not None:
@@ -48,6 +53,9 @@ class RunResults:
             self._file = open(self.directory / "trades.csv", "w", newline="")
             self._writer = csv.writer(self._file)
             self._writer.writerow(TRADE_COLUMNS)
+            self._orders_file = open(self.directory / "orders.csv", "w", newline="")
+            self._orders_writer = csv.writer(self._orders_file)
+            self._orders_writer.writerow(ORDER_COLUMNS)
 
     def record(self, simulation: "Simulation", result: "StepResult") -> None:
         self.ticks += 1
@@ -56,6 +64,9 @@ class RunResults:
         if result.slot_started:
             self.slots += 1
         slot = format_slot(simulation.engine.slot_start)
+        self.orders += len(result.client_orders)
+        if self._orders_writer:
+            self._orders_writer.writerows([slot, *order] for order in result.client_orders)
         for trade in result.trades:
             energy = trade.energy
             settlement = trade.settlement
@@ -77,7 +88,7 @@ class RunResults:
 
     def summary(self) -> dict:
         return {
-            "slots": self.slots, "ticks": self.ticks, "trades": self.trade_count,
+            "slots": self.slots, "ticks": self.ticks, "client_orders": self.orders, "trades": self.trade_count,
             "energy_traded_kWh": round(self.energy, 6),
             "average_price_ct_per_kWh": round(self.paid / self.energy, 4) if self.energy else None,
             "markets": {name: {"trades": totals.trades, "energy_traded_kWh": round(totals.energy, 6),
@@ -100,8 +111,9 @@ class RunResults:
         return "\n".join(lines)
 
     def close(self) -> None:
-        if self._file:
-            self._file.close()
-            self._file = None
+        for handle in (self._file, self._orders_file):
+            if handle:
+                handle.close()
+        self._file = self._orders_file = None
         if self.directory is not None:
             (self.directory / "summary.json").write_text(json.dumps(self.summary(), indent=2))

@@ -35,6 +35,7 @@ class StepResult:
     messages: list[Outgoing]
     event_aggregators: set[str] = field(default_factory=set)  # who got a market/tick event
     trades: list[TradeRecord] = field(default_factory=list)
+    client_orders: list[tuple[str, str, str]] = field(default_factory=list)  # (asset name, side, batch id)
     slot_started: bool = False
     finished: bool = False
 
@@ -178,7 +179,7 @@ class Simulation:
         direct_responses = self.direct.execute_queued()
         trades = engine.match()
         result.trades = trades
-        responses = self._execute_batches(processing)
+        responses = self._execute_batches(processing, result.client_orders)
         engine.end_tick()
         result.messages.extend(self._republish)
         self._republish = []
@@ -205,7 +206,7 @@ class Simulation:
         self.connected |= {uuid for uuid in self.registered if isinstance(self.engine.areas[uuid], Asset)}
         self.engine.begin_slot(self.slot_index)
 
-    def _execute_batches(self, batches: list[_Batch]) -> list[Outgoing]:
+    def _execute_batches(self, batches: list[_Batch], placed: list[tuple[str, str, str]]) -> list[Outgoing]:
         if not batches:
             return []
         work = []
@@ -230,7 +231,10 @@ class Simulation:
         work.sort(key=lambda item: item[:3])
         for _, _, _, area, command, batch, entry in work:
             try:
-                entry.append(self.executor.execute(area, command, batch.transaction_id))
+                response = self.executor.execute(area, command, batch.transaction_id)
+                entry.append(response)
+                if response.get("status") == "ready" and response.get("command") in ("offer", "bid"):
+                    placed.append((area.name, response["command"], batch.transaction_id))
             except Exception:  # noqa: BLE001 - a bug in one command must not stop the exchange
                 logger.exception("command %r on %s failed", command, area.uuid)
                 entry.append({"command": command.get("type") if isinstance(command, dict) else None,

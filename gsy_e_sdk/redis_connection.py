@@ -239,8 +239,10 @@ class RedisConnection:
 
     def close(self) -> None:
         """Stop the reader and drop the connections (the shared instance normally lives forever)."""
-        self._stop.set()  # the reader notices within READ_TIMEOUT_S and exits quietly
-        self.pubsub.close()
+        self._stop.set()
+        self.pubsub.close()  # shuts the socket down, which wakes the reader at once
+        if self._reader is not None and self._reader is not threading.current_thread():
+            self._reader.join(READ_TIMEOUT_S * 2)
         self.redis.close()
 
 

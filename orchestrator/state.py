@@ -28,8 +28,10 @@ class StateStore:
 
     # ------------------------------------------------------------------ metrics
     def record_task(self, shard: int, latency: float, submitted: int, accepted: int, rejected: int,
-                    skipped: int) -> None:
+                    skipped: int, worker: str = "") -> None:
         pipe = self.client.pipeline(transaction=False)
+        if worker:
+            pipe.hincrby(f"{self.prefix}:workers", f"{worker}|shard-{shard}", 1)
         pipe.rpush(f"{self.prefix}:latency:shard-{shard}", round(latency, 6))
         pipe.ltrim(f"{self.prefix}:latency:shard-{shard}", -20000, -1)
         pipe.hincrby(f"{self.prefix}:counters", "commands_submitted", submitted)
@@ -45,6 +47,14 @@ class StateStore:
         for key in self.client.scan_iter(f"{self.prefix}:latency:*"):
             name = key.decode() if isinstance(key, bytes) else key
             result[name.rsplit(":", 1)[1]] = [float(v) for v in self.client.lrange(key, 0, -1)]
+        return result
+
+    def worker_shards(self) -> dict[str, set[str]]:
+        """Which shard queues each worker has handled tasks from."""
+        result: dict[str, set[str]] = {}
+        for field in self.client.hkeys(f"{self.prefix}:workers"):
+            worker, shard = (field.decode() if isinstance(field, bytes) else field).split("|")
+            result.setdefault(worker, set()).add(shard)
         return result
 
     def counters(self) -> dict[str, int]:

@@ -69,7 +69,7 @@ def decide_slice(task: SliceTask, ctx: WorkerContext) -> tuple[dict[str, list[di
     return batch, new_states, skipped
 
 
-def handle_event(payload: dict[str, Any]) -> dict[str, Any]:
+def handle_event(payload: dict[str, Any], worker: str = "") -> dict[str, Any]:
     task = SliceTask.model_validate(payload)
     ctx = context()
     batch, new_states, skipped = decide_slice(task, ctx)
@@ -86,20 +86,20 @@ def handle_event(payload: dict[str, Any]) -> dict[str, Any]:
                     logger.info("%s: command rejected: %s", task.aggregator, entry)
     ctx.store.save(new_states)
     latency = time.time() - task.dispatched_at
-    ctx.store.record_task(task.shard, latency, submitted, accepted, rejected, skipped)
+    ctx.store.record_task(task.shard, latency, submitted, accepted, rejected, skipped, worker)
     return {"aggregator": task.aggregator, "slot": task.slot, "event": task.event, "completion": task.completion,
             "slice": task.slice, "shard": task.shard, "commands": submitted, "accepted": accepted,
             "rejected": rejected, "skipped": skipped, "latency_s": round(latency, 4)}
 
 
-@app.task(name="workers.on_market_slot")
-def on_market_slot(payload: dict[str, Any]) -> dict[str, Any]:
-    return handle_event(payload)
+@app.task(name="workers.on_market_slot", bind=True)
+def on_market_slot(self, payload: dict[str, Any]) -> dict[str, Any]:
+    return handle_event(payload, self.request.hostname or "")
 
 
-@app.task(name="workers.on_tick")
-def on_tick(payload: dict[str, Any]) -> dict[str, Any]:
-    return handle_event(payload)
+@app.task(name="workers.on_tick", bind=True)
+def on_tick(self, payload: dict[str, Any]) -> dict[str, Any]:
+    return handle_event(payload, self.request.hostname or "")
 
 
 @app.task(name="workers.on_trade")
