@@ -1,8 +1,8 @@
-"""Sending one batch for an aggregator by uuid, with a transaction id the caller chooses.
+"""Publishing one batch for an aggregator and waiting for its response envelope.
 
-Fleet workers act for aggregators created elsewhere (by the dispatcher) and must re-send a
-retried decision under the same transaction id, which the exchange then answers again instead
-of applying twice. This is the thin, reusable layer under ``RedisAggregator``'s batches.
+The single place the SDK sends batches: ``RedisAggregator`` uses it for its buffer, and fleet
+workers use it to act for aggregators created elsewhere, re-sending a retried decision under the
+same transaction id (the exchange then answers again instead of applying it twice).
 """
 
 from __future__ import annotations
@@ -20,16 +20,17 @@ class BatchTimeout(TimeoutError):
     """The exchange did not answer a batch in time."""
 
 
-_subscribed: set[tuple[int, str]] = set()
+_listening: set[tuple[int, str]] = set()
 _lock = threading.Lock()
 
 
-def _listen_for_responses(connection: RedisConnection, aggregator_uuid: str) -> None:
+def listen_for_responses(connection: RedisConnection, aggregator_uuid: str) -> None:
+    """Resolve waiting callers when the aggregator's batch responses arrive (idempotent)."""
     key = (id(connection), aggregator_uuid)
     with _lock:
-        if key in _subscribed:
+        if key in _listening:
             return
-        _subscribed.add(key)
+        _listening.add(key)
 
     def resolve(_channel: str, payload: dict[str, Any]) -> None:
         connection.pending.resolve(payload.get("transaction_id"), payload)
@@ -39,10 +40,12 @@ def _listen_for_responses(connection: RedisConnection, aggregator_uuid: str) -> 
 
 def submit_batch(connection: RedisConnection, aggregator_uuid: str, batch: dict[str, list[dict]],
                  transaction_id: str | None = None, timeout: float = BATCH_COMMAND_TIMEOUT,
-                 wait: bool = True) -> dict[str, Any] | None:
-    """Publish ``batch`` ({area uuid: [command, ...]}); the exchange's response envelope if ``wait``.
+                 wait: bool = True, *, owner: object = None, listen: bool = True,
+                 error: type[Exception] = BatchTimeout) -> dict[str, Any] | None:
+    """Publish ``batch`` ({area uuid: [command, ...]}); the response envelope if ``wait``.
 
-    Do not wait for an empty batch: the reference exchange never answers one (our local exchange
+    ``listen=False`` when the caller already resolves responses itself (``RedisAggregator``).
+    Do not wait for an empty batch: the reference exchange never answers one (the local exchange
     does, and counts it as the aggregator having acted on the event).
     """
     transaction_id = transaction_id or new_transaction_id()
@@ -51,8 +54,9 @@ def submit_batch(connection: RedisConnection, aggregator_uuid: str, batch: dict[
     if not wait:
         connection.publish(channels.batch_commands(), envelope)
         return None
-    _listen_for_responses(connection, aggregator_uuid)
-    future = connection.pending.expect(transaction_id)
+    if listen:
+        listen_for_responses(connection, aggregator_uuid)
+    future = connection.pending.expect(transaction_id, owner=owner)
     connection.publish(channels.batch_commands(), envelope)
-    return connection.pending.wait(transaction_id, future, timeout, BatchTimeout,
+    return connection.pending.wait(transaction_id, future, timeout, error,
                                    "Sending batch commands timed out.", "batch_commands")

@@ -1,7 +1,8 @@
 """Names user scripts import from ``gsy_framework``, provided here so we need no such dependency.
 
 Scripts written for the original SDK import these from ``gsy_framework.utils`` and
-``gsy_framework.constants_limits`` (SDK_API.md 1); change the import to ``gsy_e_sdk.compat``.
+``gsy_framework.constants_limits`` (SDK_API.md 1); the ``gsy_framework`` shim package of this
+distribution re-exports them, so such scripts run unchanged.
 """
 
 from typing import Any

@@ -12,6 +12,7 @@ import threading
 from typing import Any
 
 from gsy_e_sdk import validation
+from gsy_e_sdk.batch import submit_batch
 from gsy_e_sdk.commands import ClientCommandBuffer
 from gsy_e_sdk.constants import (
     AGGREGATOR_COMMAND_TIMEOUT, BATCH_COMMAND_TIMEOUT, MIN_SLOT_COMPLETION_TICK_TRIGGER_PERCENTAGE)
@@ -134,18 +135,11 @@ class RedisAggregator:
                            self.aggregator_name, sum(map(len, batch.values())))
             return None
         transaction_id = new_transaction_id()
-        pending = self._connection.pending
-        future = pending.expect(transaction_id, owner=self)
         self._batches_in_flight.add(transaction_id)
         try:
-            self._connection.publish(self.channel_names.batch_commands, {
-                "type": "BATCHED", "transaction_id": transaction_id,
-                "aggregator_uuid": self.aggregator_uuid, "batch_commands": batch})
-            if not is_blocking:
-                return None
-            return pending.wait(transaction_id, future, BATCH_COMMAND_TIMEOUT,
-                                RedisAggregatorAPIException, "Sending batch commands timed out.",
-                                "batch_commands")
+            return submit_batch(self._connection, self.aggregator_uuid, batch, transaction_id,
+                                BATCH_COMMAND_TIMEOUT, wait=is_blocking, owner=self, listen=False,
+                                error=RedisAggregatorAPIException)
         finally:
             if is_blocking:
                 self._batches_in_flight.discard(transaction_id)

@@ -108,3 +108,13 @@ def test_legacy_names(caplog):
 
     assert issubclass(RedisDeviceClient, RedisAssetClient)
     assert "The RedisDeviceClient class name will be deprecated." in caplog.text
+
+
+def test_gsy_framework_names_that_scripts_import():
+    from gsy_framework.constants_limits import DATE_TIME_FORMAT, TIME_FORMAT_SECONDS
+    from gsy_framework.utils import key_in_dict_and_not_none, key_in_dict_and_not_none_and_greater_than_zero
+
+    assert DATE_TIME_FORMAT == "YYYY-MM-DDTHH:mm" and TIME_FORMAT_SECONDS == "HH:mm:ss"
+    assert key_in_dict_and_not_none_and_greater_than_zero({"a": 1}, "a")
+    assert not key_in_dict_and_not_none_and_greater_than_zero({"a": 0}, "a")
+    assert key_in_dict_and_not_none({"a": 0}, "a") and not key_in_dict_and_not_none({"a": None}, "a")

@@ -1,0 +1,3 @@
+from gsy_e_sdk.compat import DATE_TIME_FORMAT, TIME_FORMAT_SECONDS
+
+__all__ = ["DATE_TIME_FORMAT", "TIME_FORMAT_SECONDS"]
