@@ -42,6 +42,8 @@ class RunResults:
     slots: int = 0
     self_sufficiency: dict[str, float] = field(default_factory=dict)
     orders: int = 0
+    event_latencies: list[float] = field(default_factory=list)
+    events_fully_answered: int = 0
     _writer: csv.writer | None = None
     _file: object | None = None
     _orders_writer: csv.writer | None = None
@@ -86,11 +88,28 @@ class RunResults:
                     round(settlement.seller_revenue_rate, 6), round(sum(settlement.market_fees) * energy, 6),
                     trade.trade_id])
 
+    def record_event_latency(self, seconds: float, answered: int, audience: int) -> None:
+        """Event published -> last batch received from the aggregators that answered it."""
+        self.event_latencies.append(seconds)
+        self.events_fully_answered += answered == audience
+
+    def _latency_summary(self) -> dict | None:
+        if not self.event_latencies:
+            return None
+        ordered = sorted(self.event_latencies)
+
+        def at(fraction: float) -> float:
+            return round(1000 * ordered[min(int(fraction * (len(ordered) - 1) + 0.5), len(ordered) - 1)], 2)
+
+        return {"events": len(ordered), "fully_answered": self.events_fully_answered,
+                "p50_ms": at(0.5), "p90_ms": at(0.9), "p99_ms": at(0.99), "max_ms": round(1000 * ordered[-1], 2)}
+
     def summary(self) -> dict:
         return {
             "slots": self.slots, "ticks": self.ticks, "client_orders": self.orders, "trades": self.trade_count,
             "energy_traded_kWh": round(self.energy, 6),
             "average_price_ct_per_kWh": round(self.paid / self.energy, 4) if self.energy else None,
+            "event_to_last_batch": self._latency_summary(),
             "markets": {name: {"trades": totals.trades, "energy_traded_kWh": round(totals.energy, 6),
                                "average_price_ct_per_kWh": round(totals.average_rate, 4) if totals.energy else None,
                                "grid_fee_revenue_ct": round(totals.fees, 4),

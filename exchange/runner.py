@@ -54,6 +54,10 @@ class ExchangeRunner:
         self._on_slot = on_slot
         self._next_heartbeat = 0.0
         self._responsiveness = _Responsiveness()
+        # Event published -> each aggregator's last batch for it, timed inside the exchange.
+        self._event_published: float | None = None
+        self._event_audience: set[str] = set()
+        self._last_batch: dict[str, float] = {}
         clock = simulation.clock
         if options.pace == REALTIME:
             self._tick_wall = clock.tick_length.total_seconds()
@@ -78,7 +82,12 @@ class ExchangeRunner:
                 continue
             started = time.monotonic()
             result = self.simulation.step()
+            if result.event_aggregators:
+                self._close_event_window()
             self.edge.publish(result.messages)
+            if result.event_aggregators:
+                self._event_published = time.monotonic()
+                self._event_audience = set(result.event_aggregators)
             self.results.record(self.simulation, result)
             if result.slot_started and self._on_slot:
                 self._on_slot(self.simulation.slot_index, self.simulation.clock.slot_count)
@@ -86,6 +95,7 @@ class ExchangeRunner:
                 break
             self._pace(result, started)
         self._pump(0)
+        self._close_event_window()
 
     def _may_run(self) -> bool:
         if self.paused:
@@ -152,6 +162,16 @@ class ExchangeRunner:
         for uuid, count in self.simulation.batches_received.items():
             if count != before.get(uuid):
                 self._responsiveness.silent.discard(uuid)
+                if uuid in self._event_audience:
+                    self._last_batch[uuid] = time.monotonic()
+
+    def _close_event_window(self) -> None:
+        """Record how long the last event took to be answered by every aggregator that answered."""
+        if self._event_published is not None and self._last_batch:
+            self.results.record_event_latency(max(self._last_batch.values()) - self._event_published,
+                                              len(self._last_batch), len(self._event_audience))
+        self._event_published = None
+        self._last_batch = {}
 
     def _simulation_control(self, command: str, payload: object) -> None:
         if command == "pause":

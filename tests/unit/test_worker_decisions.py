@@ -1,0 +1,65 @@
+"""A worker's slice decision: one failing strategy skips only its asset."""
+
+import time
+from dataclasses import dataclass, field
+
+from orchestrator.messages import AssetItem, SliceTask
+from workers.strategies import get_strategy
+from workers.strategies.base import Decision
+from workers.tasks import decide_slice
+
+
+@dataclass
+class _Store:
+    states: dict = field(default_factory=dict)
+
+    def load(self, uuids):
+        return {uuid: self.states[uuid] for uuid in uuids if uuid in self.states}
+
+
+class _Context:
+    """Strategy lookup and state of a worker, without Redis (the logic under test is pure)."""
+
+    def __init__(self, broken: str):
+        self.store = _Store()
+        self.broken = broken
+        ramp = get_strategy("price_ramp")
+        self.ramp = (ramp, ramp.params_model())
+
+    def strategy(self, name, kind):
+        if name != self.broken:
+            return self.ramp
+
+        class Broken:
+            name = "broken"
+
+            @staticmethod
+            def decide(*_):
+                raise ZeroDivisionError("bad parameters")
+
+        return Broken, None
+
+
+def _task(assets):
+    return SliceTask(fleet="f", aggregator="a", aggregator_uuid="u", slice=0, shard=0, event="market",
+                     slot="2026-06-01T10:00", completion=0, market_maker_rate=30, dispatched_at=time.time(),
+                     assets=assets)
+
+
+def test_a_raising_strategy_skips_only_its_asset(caplog):
+    assets = [AssetItem(uuid=f"id-{i}", name=f"load-{i}", kind="Load",
+                        info={"energy_requirement_kWh": 0.5, "energy_active_in_bids": 0.0,
+                              "energy_traded": 0.0, "total_cost": 0.0}) for i in range(3)]
+    batch, states, skipped = decide_slice(_task(assets), _Context(broken="load-1"))
+    assert skipped == 1 and set(batch) == {"id-0", "id-2"}
+    assert all(cmd["type"] == "bid" and cmd["time_slot"] == "2026-06-01T10:00" for cmds in batch.values() for cmd in cmds)
+    assert "load-1" in caplog.text and "ZeroDivisionError" in caplog.text
+    assert set(states) == {"id-0", "id-2"}
+
+
+def test_transaction_ids_are_stable_per_decision():
+    task = _task([])
+    same = _task([])
+    later = task.model_copy(update={"completion": 10, "event": "tick"})
+    assert task.transaction_id() == same.transaction_id() != later.transaction_id()
+    assert isinstance(Decision(commands=[], state={}).commands, list)
