@@ -5,8 +5,10 @@ The REST helpers of that section (JWT, GraphQL, domain names) arrive with the RE
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -28,6 +30,50 @@ def flatten_info_dict(indict: dict[str, Any]) -> dict[str, dict[str, Any]]:
             if isinstance(node, dict) and node.get("children"):
                 stack.append(node["children"])
     return flat
+
+
+def buffer_grid_tree_info(function: Callable) -> Callable:
+    """Decorator for ``_on_*`` event handlers: store the event's grid tree on ``self`` first."""
+    @functools.wraps(function)
+    def wrapper(self, message: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        self.latest_grid_tree = message["grid_tree"]
+        self.latest_grid_tree_flat = flatten_info_dict(self.latest_grid_tree)
+        return function(self, message, *args, **kwargs)
+    return wrapper
+
+
+def logging_decorator(command_name: str) -> Callable[[Callable], Callable]:
+    """Debug-log a command's arguments and return value."""
+    def decorator(function: Callable) -> Callable:
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            logger.debug("Sending command %s with arguments %s %s", command_name, args[1:], kwargs)
+            result = function(*args, **kwargs)
+            logger.debug("Command %s returned %s", command_name, result)
+            return result
+        return wrapper
+    return decorator
+
+
+def get_assets_name(registry: dict[str, Any]) -> dict[str, list[str]]:
+    """Names of the registered nodes of a configuration registry (REST.md 3.4), by kind.
+
+    ``{}`` for an empty registry. Kinds beyond the four standard buckets get a bucket of their
+    own (the original raised ``KeyError`` for them).
+    """
+    if not registry:
+        return {}
+    names: dict[str, list[str]] = {"Area": [], "Load": [], "PV": [], "Storage": []}
+
+    def visit(node: dict[str, Any]) -> None:
+        kind = node.get("type")
+        if node.get("registered") is True:
+            names.setdefault(kind or "Area", []).append(node.get("name"))
+        for child in node.get("children") or []:
+            visit(child)
+
+    visit(registry)
+    return names
 
 
 def create_area_name_uuid_mapping_from_tree_info(

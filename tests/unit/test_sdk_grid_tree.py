@@ -121,3 +121,30 @@ def test_scenario_tree_search():
         {"name": "House", "uuid": "h", "children": [{"name": "PV", "uuid": "p"}]}]}
     assert get_area_uuid_from_area_name(scenario, "PV") == "p"
     assert get_area_uuid_from_area_name(scenario, "Wind") is None
+
+
+def test_buffer_grid_tree_info_and_logging_decorator_and_asset_names(caplog):
+    import logging
+
+    from gsy_e_sdk.utils import buffer_grid_tree_info, get_assets_name, logging_decorator
+
+    class Client:
+        @buffer_grid_tree_info
+        def _on_market(self, message):
+            return len(self.latest_grid_tree_flat)
+
+        @logging_decorator("bid")
+        def bid(self, energy):
+            return energy * 2
+
+    tree = {"root": {"area_name": "Grid", "children": {"a": {"area_name": "pv"}}}}
+    client = Client()
+    assert client._on_market({"grid_tree": tree}) == 2 and client.latest_grid_tree is tree
+    with caplog.at_level(logging.DEBUG, logger="gsy_e_sdk.utils"):
+        assert client.bid(3) == 6
+    assert "bid" in caplog.text and "returned 6" in caplog.text
+    registry = {"name": "Grid", "type": "Area", "registered": False, "children": [
+        {"name": "H1", "type": "Area", "registered": True, "children": [
+            {"name": "load", "type": "Load", "registered": True}, {"name": "pv", "type": "PV", "registered": False}]}]}
+    assert get_assets_name(registry) == {"Area": ["H1"], "Load": ["load"], "PV": [], "Storage": []}
+    assert get_assets_name({}) == {}
