@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 import redis
 
+from exchange.durations import parse_duration
 from exchange.scenario import load_scenario
 from gsy_e_sdk.embedded_redis import RedisUnavailable, redis_url
 from gsy_e_sdk.wire import channels
@@ -95,8 +96,6 @@ def _run(scenario: Path, config_path: Path, config, workers: int, duration: str,
 
 
 def _slot_count(scenario: Path, duration: str) -> int:
-    from exchange.durations import parse_duration  # noqa: PLC0415
-
     settings = load_scenario(scenario).settings
     return max(int(parse_duration(duration) / settings.slot_length), 1)
 

@@ -69,6 +69,13 @@ class StateStore:
     def incr(self, counter: str, amount: int = 1) -> None:
         self.client.hincrby(f"{self.prefix}:counters", counter, amount)
 
+    def record_trades(self, count: int, energy: float) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hincrby(f"{self.prefix}:counters", "trades", count)
+        pipe.hincrby(f"{self.prefix}:counters", "tasks_done", 1)
+        pipe.hincrbyfloat(f"{self.prefix}:counters_float", "energy_traded_kWh", energy)
+        pipe.execute()
+
     def meta(self, field: str, value: Any | None = None) -> Any:
         key = f"{self.prefix}:meta"
         if value is not None:

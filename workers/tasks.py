@@ -108,9 +108,7 @@ def on_trade(payload: dict[str, Any]) -> dict[str, Any]:
     task = SliceTask.model_validate(payload)
     ctx = context()
     energy = sum(float(trade.get("traded_energy", 0)) for trade in task.trades)
-    ctx.store.incr("trades", len(task.trades))
-    ctx.store.incr("tasks_done")
-    ctx.store.client.hincrbyfloat(f"{ctx.store.prefix}:counters_float", "energy_traded_kWh", energy)
+    ctx.store.record_trades(len(task.trades), energy)
     return {"aggregator": task.aggregator, "slice": task.slice, "trades": len(task.trades), "energy_kWh": energy}
 
 
