@@ -27,7 +27,7 @@ from gsy_e_sdk.wire import channels
 from orchestrator.celery_app import make_app
 from orchestrator.config import load_fleet_config
 from orchestrator.dispatcher import Dispatcher
-from orchestrator.processes import LocalWorkers, exchange_command
+from orchestrator.processes import LocalWorkers, exchange_command, wait_for_exchange
 from orchestrator.report import percentile
 
 RESULTS = Path(__file__).parent / "results"
@@ -53,15 +53,12 @@ def run_one(assets: int, workers: int, duration: str, url: str, work: Path) -> d
                                                  "--start-date", "2026-06-01T08:00", "--results", str(results)),
                                 stdout=log, stderr=subprocess.STDOUT)
     connection = get_connection(url)
-    while not any(count for _, count in connection.redis.pubsub_numsub(channels.AGGREGATOR_COMMANDS)):
-        if exchange.poll() is not None:
-            raise RuntimeError(f"exchange exited; see {log.name}")
-        time.sleep(0.05)
+    wait_for_exchange(connection.redis, exchange)
     config = load_fleet_config(config_path)
     app = make_app(url)
     dispatcher = Dispatcher(config, connection, app)
     attach_started = time.monotonic()
-    dispatcher.start()
+    dispatcher.start(fresh=True)
     attach_seconds = time.monotonic() - attach_started
     dispatcher.store.reset()
     app.control.purge()

@@ -63,8 +63,9 @@ def exchange_group() -> None:
 @click.option("--duration", type=DurationType(), default=None, help="Simulated duration, e.g. 1d or 2h.")
 @click.option("--start-date", type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M"]), default=None,
               help="Start (UTC), e.g. 2026-01-01 or 2026-01-01T10:00; default: the scenario's date or today.")
-@click.option("--pace", type=PaceType(), default=FAST, show_default=True,
-              help="fast (as fast as clients keep up), realtime, or wall seconds per slot.")
+@click.option("--pace", type=PaceType(), default=None,
+              help="fast (as fast as clients keep up), realtime, or wall seconds per slot; "
+                   "default: the scenario's slot_length_realtime, else fast.")
 @click.option("--tick-deadline", type=DurationType(), default="2s", show_default=True,
               help="Fast pace: longest wait for clients' batches at an event tick.")
 @click.option("--paused", is_flag=True, help="Start paused; resume with a message on '/resume'.")
@@ -85,8 +86,7 @@ def run_command(scenario_path: Path, redis_url: str | None, slot_length, tick_le
     first_day = settings.start_date or datetime.now(timezone.utc).date()
     start = start_date or datetime.combine(first_day, datetime.min.time())
     clock = SimulationClock(start, settings.slot_length, settings.tick_length, settings.sim_duration)
-    if pace == FAST and settings.slot_length_realtime and not paused:
-        logger.debug("scenario sets slot_length_realtime; --pace fast wins")
+    pace = effective_pace(pace, settings)
     try:
         simulation = Simulation(scenario, clock)
     except ValueError as exc:
@@ -111,6 +111,13 @@ def run_command(scenario_path: Path, redis_url: str | None, slot_length, tick_le
     click.echo(results.table())
     if results_dir:
         click.echo(f"results written to {results_dir}/trades.csv and {results_dir}/summary.json")
+
+
+def effective_pace(option: str | float | None, settings) -> str | float:
+    """``--pace`` wins; otherwise the scenario's ``slot_length_realtime`` (wall seconds per slot), else fast."""
+    if option is not None:
+        return option
+    return settings.slot_length_realtime.total_seconds() if settings.slot_length_realtime else FAST
 
 
 def _progress(slot_index: int, slot_count: int) -> None:

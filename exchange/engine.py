@@ -345,7 +345,7 @@ class GridEngine:
     def _consume(self, order: Order, energy: float) -> Order | None:
         """Remove the matched part; a remainder becomes a new order with a new id."""
         self.remove_order(order)
-        if order.energy - energy <= ENERGY_EPSILON or order.energy - energy < ENERGY_TOLERANCE / 100:
+        if order.energy - energy <= ENERGY_EPSILON:
             return None
         residual = order.split(energy, next(self._sequence))
         order.energy = energy

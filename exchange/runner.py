@@ -65,6 +65,7 @@ class ExchangeRunner:
             self._tick_wall = 0.0
         else:
             self._tick_wall = float(options.pace) / clock.ticks_per_slot
+        self._batch_channel = channels.batch_commands()
         self._control = {channels.simulation_control(command, options.simulation_id): command
                          for command in channels.SIMULATION_CONTROL_COMMANDS}
 
@@ -157,13 +158,13 @@ class ExchangeRunner:
         if command is not None:
             self._simulation_control(command, payload)
             return
-        before = self.simulation.batches_received.copy()
+        sender = payload.get("aggregator_uuid") if channel == self._batch_channel and isinstance(payload, dict) else None
+        before = self.simulation.batches_received.get(sender, 0)
         self.edge.publish(self.simulation.handle(channel, payload))
-        for uuid, count in self.simulation.batches_received.items():
-            if count != before.get(uuid):
-                self._responsiveness.silent.discard(uuid)
-                if uuid in self._event_audience:
-                    self._last_batch[uuid] = time.monotonic()
+        if sender is not None and self.simulation.batches_received.get(sender, 0) != before:
+            self._responsiveness.silent.discard(sender)
+            if sender in self._event_audience:
+                self._last_batch[sender] = time.monotonic()
 
     def _close_event_window(self) -> None:
         """Record how long the last event took to be answered by every aggregator that answered."""

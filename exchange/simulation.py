@@ -11,7 +11,7 @@ import json
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from exchange.aggregators import AggregatorRegistry
 from exchange.assets import Asset
@@ -265,8 +265,9 @@ class Simulation:
             devices = aggregator.devices
             if not devices:
                 continue
-            has_assets = any(isinstance(engine.areas.get(d), Asset) for d in devices)
             channel = channels.aggregator_events(aggregator.uuid)
+            # Only market and tick events depend on owning assets; skip the scan on other ticks.
+            has_assets = (tick == 0 or event_tick) and any(isinstance(engine.areas.get(d), Asset) for d in devices)
             sends_market = tick == 0 and (has_assets or self.slot_index > 0)
             sends_tick = event_tick and has_assets
             if sends_market or sends_tick:

@@ -25,11 +25,11 @@ def load_or_exit(path: Path) -> FleetConfig:
         sys.exit(2)
 
 
-def start_dispatcher(config: FleetConfig, redis_url: str, on_slot=None) -> Dispatcher:
+def start_dispatcher(config: FleetConfig, redis_url: str, on_slot=None, fresh: bool = False) -> Dispatcher:
     app = make_app(config.broker_url or redis_url)
     dispatcher = Dispatcher(config, get_connection(redis_url), app, on_slot=on_slot)
     try:
-        dispatcher.start()
+        dispatcher.start(fresh=fresh)
     except FleetConfigError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)

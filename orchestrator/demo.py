@@ -22,7 +22,7 @@ from exchange.scenario import load_scenario
 from gsy_e_sdk.embedded_redis import RedisUnavailable, redis_url
 from gsy_e_sdk.wire import channels
 from orchestrator.cli import load_or_exit, start_dispatcher, worker_env
-from orchestrator.processes import LocalWorkers, exchange_command
+from orchestrator.processes import LocalWorkers, exchange_command, wait_for_exchange
 from orchestrator.report import build_summary, per_slot, render_table, write_outputs
 
 logger = logging.getLogger(__name__)
@@ -68,11 +68,12 @@ def _run(scenario: Path, config_path: Path, config, workers: int, duration: str,
                                 stdout=exchange_log, stderr=subprocess.STDOUT)
     pool = None
     try:
-        _wait_for_exchange(client, exchange)
+        try:
+            wait_for_exchange(client, exchange)
+        except RuntimeError as exc:
+            raise click.ClickException(f"{exc}; see {logs / 'exchange.log'}") from None
         with click.progressbar(length=slot_count, label="slots", show_pos=True) as bar:
-            dispatcher = start_dispatcher(config, url, on_slot=lambda _slot: bar.update(1))
-            dispatcher.store.reset()
-            dispatcher.app.control.purge()  # a fresh run: drop tasks an interrupted run left queued
+            dispatcher = start_dispatcher(config, url, on_slot=lambda _slot: bar.update(1), fresh=True)
             pool = LocalWorkers(dispatcher.app, workers, config.shards, worker_env(config_path, config, url),
                                 log_dir=logs).start()
             client.publish(channels.simulation_control("resume"), json.dumps({"transaction_id": "demo-resume"}))
@@ -98,17 +99,6 @@ def _run(scenario: Path, config_path: Path, config, workers: int, duration: str,
 def _slot_count(scenario: Path, duration: str) -> int:
     settings = load_scenario(scenario).settings
     return max(int(parse_duration(duration) / settings.slot_length), 1)
-
-
-def _wait_for_exchange(client: redis.Redis, exchange: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if exchange.poll() is not None:
-            raise click.ClickException("the local exchange exited while starting; see results/logs/exchange.log")
-        if dict(client.pubsub_numsub(channels.AGGREGATOR_COMMANDS)).get(channels.AGGREGATOR_COMMANDS.encode(), 0):
-            return
-        time.sleep(0.05)
-    raise click.ClickException("the local exchange did not start listening within 30 s")
 
 
 def _drain(dispatcher, pool: LocalWorkers, timeout: float = 20.0) -> None:

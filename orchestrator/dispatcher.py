@@ -47,9 +47,16 @@ class Dispatcher:
         self._events: queue.Queue[tuple[AttachedAggregator, dict, float]] = queue.Queue()
         self._last_tick: dict[str, tuple[str, int]] = {}
 
-    def start(self) -> None:
-        """Attach the fleet and start listening; raises FleetConfigError before anything runs."""
+    def start(self, fresh: bool = False) -> None:
+        """Attach the fleet and start listening; raises FleetConfigError before anything runs.
+
+        ``fresh`` starts a new run: the fleet's metrics are cleared and tasks an interrupted run
+        left in the shard queues are dropped (a restarted dispatcher keeps both).
+        """
         self.aggregators = FleetAttacher(self.config, self.connection).attach()
+        if fresh:
+            self.store.reset()
+            self.app.control.purge()
         for aggregator in self.aggregators:
             self.slices[aggregator.uuid] = plan_slices(
                 aggregator.name, list(aggregator.assets), list(aggregator.markets), self.config.shards,

@@ -77,6 +77,18 @@ class LocalWorkers:
             log.close()
 
 
+def wait_for_exchange(client, process: subprocess.Popen | None = None, timeout: float = 30.0) -> None:
+    """Block until a local exchange listens on ``aggregator-commands`` (it is then ready for clients)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the exchange exited with code {process.returncode} while starting")
+        if any(count for _, count in client.pubsub_numsub("aggregator-commands")):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"the exchange did not start listening within {timeout:g} s")
+
+
 def exchange_command(scenario: Path, redis_url: str, *args: str) -> list[str]:
     return [sys.executable, "-m", "gsy_e_sdk", "--log-level", "WARNING", "exchange", "run",
             "--scenario", str(scenario), "--redis-url", redis_url, *args]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 import redis
 
 from gsy_e_sdk.embedded_redis import PrivateRedis, answers
+from orchestrator.processes import wait_for_exchange
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "exchange" / "scenarios"
@@ -61,16 +61,11 @@ class ExchangeProcess:
         self._redis = redis.Redis.from_url(redis_url)
 
     def wait_ready(self, timeout: float = 20.0) -> "ExchangeProcess":
-        """Wait until the exchange listens on ``aggregator-commands``."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"exchange exited early:\n{self.output()}")
-            counts = dict(self._redis.pubsub_numsub("aggregator-commands"))
-            if counts.get(b"aggregator-commands", 0) > 0:
-                return self
-            time.sleep(0.05)
-        raise AssertionError(f"exchange not ready after {timeout} s:\n{self.output()}")
+        try:
+            wait_for_exchange(self._redis, self.process, timeout)
+        except RuntimeError as exc:
+            raise AssertionError(f"{exc}:\n{self.output()}") from None
+        return self
 
     def wait(self, timeout: float = 60.0) -> int:
         try:

@@ -19,7 +19,7 @@ from gsy_e_sdk.wire import channels
 from orchestrator.celery_app import make_app
 from orchestrator.config import load_fleet_config
 from orchestrator.dispatcher import Dispatcher
-from orchestrator.processes import exchange_command, worker_command
+from orchestrator.processes import exchange_command, wait_for_exchange, worker_command
 
 pytestmark = pytest.mark.integration
 
@@ -49,16 +49,11 @@ def fleet_run(tmp_path_factory, redis_url):
                          "--start-date", "2026-06-01T10:00", "--results", str(results)),
         stdout=exchange_log, stderr=subprocess.STDOUT)
     connection = get_connection(redis_url)
-    deadline = time.monotonic() + 20
-    while not any(count for _, count in connection.redis.pubsub_numsub(channels.AGGREGATOR_COMMANDS)):
-        assert time.monotonic() < deadline and exchange.poll() is None, "exchange did not start"
-        time.sleep(0.05)
+    wait_for_exchange(connection.redis, exchange)
     config = load_fleet_config(fleet_file)
     app = make_app(redis_url)
     dispatcher = Dispatcher(config, connection, app)
-    dispatcher.start()
-    dispatcher.store.reset()
-    app.control.purge()
+    dispatcher.start(fresh=True)
     sent: list[tuple[str, dict, str]] = []
     original_send = app.send_task
 

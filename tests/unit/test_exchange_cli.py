@@ -32,3 +32,12 @@ def test_generate_writes_a_loadable_scenario(tmp_path):
     assert len(tree["children"]) == 6  # five markets and the market maker
     too_many = CliRunner().invoke(exchange_group, ["generate", "--assets", "3", "--markets", "5", "--out", str(out)])
     assert too_many.exit_code == 2
+
+
+def test_pace_defaults_to_the_scenarios_real_time_setting():
+    from exchange.cli import effective_pace
+    from exchange.scenario import Settings
+
+    assert effective_pace(None, Settings(slot_length_realtime="5s")) == 5.0
+    assert effective_pace(None, Settings()) == "fast"
+    assert effective_pace("realtime", Settings(slot_length_realtime="5s")) == "realtime"
