@@ -11,8 +11,11 @@ from pathlib import Path
 import click
 
 from exchange.clock import SimulationClock
+from exchange.descriptor import build_descriptor, default_simulation_id, publish_descriptor
 from exchange.durations import parse_duration
 from exchange.generate import generate_scenario
+from exchange.http.server import HttpOptions, build_server, serve_in_thread, stop
+from exchange.http.users import UsersError
 from exchange.redis_api import RedisEdge
 from exchange.results import RunResults
 from exchange.runner import FAST, REALTIME, ExchangeRunner, RunOptions
@@ -53,6 +56,48 @@ def exchange_group() -> None:
     """The local GSy Exchange: a wire-compatible stand-in that needs no account."""
 
 
+def http_options(port_required: bool):
+    """Options of the HTTP facade, shared by ``exchange run`` and ``exchange http``."""
+
+    def decorate(command):
+        for option in reversed([
+            click.option("--http-port", type=click.IntRange(1, 65535), required=port_required, default=None,
+                         help="Serve the REST + websocket API (REST.md) on this port."),
+            click.option("--http-host", default="127.0.0.1", show_default=True,
+                         help="Address the HTTP facade listens on."),
+            click.option("--users-file", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+                         envvar="GSY_EXCHANGE_USERS_FILE",
+                         help="JSON/YAML {user: password} [env GSY_EXCHANGE_USERS_FILE]; else env "
+                              "GSY_EXCHANGE_USERS, else API_CLIENT_USERNAME/API_CLIENT_PASSWORD."),
+            click.option("--token-lifetime", type=DurationType(), default="48h", show_default=True,
+                         help="Lifetime of issued JWTs."),
+            click.option("--rate-limit", type=click.FloatRange(min=0), default=0, show_default=True,
+                         help="Requests per second per user before 429 + Retry-After (0: no limit)."),
+        ]):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def start_http(http_port: int | None, http_host: str, users_file: Path | None, token_lifetime, rate_limit: float,
+               redis_url: str):
+    """Start the facade in a thread, or exit 2 with the reason; (server, thread) or None."""
+    if http_port is None:
+        return None
+    options = HttpOptions(port=http_port, host=http_host, users_file=users_file,
+                          token_lifetime_s=token_lifetime.total_seconds(), rate_limit=rate_limit)
+    try:
+        server = build_server(options, redis_url)
+        thread = serve_in_thread(server)
+    except (UsersError, RuntimeError) as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"http: listening on http://{http_host}:{http_port} "
+               f"(websockets: ws://{http_host}:{http_port}/external-ws)", err=True)
+    return server, thread
+
+
 @exchange_group.command("run")
 @click.option("--scenario", "scenario_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Scenario file (JSON or YAML).")
@@ -73,8 +118,13 @@ def exchange_group() -> None:
               help="Start once this many assets or markets have selected an aggregator.")
 @click.option("--results", "results_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write trades.csv and summary.json here.")
+@click.option("--simulation-id", default=None, envvar="CONFIGURATION_ID",
+              help="Configuration id REST clients use in URLs [env CONFIGURATION_ID]; "
+                   "default: derived from the scenario file name.")
+@http_options(port_required=False)
 def run_command(scenario_path: Path, redis_url: str | None, slot_length, tick_length, duration,
-                start_date, pace, tick_deadline, paused, start_when_selected, results_dir) -> None:
+                start_date, pace, tick_deadline, paused, start_when_selected, results_dir, simulation_id,
+                http_port, http_host, users_file, token_lifetime, rate_limit) -> None:
     """Run a scenario and serve the Redis protocol until the simulation ends."""
     overrides = {"slot_length": slot_length, "tick_length": tick_length, "sim_duration": duration}
     try:
@@ -99,12 +149,19 @@ def run_command(scenario_path: Path, redis_url: str | None, slot_length, tick_le
         with redis_url_or_exit(redis_url) as url:
             click.echo(f"exchange: scenario {scenario_path.name}, {clock.slot_count} slots, redis {url}", err=True)
             edge = RedisEdge(url)
+            descriptor = build_descriptor(simulation, simulation_id or default_simulation_id(scenario_path.stem))
+            publish_descriptor(edge.client, descriptor)
+            http = start_http(http_port, http_host, users_file, token_lifetime, rate_limit, url)
+            if http:
+                click.echo(f"http: simulation id {descriptor.simulation_id}", err=True)
             runner = ExchangeRunner(simulation, edge, options, results, on_slot=_progress)
             try:
                 runner.run()
             except KeyboardInterrupt:
                 click.echo("interrupted", err=True)
             finally:
+                if http:
+                    stop(*http)
                 edge.close()
     finally:
         results.close()
@@ -130,6 +187,27 @@ def redis_url_or_exit(explicit: str | None):
     except RedisUnavailable as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
+
+
+@exchange_group.command("http")
+@click.option("--redis-url", default=None, envvar="REDIS_URL", help="Redis of the running exchange.")
+@http_options(port_required=True)
+def http_command(redis_url: str | None, http_port: int, http_host: str, users_file: Path | None, token_lifetime,
+                 rate_limit: float) -> None:
+    """Serve the REST + websocket API for an exchange running elsewhere (the web tier alone).
+
+    It keeps its state in Redis, so it can be restarted, or run on another machine, while the
+    exchange goes on.
+    """
+    with redis_url_or_exit(redis_url) as url:
+        server, thread = start_http(http_port, http_host, users_file, token_lifetime, rate_limit, url)
+        try:
+            while thread.is_alive():
+                thread.join(0.5)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+        finally:
+            stop(server, thread)
 
 
 @exchange_group.command("generate")

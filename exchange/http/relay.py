@@ -1,0 +1,139 @@
+"""The facade's link to the exchange: publish requests on Redis, route answers to websockets.
+
+One ``RedisConnection`` (the SDK's: one pool, one pub/sub reader per process) serves the whole
+facade. Channels of an area or aggregator are subscribed the first time it is used and stay
+subscribed, so a response is never lost between a request and the socket opening.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+from exchange.descriptor import Descriptor, Node, read_descriptor
+from exchange.http.hub import WebsocketHub
+from gsy_e_sdk.pending import new_transaction_id
+from gsy_e_sdk.redis_connection import RedisConnection
+from gsy_e_sdk.wire import channels
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTOR_TTL_S = 2.0
+AGGREGATOR_COMMAND_TIMEOUT_S = 10.0
+_AREA_COMMANDS = (*channels.ASSET_DIRECT_COMMANDS, *channels.MARKET_DIRECT_COMMANDS)
+_EVENTS = ("market", "tick", "trade", "finish")
+
+
+class ExchangeUnavailable(RuntimeError):
+    """No exchange has described itself in this Redis, or it stopped answering."""
+
+
+def area_key(area_uuid: str) -> str:
+    return f"area:{area_uuid}"
+
+
+def aggregator_key(aggregator_uuid: str) -> str:
+    return f"aggregator:{aggregator_uuid}"
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    return json.dumps(message).encode()
+
+
+class ExchangeRelay:
+    def __init__(self, connection: RedisConnection, hub: WebsocketHub) -> None:
+        self.connection = connection
+        self.hub = hub
+        self._descriptor: Descriptor | None = None
+        self._nodes: dict[str, Node] = {}
+        self._read_at = 0.0
+        self._watched: set[str] = set()
+        self._lock = threading.Lock()
+
+    # The exchange's description --------------------------------------------------------------
+    def descriptor(self) -> Descriptor:
+        """The running exchange's descriptor, re-read at most every 2 s (it changes on restart)."""
+        now = time.monotonic()
+        if self._descriptor is None or now - self._read_at > DESCRIPTOR_TTL_S:
+            descriptor = read_descriptor(self.connection.redis)
+            if descriptor is None:
+                raise ExchangeUnavailable("no exchange is running on this Redis")
+            with self._lock:
+                if self._descriptor is None or descriptor.run_id != self._descriptor.run_id:
+                    self._nodes = descriptor.nodes()
+                    self._watched.clear()  # a new run: subscribe again on first use
+                self._descriptor, self._read_at = descriptor, now
+        return self._descriptor
+
+    def node(self, area_uuid: str) -> Node | None:
+        self.descriptor()
+        return self._nodes.get(area_uuid)
+
+    # Areas (assets and markets) --------------------------------------------------------------
+    def watch_area(self, node: Node) -> None:
+        """Route the area's responses (and an asset's direct-mode events) to its websocket."""
+        key = area_key(node.uuid)
+        if key in self._watched or node.prefix is None:
+            return
+        prefix = node.prefix
+        names = [channels.register_response(prefix), channels.unregister_response(prefix),
+                 *(channels.area_command_response(prefix, command)
+                   for command in (*_AREA_COMMANDS, *channels.SELF_ANSWERED_COMMANDS))]
+        if not node.is_market:
+            # Direct mode (REDIS.md 9); the hosted exchange sends no events to market sockets.
+            names.extend(channels.area_event(prefix, event) for event in _EVENTS)
+
+        def forward(_channel: str, payload: dict[str, Any]) -> None:
+            if "command" in payload or "event" in payload:
+                self.hub.deliver(key, encode(payload))
+
+        self.connection.subscribe({name: forward for name in names})
+        self._watched.add(key)
+
+    def area_request(self, node: Node, command: str, payload: dict[str, Any]) -> None:
+        """Publish a request on ``<prefix>/<command>``; the answer reaches the area's socket."""
+        self.watch_area(node)
+        self.connection.publish(channels.area_command(node.prefix, command), payload)
+
+    # Aggregators -----------------------------------------------------------------------------
+    def watch_aggregator(self, aggregator_uuid: str) -> None:
+        key = aggregator_key(aggregator_uuid)
+        if key in self._watched:
+            return
+        simulation_id = self.descriptor().simulation_id
+
+        def forward_event(_channel: str, payload: dict[str, Any]) -> None:
+            if "simulation_id" in payload:
+                payload["simulation_id"] = simulation_id  # REST.md 4.3: the configuration id, not null
+            self.hub.deliver(key, encode(payload))
+
+        def forward_response(_channel: str, payload: dict[str, Any]) -> None:
+            self.hub.deliver(key, encode(payload))
+
+        self.connection.subscribe({channels.aggregator_events(aggregator_uuid): forward_event,
+                                   channels.batch_response(aggregator_uuid): forward_response})
+        self._watched.add(key)
+
+    def aggregator_command(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Send one ``aggregator-commands`` message and wait for its ``aggregator-response``."""
+        self.connection.watch_aggregator_responses()
+        transaction_id = payload["transaction_id"]
+        pending = self.connection.pending
+        future = pending.expect(transaction_id)
+        self.connection.publish(channels.AGGREGATOR_COMMANDS, payload)
+        return pending.wait(transaction_id, future, AGGREGATOR_COMMAND_TIMEOUT_S, ExchangeUnavailable,
+                            "The exchange did not answer", str(payload.get("type")))
+
+    def send_batch(self, aggregator_uuid: str, batch: dict[str, Any], transaction_id: str) -> None:
+        self.watch_aggregator(aggregator_uuid)
+        self.connection.publish(channels.batch_commands(), {
+            "type": "BATCHED", "transaction_id": transaction_id, "aggregator_uuid": aggregator_uuid,
+            "batch_commands": batch})
+
+    @staticmethod
+    def transaction_id(body: dict[str, Any]) -> str:
+        value = body.get("transaction_id")
+        return value if isinstance(value, str) and value else new_transaction_id()
