@@ -1,0 +1,102 @@
+"""Pure parts of the HTTP facade: users, tokens, rate limit, request models, registry views."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import jwt
+import pytest
+from pydantic import ValidationError
+
+from exchange.descriptor import Node
+from exchange.http import models as m
+from exchange.http.rate_limit import RateLimiter
+from exchange.http.registry import registry_tree, scenario_tree
+from exchange.http.tokens import TokenError, TokenIssuer
+from exchange.http.users import UsersError, load_users
+
+SECRET = "unit-test-secret-with-at-least-32-bytes"
+
+
+def test_users_come_from_file_then_env_then_api_client_pair(tmp_path: Path) -> None:
+    path = tmp_path / "users.yaml"
+    path.write_text("alice: wonderland\nbob: builder\n")
+    assert load_users(path, {}).names == ["alice", "bob"]
+    from_env = load_users(None, {"GSY_EXCHANGE_USERS": json.dumps({"carol": "pw"}), "API_CLIENT_USERNAME": "x",
+                                 "API_CLIENT_PASSWORD": "y"})
+    assert from_env.names == ["carol"]
+    pair = load_users(None, {"API_CLIENT_USERNAME": "dave", "API_CLIENT_PASSWORD": "pw"})
+    assert pair.check("dave", "pw") and not pair.check("dave", "PW") and not pair.check("eve", "pw")
+    assert not pair.check(None, "pw")
+
+
+@pytest.mark.parametrize("environ", [{}, {"GSY_EXCHANGE_USERS": "not json"}, {"GSY_EXCHANGE_USERS": "[1, 2]"},
+                                     {"GSY_EXCHANGE_USERS": json.dumps({"frank": ""})}])
+def test_bad_user_lists_are_refused_without_echoing_passwords(environ: dict) -> None:
+    with pytest.raises(UsersError) as error:
+        load_users(None, environ)
+    assert "GSY_EXCHANGE_USERS" in str(error.value) or "no users configured" in str(error.value)
+
+
+def test_user_file_errors_do_not_leak_passwords(tmp_path: Path) -> None:
+    path = tmp_path / "users.json"
+    path.write_text(json.dumps({"": "hunter2-secret"}))
+    with pytest.raises(UsersError) as error:
+        load_users(path, {})
+    assert "hunter2-secret" not in str(error.value)
+
+
+def test_tokens_round_trip_and_every_failure_has_its_reason() -> None:
+    issuer = TokenIssuer(SECRET, lifetime_s=60)
+    token = issuer.issue("alice")
+    assert issuer.user_of(f"JWT {token}") == "alice"
+    claims = jwt.decode(token, SECRET, algorithms=["HS256"])
+    assert 59 <= claims["exp"] - claims["iat"] <= 60
+    expired = jwt.encode({"sub": "alice", "exp": int(time.time()) - 1}, SECRET, algorithm="HS256")
+    forged = TokenIssuer("another-secret-with-at-least-32-bytes!").issue("alice")
+    cases = {None: "not provided", f"Bearer {token}": "JWT <token>", "JWT ": "JWT <token>",
+             f"JWT {expired}": "expired", f"JWT {forged}": "decoding", "JWT garbage": "decoding"}
+    for header, reason in cases.items():
+        with pytest.raises(TokenError, match=reason):
+            issuer.user_of(header)
+
+
+def test_rate_limiter_allows_a_burst_then_asks_to_wait_until_refilled() -> None:
+    now = [100.0]
+    limiter = RateLimiter(2, clock=lambda: now[0])
+    assert [limiter.retry_after("u") for _ in range(3)] == [0, 0, 1]
+    assert limiter.retry_after("other") == 0  # per user
+    now[0] += 0.5
+    assert limiter.retry_after("u") == 0
+    assert RateLimiter(0).retry_after("u") == 0
+
+
+def test_request_models_name_the_bad_field() -> None:
+    with pytest.raises(ValidationError) as error:
+        m.Forecast.model_validate({"energy_forecast": {"2026-01-01T10:00": float("nan")}})
+    assert m.field_errors(error.value)[0]["field"] == "energy_forecast"
+    with pytest.raises(ValidationError):
+        m.Forecast.model_validate({"energy_forecast": {}, "surprise": 1})
+    with pytest.raises(ValidationError, match="exactly one"):
+        m.GridFee.model_validate({"fee_const": 1, "fee_percent": 2})
+    assert m.GridFee.model_validate({"fee_const": 3.5}).fee_const == 3.5
+    batch = m.Batch.model_validate({"aggregator_uuid": "a", "batch_commands": {"x": {"type": "bid"}}})
+    assert batch.batch_commands == {"x": [{"type": "bid"}]}
+    with pytest.raises(ValidationError) as error:
+        m.Selection.model_validate({"aggregator_uuid": "a"})
+    assert m.field_errors(error.value)[0]["field"] == "device_uuid"
+
+
+def test_registry_marks_controllable_nodes_and_their_aggregator() -> None:
+    root = Node(name="Grid", type="Area", uuid="g", children=[
+        Node(name="House", type="Area", uuid="h", prefix="house", children=[
+            Node(name="pv", type="PV", uuid="p", prefix="pv"), Node(name="fixed", type="Load", uuid="f")])])
+    tree = registry_tree(root, {"p": "agg"})
+    house = tree["children"][0]
+    assert tree["registered"] is None and house["registered"] is True
+    assert house["children"][0] == {"name": "pv", "type": "PV", "uuid": "p", "attributes": None,
+                                    "registered": True, "aggregator_name": "agg"}
+    assert house["children"][1]["registered"] is None and "children" not in house["children"][1]
+    assert scenario_tree(root)["children"][0]["children"][1] == {"name": "fixed", "uuid": "f", "type": "Load"}
