@@ -42,7 +42,7 @@ class RunResults:
     slots: int = 0
     self_sufficiency: dict[str, float] = field(default_factory=dict)
     orders: int = 0
-    event_latencies: list[float] = field(default_factory=list)
+    event_latencies: dict[str, list[float]] = field(default_factory=lambda: {"market": [], "tick": []})
     events_fully_answered: int = 0
     _writer: csv.writer | None = None
     _file: object | None = None
@@ -88,21 +88,20 @@ class RunResults:
                     round(settlement.seller_revenue_rate, 6), round(sum(settlement.market_fees) * energy, 6),
                     trade.trade_id])
 
-    def record_event_latency(self, seconds: float, answered: int, audience: int) -> None:
-        """Event published -> last batch received from the aggregators that answered it."""
-        self.event_latencies.append(seconds)
+    def record_event_latency(self, seconds: float, answered: int, audience: int, kind: str = "tick") -> None:
+        """Event published -> last batch received from the aggregators that answered it.
+
+        ``kind`` is "market" for a slot's first event tick, else "tick".
+        """
+        self.event_latencies.setdefault(kind, []).append(seconds)
         self.events_fully_answered += answered == audience
 
     def _latency_summary(self) -> dict | None:
-        if not self.event_latencies:
+        everything = [value for values in self.event_latencies.values() for value in values]
+        if not everything:
             return None
-        ordered = sorted(self.event_latencies)
-
-        def at(fraction: float) -> float:
-            return round(1000 * ordered[min(int(fraction * (len(ordered) - 1) + 0.5), len(ordered) - 1)], 2)
-
-        return {"events": len(ordered), "fully_answered": self.events_fully_answered,
-                "p50_ms": at(0.5), "p90_ms": at(0.9), "p99_ms": at(0.99), "max_ms": round(1000 * ordered[-1], 2)}
+        return {**_percentiles(everything), "fully_answered": self.events_fully_answered,
+                "by_event": {kind: _percentiles(values) for kind, values in self.event_latencies.items() if values}}
 
     def summary(self) -> dict:
         return {
@@ -136,3 +135,13 @@ class RunResults:
         self._file = self._orders_file = None
         if self.directory is not None:
             (self.directory / "summary.json").write_text(json.dumps(self.summary(), indent=2))
+
+
+def _percentiles(values: list[float]) -> dict:
+    ordered = sorted(values)
+
+    def at(fraction: float) -> float:
+        return round(1000 * ordered[min(int(fraction * (len(ordered) - 1) + 0.5), len(ordered) - 1)], 2)
+
+    return {"events": len(ordered), "p50_ms": at(0.5), "p90_ms": at(0.9), "p99_ms": at(0.99),
+            "max_ms": round(1000 * ordered[-1], 2)}

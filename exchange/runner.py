@@ -56,6 +56,7 @@ class ExchangeRunner:
         self._responsiveness = _Responsiveness()
         # Event published -> each aggregator's last batch for it, timed inside the exchange.
         self._event_published: float | None = None
+        self._event_kind = "tick"
         self._event_audience: set[str] = set()
         self._last_batch: dict[str, float] = {}
         clock = simulation.clock
@@ -88,6 +89,7 @@ class ExchangeRunner:
             self.edge.publish(result.messages)
             if result.event_aggregators:
                 self._event_published = time.monotonic()
+                self._event_kind = "market" if result.slot_started else "tick"
                 self._event_audience = set(result.event_aggregators)
             self.results.record(self.simulation, result)
             if result.slot_started and self._on_slot:
@@ -170,7 +172,7 @@ class ExchangeRunner:
         """Record how long the last event took to be answered by every aggregator that answered."""
         if self._event_published is not None and self._last_batch:
             self.results.record_event_latency(max(self._last_batch.values()) - self._event_published,
-                                              len(self._last_batch), len(self._event_audience))
+                                              len(self._last_batch), len(self._event_audience), self._event_kind)
         self._event_published = None
         self._last_batch = {}
 
