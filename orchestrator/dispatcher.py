@@ -22,13 +22,25 @@ from orchestrator.attach import AttachedAggregator, FleetAttacher
 from orchestrator.config import FleetConfig
 from orchestrator.grid_view import asset_kind, index_tree
 from orchestrator.messages import AssetItem, MarketItem, SliceTask
-from orchestrator.sharding import Slice, plan_slices
+from orchestrator.sharding import Slice, plan_slices, queue_name
 from orchestrator.state import StateStore
 
 logger = logging.getLogger(__name__)
 
 TASK_FOR_EVENT = {"market": "workers.on_market_slot", "tick": "workers.on_tick",
                   "trade": "workers.on_trade", "finish": "workers.on_finish"}
+
+
+def task_argsrepr(task: SliceTask) -> str:
+    """What Flower shows as the task's args: which slice, shard, slot and tick, not the whole payload.
+
+    Most telling first, since Flower's tasks table cuts args at about 45 characters, e.g.
+    ``households[1] shard-1 market slot=2026-06-01T10:00 tick=0% assets=6``.
+    """
+    counts = [f"{label}={len(items)}" for label, items in
+              (("assets", task.assets), ("markets", task.markets), ("trades", task.trades)) if items]
+    return " ".join([f"{task.aggregator}[{task.slice}]", queue_name(task.shard), task.event,
+                     f"slot={task.slot}", f"tick={task.completion}%", *counts])
 
 
 class Dispatcher:
@@ -109,7 +121,8 @@ class Dispatcher:
             task = self._slice_task(aggregator, piece, payload, event, slot, completion, tree, received)
             if task is None:
                 continue
-            self.app.send_task(TASK_FOR_EVENT[event], args=[task.model_dump()], queue=piece.queue)
+            self.app.send_task(TASK_FOR_EVENT[event], args=[task.model_dump()], queue=piece.queue,
+                               argsrepr=task_argsrepr(task))
             sent += 1
         self.tasks_sent += sent
         return sent
