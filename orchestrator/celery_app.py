@@ -19,7 +19,7 @@ def broker_url() -> str:
 
 
 def make_app(broker: str | None = None) -> Celery:
-    app = Celery("gsy_fleet", broker=broker or broker_url(), include=["workers.tasks"])
+    app = Celery("gsy_fleet", broker=broker or broker_url(), include=["workers.tasks", "workers.operator_tasks"])
     app.conf.update(
         task_serializer="json",
         result_serializer="json",

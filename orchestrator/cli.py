@@ -25,6 +25,11 @@ def load_or_exit(path: Path) -> FleetConfig:
         sys.exit(2)
 
 
+def fleet_redis_url(config: FleetConfig, explicit: str | None) -> str:
+    """The Redis holding the fleet's state (and, in Redis mode, the exchange's channels)."""
+    return config.exchange.redis_url or explicit or "redis://127.0.0.1:6379"
+
+
 def start_dispatcher(config: FleetConfig, redis_url: str, on_slot=None, fresh: bool = False) -> Dispatcher:
     app = make_app(config.broker_url or redis_url)
     dispatcher = Dispatcher(config, get_connection(redis_url), app, on_slot=on_slot)
@@ -56,7 +61,7 @@ redis_option = click.option("--redis-url", envvar="REDIS_URL", default=None,
 def dispatch_command(config_path: Path, redis_url: str | None) -> None:
     """Attach the fleet and fan exchange events out to the shard queues (workers run elsewhere)."""
     config = load_or_exit(config_path)
-    url = config.exchange.redis_url or redis_url or "redis://127.0.0.1:6379"
+    url = fleet_redis_url(config, redis_url)
     dispatcher = start_dispatcher(config, url)
     click.echo(f"dispatching {len(dispatcher.aggregators)} aggregators to {config.shards} shard queues", err=True)
     dispatcher.run()
@@ -70,7 +75,7 @@ def dispatch_command(config_path: Path, redis_url: str | None) -> None:
 def run_command(config_path: Path, workers: int, redis_url: str | None) -> None:
     """The dispatcher plus N local worker processes."""
     config = load_or_exit(config_path)
-    url = config.exchange.redis_url or redis_url or "redis://127.0.0.1:6379"
+    url = fleet_redis_url(config, redis_url)
     dispatcher = start_dispatcher(config, url)
     pool = LocalWorkers(dispatcher.app, workers, config.shards, worker_env(config_path, config, url))
     pool.start()

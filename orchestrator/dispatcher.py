@@ -58,6 +58,7 @@ class Dispatcher:
         self._on_slot = on_slot
         self._events: queue.Queue[tuple[AttachedAggregator, dict, float]] = queue.Queue()
         self._last_tick: dict[str, tuple[str, int]] = {}
+        self._kinds: dict[str, str] = {}
 
     def start(self, fresh: bool = False) -> None:
         """Attach the fleet and start listening; raises FleetConfigError before anything runs.
@@ -79,6 +80,20 @@ class Dispatcher:
         self.store.meta("aggregators", {a.name: a.uuid for a in self.aggregators})
         self.store.meta("slices", {a.name: [[s.index, s.shard, len(s.assets)] for s in self.slices[a.uuid]]
                                    for a in self.aggregators})
+        self.store.meta("placements", self._placements())
+
+    def _placements(self) -> dict[str, dict[str, Any]]:
+        """Device name -> where it lives, so operators can route commands to the owning shard."""
+        placements = {}
+        for aggregator in self.aggregators:
+            for piece in self.slices[aggregator.uuid]:
+                for devices, is_market in ((piece.assets, False), (piece.markets, True)):
+                    names = aggregator.markets if is_market else aggregator.assets
+                    for device in devices:
+                        placements[names[device]] = {"uuid": device, "aggregator": aggregator.name,
+                                                     "aggregator_uuid": aggregator.uuid, "slice": piece.index,
+                                                     "shard": piece.shard, "market": is_market}
+        return placements
 
     def _queue_handler(self, aggregator: AttachedAggregator):
         def handler(_channel: str, payload: dict[str, Any]) -> None:
@@ -158,7 +173,15 @@ class Dispatcher:
                                       last_market_fee=node.get("last_market_fee")))
         if not assets and not markets:
             return None
+        self._note_kinds(assets)
         return SliceTask(**base, assets=assets, markets=markets)
+
+    def _note_kinds(self, assets: list[AssetItem]) -> None:
+        """Publish asset kinds as they become known (operators validate parameters by kind)."""
+        new = {asset.uuid: asset.kind for asset in assets if self._kinds.get(asset.uuid) != asset.kind}
+        if new:
+            self._kinds.update(new)
+            self.store.meta("kinds", self._kinds)
 
     def _note_slot(self, slot: str | None) -> None:
         if slot and (not self.slots_seen or self.slots_seen[-1] != slot):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import redis
@@ -16,15 +17,79 @@ class StateStore:
     def _key(self, asset_uuid: str) -> str:
         return f"{self.prefix}:state:{asset_uuid}"
 
-    def load(self, asset_uuids: list[str]) -> dict[str, dict]:
+    def load(self, asset_uuids: list[str]) -> tuple[dict[str, dict], dict[str, dict]]:
+        """(strategy states, operator controls) of these devices, in one round trip."""
         if not asset_uuids:
-            return {}
-        values = self.client.mget([self._key(uuid) for uuid in asset_uuids])
-        return {uuid: json.loads(value) for uuid, value in zip(asset_uuids, values) if value}
+            return {}, {}
+        keys = [self._key(uuid) for uuid in asset_uuids] + [self._control_key(uuid) for uuid in asset_uuids]
+        values = self.client.mget(keys)
+        count = len(asset_uuids)
+        states = {uuid: json.loads(value) for uuid, value in zip(asset_uuids, values[:count]) if value}
+        controls = {uuid: json.loads(value) for uuid, value in zip(asset_uuids, values[count:]) if value}
+        return states, controls
 
-    def save(self, states: dict[str, dict]) -> None:
-        if states:
-            self.client.mset({self._key(uuid): json.dumps(state) for uuid, state in states.items()})
+    def save(self, states: dict[str, dict], last_event: tuple[str, int, dict] | None = None) -> None:
+        """Store new states and, for ``resync``, the slice's last event (aggregator uuid, slice, task)."""
+        if not states and last_event is None:
+            return
+        values = {self._key(uuid): json.dumps(state) for uuid, state in states.items()}
+        if last_event is not None:
+            aggregator_uuid, index, task = last_event
+            values[self._last_key(aggregator_uuid, index)] = json.dumps(task)
+        self.client.mset(values)
+
+    def _last_key(self, aggregator_uuid: str, index: int) -> str:
+        return f"{self.prefix}:last:{aggregator_uuid}:{index}"
+
+    def last_slice(self, aggregator_uuid: str, index: int) -> dict | None:
+        raw = self.client.get(self._last_key(aggregator_uuid, index))
+        return json.loads(raw) if raw else None
+
+    # ------------------------------------------------------------------ operator controls
+    def _control_key(self, device_uuid: str) -> str:
+        return f"{self.prefix}:control:{device_uuid}"
+
+    def update_controls(self, device_uuids: list[str], paused: bool | None = None,
+                        params: dict[str, Any] | None = None) -> None:
+        """Merge into each device's controls; a WATCH transaction so concurrent updates both land."""
+        for uuid in device_uuids:
+            key = self._control_key(uuid)
+            with self.client.pipeline() as pipe:
+                while True:
+                    try:
+                        pipe.watch(key)
+                        raw = pipe.get(key)
+                        control = json.loads(raw) if raw else {}
+                        if paused is not None:
+                            control["paused"] = paused
+                        if params:
+                            control["params"] = {**control.get("params", {}), **params}
+                        pipe.multi()
+                        pipe.set(key, json.dumps(control))
+                        pipe.execute()
+                        break
+                    except redis.WatchError:
+                        continue
+
+    def push_result(self, command_id: str, result: dict[str, Any]) -> None:
+        key = f"{self.prefix}:operator:{command_id}"
+        pipe = self.client.pipeline(transaction=False)
+        pipe.rpush(key, json.dumps(result))
+        pipe.expire(key, 3600)
+        pipe.execute()
+
+    def wait_results(self, command_id: str, count: int, timeout: float) -> list[dict[str, Any]]:
+        key = f"{self.prefix}:operator:{command_id}"
+        results = []
+        deadline = time.monotonic() + timeout
+        while len(results) < count:
+            left = deadline - time.monotonic()
+            popped = self.client.blpop([key], timeout=max(left, 0.01)) if left > 0 else None
+            if popped is None:
+                raise TimeoutError(f"{len(results)} of {count} answers to operator command {command_id} "
+                                   f"within {timeout:g} s")
+            results.append(json.loads(popped[1]))
+        return results
 
     # ------------------------------------------------------------------ metrics
     def record_task(self, shard: int, latency: float, submitted: int, accepted: int, rejected: int,

@@ -6,6 +6,8 @@ named by ``GSY_FLEET_CONFIG``.
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -19,6 +21,8 @@ from orchestrator.config import FleetConfig, load_fleet_config
 from orchestrator.state import StateStore
 from workers.strategies import StrategySpec, get_strategy
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass
 class WorkerContext:
@@ -26,9 +30,29 @@ class WorkerContext:
     connection: RedisConnection
     store: StateStore
     _strategies: dict[tuple[str, str], tuple[StrategySpec, BaseModel] | None] = field(default_factory=dict)
+    _overridden: dict[tuple[str, str, str], tuple[StrategySpec, BaseModel]] = field(default_factory=dict)
 
-    def strategy(self, name: str, kind: str) -> tuple[StrategySpec, BaseModel] | None:
-        """The strategy and validated parameters for an asset (or market), cached per process."""
+    def strategy(self, name: str, kind: str,
+                 overrides: dict[str, Any] | None = None) -> tuple[StrategySpec, BaseModel] | None:
+        """The strategy and validated parameters for an asset (or market), cached per process.
+
+        ``overrides`` are an operator's live parameter changes; invalid ones are logged and the
+        fleet file's parameters stay in force.
+        """
+        base = self._base_strategy(name, kind)
+        if base is None or not overrides:
+            return base
+        key = (name, kind, json.dumps(overrides, sort_keys=True))
+        if key not in self._overridden:
+            spec, params = base
+            try:
+                self._overridden[key] = (spec, spec.params_model.model_validate({**params.model_dump(), **overrides}))
+            except ValueError as exc:
+                logger.error("ignored parameters %s for %s: %s", overrides, name, exc)
+                self._overridden[key] = base
+        return self._overridden[key]
+
+    def _base_strategy(self, name: str, kind: str) -> tuple[StrategySpec, BaseModel] | None:
         key = (name, kind)
         if key not in self._strategies:
             chosen = self.config.strategy_for(name, kind)

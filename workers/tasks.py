@@ -28,13 +28,20 @@ def _market_view(task: SliceTask, fee_to_root: float = 0.0) -> MarketView:
 
 
 def decide_slice(task: SliceTask, ctx: WorkerContext) -> tuple[dict[str, list[dict]], dict[str, dict], int]:
-    """Run every asset's and market's strategy; returns (batch, new states, assets skipped)."""
-    states = ctx.store.load([asset.uuid for asset in task.assets] + [market.uuid for market in task.markets])
+    """Run every asset's and market's strategy; returns (batch, new states, assets skipped).
+
+    Operator controls apply here: a paused asset is left out, and changed parameters override
+    the fleet file's for that asset.
+    """
+    states, controls = ctx.store.load([asset.uuid for asset in task.assets] + [market.uuid for market in task.markets])
     batch: dict[str, list[dict]] = {}
     new_states: dict[str, dict] = {}
     skipped = 0
     for asset in task.assets:
-        strategy = ctx.strategy(asset.name, asset.kind)
+        control = controls.get(asset.uuid, {})
+        if control.get("paused"):
+            continue
+        strategy = ctx.strategy(asset.name, asset.kind, control.get("params"))
         if strategy is None:
             continue
         spec, params = strategy
@@ -51,7 +58,10 @@ def decide_slice(task: SliceTask, ctx: WorkerContext) -> tuple[dict[str, list[di
                                  else command for command in decision.commands]
         new_states[asset.uuid] = decision.state
     for market in task.markets:
-        strategy = ctx.strategy(market.name, "Market")
+        control = controls.get(market.uuid, {})
+        if control.get("paused"):
+            continue
+        strategy = ctx.strategy(market.name, "Market", control.get("params"))
         if strategy is None:
             continue
         spec, params = strategy
@@ -69,13 +79,14 @@ def decide_slice(task: SliceTask, ctx: WorkerContext) -> tuple[dict[str, list[di
     return batch, new_states, skipped
 
 
-def handle_event(payload: dict[str, Any], worker: str = "") -> dict[str, Any]:
+def handle_event(payload: dict[str, Any], worker: str = "", transaction_id: str | None = None) -> dict[str, Any]:
+    """Decide and submit one slice's batch; ``transaction_id`` replaces the event's (resync)."""
     task = SliceTask.model_validate(payload)
     ctx = context()
     batch, new_states, skipped = decide_slice(task, ctx)
     accepted = rejected = 0
     submitted = sum(len(commands) for commands in batch.values())
-    response = ctx.submit(task.aggregator_uuid, batch, task.transaction_id())
+    response = ctx.submit(task.aggregator_uuid, batch, transaction_id or task.transaction_id())
     if response:
         for entries in response.get("responses", {}).values():
             for entry in entries:
@@ -84,7 +95,7 @@ def handle_event(payload: dict[str, Any], worker: str = "") -> dict[str, Any]:
                 else:
                     rejected += 1
                     logger.info("%s: command rejected: %s", task.aggregator, entry)
-    ctx.store.save(new_states)
+    ctx.store.save(new_states, (task.aggregator_uuid, task.slice, payload))
     latency = time.time() - task.dispatched_at
     ctx.store.record_task(task.shard, latency, submitted, accepted, rejected, skipped, worker)
     return {"aggregator": task.aggregator, "slot": task.slot, "event": task.event, "completion": task.completion,

@@ -3,7 +3,9 @@
 import time
 from dataclasses import dataclass, field
 
+from orchestrator.config import parse_fleet_config
 from orchestrator.messages import AssetItem, SliceTask
+from orchestrator.worker_context import WorkerContext
 from workers.strategies import get_strategy
 from workers.strategies.base import Decision
 from workers.tasks import decide_slice
@@ -12,9 +14,11 @@ from workers.tasks import decide_slice
 @dataclass
 class _Store:
     states: dict = field(default_factory=dict)
+    controls: dict = field(default_factory=dict)
 
     def load(self, uuids):
-        return {uuid: self.states[uuid] for uuid in uuids if uuid in self.states}
+        return ({uuid: self.states[uuid] for uuid in uuids if uuid in self.states},
+                {uuid: self.controls[uuid] for uuid in uuids if uuid in self.controls})
 
 
 class _Context:
@@ -26,7 +30,7 @@ class _Context:
         ramp = get_strategy("price_ramp")
         self.ramp = (ramp, ramp.params_model())
 
-    def strategy(self, name, kind):
+    def strategy(self, name, kind, overrides=None):
         if name != self.broken:
             return self.ramp
 
@@ -63,3 +67,21 @@ def test_transaction_ids_are_stable_per_decision():
     later = task.model_copy(update={"completion": 10, "event": "tick"})
     assert task.transaction_id() == same.transaction_id() != later.transaction_id()
     assert isinstance(Decision(commands=[], state={}).commands, list)
+
+
+def test_operator_controls_pause_an_asset_and_override_its_parameters():
+    config = parse_fleet_config({"aggregators": [{"name": "a", "assets": ["load-*"]}],
+                                 "strategies": {"Load": {"name": "price_ramp"}}})
+    store = _Store(controls={"id-0": {"paused": True},
+                             "id-1": {"params": {"initial_buying_rate": 20, "final_buying_rate": 25}},
+                             "id-2": {"params": {"initial_buying_rate": 40, "final_buying_rate": 10}}})
+    ctx = WorkerContext(config, connection=None, store=store)
+    assets = [AssetItem(uuid=f"id-{i}", name=f"load-{i}", kind="Load",
+                        info={"energy_requirement_kWh": 0.5, "energy_active_in_bids": 0.0,
+                              "energy_traded": 0.0, "total_cost": 0.0}) for i in range(4)]
+    batch, states, skipped = decide_slice(_task(assets), ctx)
+    assert "id-0" not in batch and "id-0" not in states  # paused: no orders, state untouched
+    rate = {uuid: commands[0]["price"] / commands[0]["energy"] for uuid, commands in batch.items()}
+    assert rate["id-1"] == 20  # the operator's initial buying rate at 0 % completion
+    assert rate["id-2"] == rate["id-3"] == 0  # an invalid override (ramp pointing down) is ignored
+    assert skipped == 0
