@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 import os
 import pkgutil
@@ -17,11 +16,13 @@ from types import ModuleType
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from exchange.cli import exchange_group
 from orchestrator.cli import fleet_group
 from orchestrator.demo import demo_command
 from gsy_e_sdk.constants import API_CLIENT_SIMULATION_ID, DEFAULT_DOMAIN_NAME, DEFAULT_WEBSOCKET_DOMAIN
+from gsy_e_sdk.utils import SimulationConfigError, read_simulation_config_file
 
 logger = logging.getLogger(__name__)
 
@@ -102,14 +103,29 @@ def load_client_script(base_setup_path: str | None, setup_module_name: str) -> M
 
 def _export_rest_settings(config_path: str | None, domain_name: str | None,
                           web_socket: str | None, simulation_id: str | None) -> None:
-    if config_path:
-        config: dict[str, Any] = json.loads(Path(config_path).read_text())
-        values = [config.get("domain_name"), config.get("web_socket_domain_name"), config.get("uuid")]
+    """Export the REST settings for the script: config file, else options, else env/defaults."""
+    try:
+        config: dict[str, Any] | None = read_simulation_config_file(config_path)
+    except SimulationConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="'-i' / '--simulation-config-path'") from None
+    if config is not None:
+        values = [config["domain_name"], config["web_socket_domain_name"], config["uuid"]]
     else:
         values = [domain_name, web_socket, simulation_id]
     for (variable, default), value in zip(REST_SETTINGS.items(), values):
         os.environ[variable] = value or os.environ.get(variable) or default
     validate_general_settings_are_set()
+
+
+def _warn_if_password_on_command_line(ctx: click.Context) -> None:
+    """A password in argv is visible to every user of the machine (ps, /proc, shell history)."""
+    if ctx.get_parameter_source("password") is ParameterSource.COMMANDLINE:
+        message = ("The password was given on the command line (-p/--password), where other users "
+                   "of this machine can read it; prefer the hidden prompt (give only -u) or env "
+                   "API_CLIENT_PASSWORD.")
+        logger.warning(message)
+        if not logger.isEnabledFor(logging.WARNING):  # the default level is ERROR: still tell
+            click.echo(f"Warning: {message}", err=True)
 
 
 @main.command()
@@ -126,7 +142,8 @@ def _export_rest_settings(config_path: str | None, domain_name: str | None,
 @click.option("-d", "--domain-name", default=None, help="REST domain of the hosted exchange.")
 @click.option("-w", "--web-socket", default=None, help="Websocket domain of the hosted exchange.")
 @click.option("-i", "--simulation-config-path", default=None, type=click.Path(dir_okay=False),
-              help="JSON file with domain_name, web_socket_domain_name and uuid.")
+              help="The simulation's JSON config file from the platform (REST.md 5); its "
+                   "domain_name, web_socket_domain_name and uuid override -d/-w/-s.")
 @click.option("-s", "--simulation-id", default=None, help="Simulation (collaboration) UUID.")
 @click.option("--run-on-redis", is_flag=True, default=False,
               help="Talk to a local exchange over Redis.")
@@ -135,7 +152,8 @@ def _export_rest_settings(config_path: str | None, domain_name: str | None,
 @click.option("-l", "--log-level", default=None, type=click.Choice(LOG_LEVELS, case_sensitive=False),
               help="Log level (overrides the one given before 'run').")
 @click.option("-f", "--log-file", default=None, help="Log to this file instead of stderr.")
-def run(base_setup_path: str | None, setup_module_name: str | None, username: str | None,
+@click.pass_context
+def run(ctx: click.Context, base_setup_path: str | None, setup_module_name: str | None, username: str | None,
         password: str | None, domain_name: str | None, web_socket: str | None,
         simulation_config_path: str | None, simulation_id: str | None, run_on_redis: bool,
         redis_url: str | None, log_level: str | None, log_file: str | None) -> None:
@@ -145,6 +163,13 @@ def run(base_setup_path: str | None, setup_module_name: str | None, username: st
     if log_level or log_file:
         configure_logging((log_level or logging.getLevelName(logging.getLogger().level)).upper(),
                           log_file or "")
+    _warn_if_password_on_command_line(ctx)
+    if run_on_redis:
+        if redis_url:
+            os.environ["REDIS_URL"] = redis_url
+    else:
+        # Before the prompt: a bad config file should not cost the user a password entry.
+        _export_rest_settings(simulation_config_path, domain_name, web_socket, simulation_id)
     if username and not password and not run_on_redis:
         password = click.prompt("Password", hide_input=True)
     if username:
@@ -152,11 +177,6 @@ def run(base_setup_path: str | None, setup_module_name: str | None, username: st
     if password:
         os.environ["API_CLIENT_PASSWORD"] = password
     os.environ["API_CLIENT_RUN_ON_REDIS"] = "true" if run_on_redis else "false"
-    if run_on_redis:
-        if redis_url:
-            os.environ["REDIS_URL"] = redis_url
-    else:
-        _export_rest_settings(simulation_config_path, domain_name, web_socket, simulation_id)
     load_client_script(base_setup_path, setup_module_name)
 
 

@@ -1,7 +1,7 @@
 """Client classes picked by env ``API_CLIENT_RUN_ON_REDIS`` (set by ``gsy-e-sdk run``).
 
-``"true"`` selects the Redis classes. The REST classes arrive in a later release; until then
-asking for a type in REST mode raises ``ImportError`` with an explanation.
+``"true"`` selects the Redis classes, anything else the REST ones (SDK_API.md 7). Resolved on
+each access, so a script sees the mode the CLI set before importing it.
 """
 
 import os
@@ -19,10 +19,18 @@ def _redis_types() -> dict[str, Any]:
             "market_client_type": RedisMarketClient}
 
 
+def _rest_types() -> dict[str, Any]:
+    from gsy_e_sdk.aggregator import Aggregator  # noqa: PLC0415
+    from gsy_e_sdk.clients.rest_asset_client import RestAssetClient  # noqa: PLC0415
+    from gsy_e_sdk.rest_market import RestMarketClient  # noqa: PLC0415
+
+    return {"device_client_type": RestAssetClient, "aggregator_client_type": Aggregator,
+            "market_client_type": RestMarketClient}
+
+
 def __getattr__(name: str) -> Any:
     if name not in __all__:
         raise AttributeError(f"module 'gsy_e_sdk.types' has no attribute {name!r}")
     if os.environ.get("API_CLIENT_RUN_ON_REDIS") == "true":
         return _redis_types()[name]
-    raise ImportError(f"gsy_e_sdk.types.{name}: the REST clients are not available in this "
-                      "release; run with --run-on-redis (env API_CLIENT_RUN_ON_REDIS=true)")
+    return _rest_types()[name]

@@ -1,17 +1,31 @@
-"""Grid-tree helpers and log formatters used by clients and scripts (SDK_API.md 7).
+"""Helpers used by clients and scripts (SDK_API.md 7): grid tree, log formatters, REST.
 
-The REST helpers of that section (JWT, GraphQL, domain names) arrive with the REST clients.
+The REST helpers (domain names from the environment, JWT, GraphQL, endpoint prefixes, the
+simulation config file) send every request through ``gsy_e_sdk.rest_session`` and get their
+token from the process's shared ``gsy_e_sdk.jwt_auth`` provider.
 """
 
 from __future__ import annotations
 
+import ast
 import functools
 import json
 import logging
+import os
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from gsy_e_sdk.constants import API_CLIENT_SIMULATION_ID, DEFAULT_DOMAIN_NAME, DEFAULT_WEBSOCKET_DOMAIN
+
 logger = logging.getLogger(__name__)
+
+DOMAIN_NAME_ENV = "API_CLIENT_DOMAIN_NAME"
+WEBSOCKET_DOMAIN_NAME_ENV = "API_CLIENT_WEBSOCKET_DOMAIN_NAME"
+SIMULATION_ID_ENV = "API_CLIENT_SIMULATION_ID"
 
 
 class AreaNotFoundException(Exception):
@@ -168,3 +182,221 @@ def log_grid_fees_information(market_names: list[str], current_market_fee: dict[
     rows += [f"{name:<30} {current_market_fee.get(name)!s:>12} {next_market_fee.get(name)!s:>12}"
              for name in market_names]
     logger.info("Grid fees (ct/kWh):\n%s", "\n".join(rows))
+
+
+# REST: settings from the environment (REST.md 6) ------------------------------------------------
+
+def domain_name_from_env() -> str:
+    return os.environ.get(DOMAIN_NAME_ENV) or DEFAULT_DOMAIN_NAME
+
+
+def websocket_domain_name_from_env() -> str:
+    return os.environ.get(WEBSOCKET_DOMAIN_NAME_ENV) or DEFAULT_WEBSOCKET_DOMAIN
+
+
+def simulation_id_from_env() -> str:
+    return os.environ.get(SIMULATION_ID_ENV) or API_CLIENT_SIMULATION_ID
+
+
+def get_sim_id_and_domain_names() -> tuple[str, str, str]:
+    """``(simulation_id, domain_name, websocket_domain_name)`` from the environment."""
+    return simulation_id_from_env(), domain_name_from_env(), websocket_domain_name_from_env()
+
+
+def get_aggregator_prefix(domain_name: str, simulation_id: str | None = None) -> str:
+    simulation_id = simulation_id if simulation_id is not None else simulation_id_from_env()
+    return f"{domain_name.rstrip('/')}/external-connection/aggregator-api/{simulation_id}/"
+
+
+def get_configuration_prefix(domain_name: str, simulation_id: str | None = None) -> str:
+    simulation_id = simulation_id if simulation_id is not None else simulation_id_from_env()
+    return f"{domain_name.rstrip('/')}/external-connection/configurations/{simulation_id}/"
+
+
+# REST: JWT and GraphQL (REST.md 1, 3.5) ---------------------------------------------------------
+
+def _version_tuple(version: str) -> tuple[int, ...] | None:
+    parts = re.findall(r"\d+", version)
+    return tuple(int(part) for part in parts) if parts else None
+
+
+def validate_client_up_to_date(response: Any) -> None:
+    """Warn when the server's ``API-VERSION`` header is newer than this SDK.
+
+    Versions are compared number by number (the original compared strings, so it thought
+    ``1.10.0`` older than ``1.3.0``); unparsable versions fall back to string comparison.
+    """
+    from gsy_e_sdk import __version__  # noqa: PLC0415 - the package imports modules using us
+
+    headers = getattr(response, "headers", None) or {}
+    server_version = headers.get("API-VERSION")
+    if not server_version:
+        return
+    ours, theirs = _version_tuple(__version__), _version_tuple(server_version)
+    outdated = ours < theirs if ours is not None and theirs is not None else __version__ < server_version
+    if outdated:
+        logger.warning("Your version of the client %s is outdated, kindly upgrade to version %s "
+                       "to make use of our latest features.", __version__, server_version)
+
+
+def retrieve_jwt_key_from_server(domain_name: str) -> str | None:
+    """A JWT for env ``API_CLIENT_USERNAME``/``API_CLIENT_PASSWORD``; None if login fails.
+
+    The token is the process's shared one for ``domain_name`` (one login per process).
+    """
+    from gsy_e_sdk.jwt_auth import token_provider  # noqa: PLC0415 - jwt_auth imports utils lazily
+
+    return token_provider(domain_name).token()
+
+
+def execute_graphql_request(domain_name: str, query: str, headers: dict[str, str] | None = None,
+                            url: str | None = None, authenticate: bool = True) -> Any:
+    """POST ``{"query": query}`` to ``url`` or ``{domain}/graphql/``; the parsed JSON or None."""
+    from gsy_e_sdk import rest_session  # noqa: PLC0415
+    from gsy_e_sdk.jwt_auth import token_provider  # noqa: PLC0415
+
+    auth = None
+    if authenticate:
+        auth = token_provider(domain_name)
+        if auth.token() is None:
+            return None
+    return rest_session.request_json("POST", url or f"{domain_name.rstrip('/')}/graphql/",
+                                     {"query": query}, auth=auth, add_transaction_id=False,
+                                     headers=headers)
+
+
+def _read_scenario(collab_id: str, domain_name: str) -> tuple[dict[str, Any] | None, Any]:
+    """(scenario tree, GraphQL errors) of a configuration."""
+    query = (f'query {{ readConfiguration(uuid: "{collab_id}") '
+             f'{{ scenarioData {{ latest {{ serialized }} }} }} }}')
+    data = execute_graphql_request(domain_name, query)
+    if not isinstance(data, dict):
+        return None, None
+    if data.get("errors"):
+        return None, data["errors"]
+    try:
+        serialized = data["data"]["readConfiguration"]["scenarioData"]["latest"]["serialized"]
+        return json.loads(serialized), None
+    except (KeyError, TypeError, ValueError):
+        logger.error("Unexpected readConfiguration answer for %s: %.300s", collab_id, data)
+        return None, None
+
+
+def get_area_uuid_from_area_name_and_collaboration_id(collab_id: str, area_name: str,
+                                                      domain_name: str) -> str:
+    """The uuid of the first area named ``area_name`` in the configuration's scenario."""
+    scenario, _ = _read_scenario(collab_id, domain_name)
+    area_uuid = get_area_uuid_from_area_name(scenario or {}, area_name)
+    if area_uuid is None:
+        raise AreaNotFoundException(
+            f"Area with name {area_name} is not part of the collaboration with UUID {collab_id}")
+    return area_uuid
+
+
+def get_area_uuid_and_name_mapping_from_simulation_id(collab_id: str,
+                                                      domain_name: str | None = None) -> Any:
+    """``{area_name: uuid}`` of the whole scenario (a repeated name: the last one wins)."""
+    scenario, errors = _read_scenario(collab_id, domain_name or domain_name_from_env())
+    if errors:
+        message = errors[0].get("message") if isinstance(errors[0], dict) else errors[0]
+        try:
+            return ast.literal_eval(message)
+        except (ValueError, SyntaxError, TypeError):
+            logger.error("GraphQL error for configuration %s: %s", collab_id, message)
+            return None
+    mapping: dict[str, str] = {}
+    stack = [scenario] if scenario else []
+    while stack:
+        node = stack.pop(0)
+        if node.get("name") is not None:
+            mapping[node["name"]] = node.get("uuid")
+        stack[:0] = node.get("children") or []
+    return mapping
+
+
+def get_aggregators_list(domain_name: str | None = None) -> list[dict[str, Any]]:
+    """The user's aggregators: ``[{"configUuid", "name", "devicesList": [{"deviceUuid"}]}]``."""
+    query = "query { aggregatorsList { configUuid name  devicesList { deviceUuid } } }"
+    data = execute_graphql_request(domain_name or domain_name_from_env(), query)
+    try:
+        return data["data"]["aggregatorsList"] or []
+    except (KeyError, TypeError):
+        logger.error("Could not list aggregators: %.300s", data)
+        return []
+
+
+def is_scm_canary_network(config: dict[str, Any]) -> bool:
+    settings = config.get("settingsData") or {}
+    return settings.get("spotMarketType") == "COEFFICIENTS"
+
+
+def _is_running_canary_network(config: dict[str, Any]) -> bool:
+    settings = config.get("settingsData") or {}
+    return (config.get("type") == "CANARY_NETWORK" and config.get("resultsStatus") == "running"
+            and settings.get("spotMarketType") in ("ONE_SIDED", "TWO_SIDED"))
+
+
+def list_running_canary_networks_and_devices_with_live_data(domain_name: str,
+                                                            is_scm: bool = False) -> dict[str, Any]:
+    """``{canary network uuid: forecastStreamAreaMapping}`` of running canary networks."""
+    listing = "listScmCommunities" if is_scm else "listCanaryNetworks"
+    query = (f"query {{ {listing} {{ configurations {{ uuid resultsStatus type "
+             f"scenarioData {{ forecastStreamAreaMapping }} settingsData {{ spotMarketType }} }} }} }}")
+    data = execute_graphql_request(domain_name, query)
+    try:
+        configurations = data["data"][listing]["configurations"] or []
+    except (KeyError, TypeError):
+        logger.error("Could not list canary networks: %.300s", data)
+        return {}
+    wanted = is_scm_canary_network if is_scm else _is_running_canary_network
+    return {config["uuid"]: (config.get("scenarioData") or {}).get("forecastStreamAreaMapping")
+            for config in configurations if isinstance(config, dict) and wanted(config)}
+
+
+# REST: the simulation config file (REST.md 5) ---------------------------------------------------
+
+class SimulationConfigError(ValueError):
+    """The simulation config file is unreadable or lacks a required key."""
+
+
+class SimulationConfig(BaseModel):
+    """The keys the platform's downloadable config file must have; others are kept."""
+
+    model_config = ConfigDict(extra="allow", hide_input_in_errors=True)
+    username: str
+    name: str
+    uuid: str
+    domain_name: str
+    web_socket_domain_name: str
+    global_settings: dict[str, Any]
+    registry: dict[str, Any]
+
+
+def read_simulation_config_file(config_file_path: str | os.PathLike | None) -> dict[str, Any] | None:
+    """The validated content of a simulation config file; None for a falsy path.
+
+    Raises ``SimulationConfigError`` naming the file and the missing or malformed key.
+    """
+    if not config_file_path:
+        return None
+    path = Path(config_file_path)
+    try:
+        content = json.loads(path.read_text())
+    except OSError as exc:
+        raise SimulationConfigError(f"Cannot read simulation config file {path}: "
+                                    f"{exc.strerror}") from None
+    except ValueError as exc:
+        raise SimulationConfigError(f"Simulation config file {path} is not JSON: {exc}") from None
+    if not isinstance(content, dict):
+        raise SimulationConfigError(f"Simulation config file {path} must hold a JSON object")
+    try:
+        SimulationConfig.model_validate(content)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = ".".join(str(part) for part in error["loc"])
+        if error["type"] == "missing":
+            raise SimulationConfigError(f"Simulation config file {path} is missing the required "
+                                        f"key '{key}'") from None
+        raise SimulationConfigError(f"Simulation config file {path}: key '{key}': "
+                                    f"{error['msg']}") from None
+    return content

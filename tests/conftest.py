@@ -49,11 +49,12 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
 class ExchangeProcess:
     """A ``gsy-e-sdk exchange run`` child process."""
 
-    def __init__(self, args: list[str], redis_url: str, log_path: Path) -> None:
+    def __init__(self, args: list[str], redis_url: str, log_path: Path,
+                 env: dict[str, str] | None = None) -> None:
         self.args = args
         self.log_path = log_path
         self._log = open(log_path, "w")
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gsy_e_sdk", "--log-level", "INFO", "exchange", "run",
              "--redis-url", redis_url, *args],
@@ -93,16 +94,18 @@ class ExchangeProcess:
 def start_exchange(redis_url: str, tmp_path: Path) -> Iterator:
     """Factory: ``start_exchange("external_devices.json", "--duration", "2h")`` -> ready process.
 
-    A bare scenario file name is looked up in ``exchange/scenarios``.
+    A bare scenario file name is looked up in ``exchange/scenarios``. ``env`` adds variables to
+    the child's environment only (e.g. ``GSY_EXCHANGE_USERS`` for the HTTP facade).
     """
     started: list[ExchangeProcess] = []
 
-    def _start(scenario: str | Path, *args: str, ready: bool = True) -> ExchangeProcess:
+    def _start(scenario: str | Path, *args: str, ready: bool = True,
+               env: dict[str, str] | None = None) -> ExchangeProcess:
         path = Path(scenario)
         if not path.is_absolute() and not path.exists():
             path = SCENARIOS / path
         process = ExchangeProcess(["--scenario", str(path), *args], redis_url,
-                                  tmp_path / f"exchange-{len(started)}.log")
+                                  tmp_path / f"exchange-{len(started)}.log", env)
         started.append(process)
         return process.wait_ready() if ready else process
 

@@ -90,8 +90,13 @@ def test_types_follow_the_run_on_redis_switch(monkeypatch):
     assert (device_client_type, aggregator_client_type, market_client_type) == (
         RedisAssetClient, RedisAggregator, RedisMarketClient)
     monkeypatch.setenv("API_CLIENT_RUN_ON_REDIS", "false")
-    with pytest.raises(ImportError, match="REST clients are not available"):
-        from gsy_e_sdk.types import device_client_type  # noqa: F401, F811
+    from gsy_e_sdk.aggregator import Aggregator
+    from gsy_e_sdk.clients.rest_asset_client import RestAssetClient
+    from gsy_e_sdk.rest_market import RestMarketClient
+    from gsy_e_sdk.types import aggregator_client_type, device_client_type, market_client_type  # noqa: F811
+
+    assert (device_client_type, aggregator_client_type, market_client_type) == (
+        RestAssetClient, Aggregator, RestMarketClient)
 
 
 def test_legacy_names(caplog):

@@ -107,7 +107,13 @@ def test_rest_mode_reads_the_config_file_and_prompts_for_the_password(reporter, 
     scripts, module, package, out = reporter
     config = tmp_path / "api-client-summary.json"
     config.write_text(json.dumps({"domain_name": "https://d.example", "uuid": "sim-1",
-                                  "web_socket_domain_name": "wss://w.example"}))
+                                  "web_socket_domain_name": "wss://w.example", "username": "bob",
+                                  "name": "collab", "global_settings": {}, "registry": {}}))
+    incomplete = tmp_path / "incomplete.json"
+    incomplete.write_text(json.dumps({"domain_name": "https://d.example", "uuid": "sim-1"}))
+    refused = invoke("run", "-b", str(scripts), "--setup", module, "-u", "bob", "-i", str(incomplete),
+                     input="hidden-pw\n")
+    assert refused.exit_code == 2 and "missing the required key" in refused.output
     result = invoke("run", "-b", str(scripts), "--setup", module, "-u", "bob",
                     "-i", str(config), input="hidden-pw\n")
     assert result.exit_code == 0, result.output

@@ -1,0 +1,228 @@
+"""What every aggregator does with its events and batch responses, whatever the transport.
+
+``RedisAggregator`` (Redis pub/sub) and ``Aggregator`` (REST + websocket) both mix in
+``AggregatorCore``: grid-tree caching, the area-name mapping, grid fees, the selected-device
+list, the command buffer and the hooks live here once. The transports only say how a batch is
+sent and how a waiting batch call is answered (``_resolve_batch``, ``_release_waiting_batches``).
+
+Bookkeeping runs on the transport's reader thread *before* a hook is queued, so a hook always
+sees state at least as new as its event; hooks run in arrival order on the shared executor.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from typing import Any
+
+from gsy_e_sdk import validation
+from gsy_e_sdk.commands import ClientCommandBuffer, Command
+from gsy_e_sdk.constants import MIN_SLOT_COMPLETION_TICK_TRIGGER_PERCENTAGE
+from gsy_e_sdk.grid_fee_calculation import GridFeeCalculation
+from gsy_e_sdk.hooks import HookRunner
+from gsy_e_sdk.utils import (
+    create_area_name_uuid_mapping_from_tree_info, flatten_info_dict, get_uuid_from_area_name_in_tree_dict,
+    log_bid_offer_confirmation, log_trade_info)
+
+logger = logging.getLogger(__name__)
+
+AGGREGATOR_EVENTS = ("market", "tick", "trade", "finish")
+
+
+class AggregatorCommandBuffer(ClientCommandBuffer):
+    """The batch buffer, able to take back a batch whose sending failed."""
+
+    def restore(self, batch: dict[str, list[Command]]) -> None:
+        """Put ``batch`` back in front of whatever was added meanwhile (order per uuid kept)."""
+        taken = [(uuid, command) for uuid, commands in batch.items() for command in commands]
+        self._commands[:0] = taken
+
+
+class AggregatorCore:
+    """State, hooks and message handling common to the Redis and REST aggregators."""
+
+    aggregator_name: str
+    aggregator_uuid: str
+
+    def _init_aggregator_state(self, aggregator_name: str, accept_all_devices: bool) -> None:
+        self.aggregator_name = aggregator_name
+        self.accept_all_devices = accept_all_devices
+        self.device_uuid_list: list[str] = []
+        self.is_finished = False
+        self.latest_grid_tree: dict[str, Any] = {}
+        self.latest_grid_tree_flat: dict[str, dict[str, Any]] = {}
+        self.area_name_uuid_mapping: dict[str, list[str]] = {}
+        self.grid_fee_calculation = GridFeeCalculation()
+        self.lock = threading.Lock()  # for scripts; the SDK does not take it
+        self._buffer = AggregatorCommandBuffer()
+        self._hooks = HookRunner()
+        self._devices_lock = threading.Lock()  # the reader thread and callers both update the list
+
+    # Hooks (override in a subclass) -------------------------------------------------------------
+
+    def on_market_slot(self, market_info: dict[str, Any]) -> None:
+        self.on_market_cycle(market_info)
+
+    def on_market_cycle(self, market_info: dict[str, Any]) -> None:
+        """Deprecated name of ``on_market_slot``, still called by its default."""
+
+    def on_tick(self, tick_info: dict[str, Any]) -> None:
+        pass
+
+    def on_trade(self, trade_info: dict[str, Any]) -> None:
+        pass
+
+    def on_finish(self, finish_info: dict[str, Any]) -> None:
+        pass
+
+    def on_event_or_response(self, message: dict[str, Any]) -> None:
+        pass
+
+    def wait_for_hooks(self, timeout: float | None = None) -> bool:
+        """Block until every hook submitted so far has returned."""
+        return self._hooks.wait_idle(timeout)
+
+    # Batch buffer -------------------------------------------------------------------------------
+
+    @property
+    def add_to_batch_commands(self) -> ClientCommandBuffer:
+        return self._buffer
+
+    @property
+    def commands_buffer_length(self) -> int:
+        return self._buffer.buffer_length
+
+    def _take_checked_batch(self) -> dict[str, list[Command]]:
+        """Empty the buffer into a batch; a uuid this aggregator does not control raises.
+
+        The exchange would silently drop commands for such a uuid and never answer them.
+        """
+        batch = self._buffer.take_batch()
+        selected = set(self.device_uuid_list)
+        for uuid in batch:
+            if uuid not in selected:
+                raise Exception(f"{uuid} not in list of selected device uuids")  # noqa: TRY002
+        return batch
+
+    # Transport hooks ----------------------------------------------------------------------------
+
+    def _resolve_batch(self, transaction_id: Any, envelope: dict[str, Any]) -> None:
+        """Answer the ``execute_batch_commands`` call waiting for ``transaction_id``."""
+        raise NotImplementedError
+
+    def _release_waiting_batches(self) -> None:
+        """After ``finish`` no answer will come: blocked batch calls return None at once."""
+        raise NotImplementedError
+
+    # Grid tree helpers --------------------------------------------------------------------------
+
+    def get_uuid_from_area_name(self, name: str) -> str:
+        return get_uuid_from_area_name_in_tree_dict(self.area_name_uuid_mapping, name)
+
+    def calculate_grid_fee(self, start_market_or_device_name: str,
+                           target_market_or_device_name: str | None = None,
+                           fee_type: str = "current_market_fee") -> float | None:
+        """Grid fee between two areas given by uuid or by (unique) name."""
+        start = self._area_uuid(start_market_or_device_name)
+        target = (None if target_market_or_device_name is None
+                  else self._area_uuid(target_market_or_device_name))
+        return self.grid_fee_calculation.calculate_grid_fee(start, target, fee_type)
+
+    def _area_uuid(self, name_or_uuid: str) -> str:
+        validation.area_uuid(name_or_uuid, "area name or uuid")
+        if (name_or_uuid in self.grid_fee_calculation.paths_to_root_mapping
+                or not self.area_name_uuid_mapping):
+            return name_or_uuid
+        return get_uuid_from_area_name_in_tree_dict(self.area_name_uuid_mapping, name_or_uuid)
+
+    # Selected devices ---------------------------------------------------------------------------
+
+    def _device_selected(self, device_uuid: Any) -> None:
+        with self._devices_lock:
+            if (self.accept_all_devices and isinstance(device_uuid, str)
+                    and device_uuid not in self.device_uuid_list):
+                self.device_uuid_list.append(device_uuid)
+
+    def _device_unselected(self, device_uuid: Any) -> None:
+        with self._devices_lock:
+            if device_uuid in self.device_uuid_list:
+                self.device_uuid_list.remove(device_uuid)
+
+    # Messages (reader thread) -------------------------------------------------------------------
+
+    def _on_aggregator_event(self, message: dict[str, Any]) -> None:
+        """A ``market``/``tick``/``trade``/``finish`` event (REDIS.md 7): bookkeeping, then hooks."""
+        event = message.get("event")
+        if event in ("market", "tick", "trade") and isinstance(message.get("grid_tree"), dict):
+            self.latest_grid_tree = message["grid_tree"]
+            self.latest_grid_tree_flat = flatten_info_dict(self.latest_grid_tree)
+        if event == "market":
+            self.area_name_uuid_mapping = create_area_name_uuid_mapping_from_tree_info(
+                self.latest_grid_tree_flat)
+            self.grid_fee_calculation.handle_grid_stats(self.latest_grid_tree)
+            self._hooks.submit("on_market_slot", self.on_market_slot, message)
+        elif event == "tick":
+            if _completion_percent(message) >= MIN_SLOT_COMPLETION_TICK_TRIGGER_PERCENTAGE:
+                self._hooks.submit("on_tick", self.on_tick, message)
+        elif event == "trade":
+            for trade in message.get("trade_list") or []:
+                log_trade_info(trade)
+            self._hooks.submit("on_trade", self.on_trade, message)
+        elif event == "finish":
+            self.is_finished = True
+            self._release_waiting_batches()
+            self._hooks.submit("on_finish", self.on_finish, message)
+            on_finished = getattr(self, "on_finished", None)  # the README's spelling
+            if callable(on_finished):
+                self._hooks.submit("on_finished", on_finished, message)
+        else:
+            logger.warning("%s: unknown event %r", self.aggregator_name, event)
+        self._hooks.submit("on_event_or_response", self.on_event_or_response, message)
+
+    def _on_batch_envelope(self, message: dict[str, Any]) -> None:
+        """A batch response envelope (REDIS.md 6.4) addressed to this aggregator."""
+        for uuid, responses in (message.get("responses") or {}).items():
+            for response in responses or []:
+                if not isinstance(response, dict):
+                    continue
+                if response.get("status") == "error":
+                    logger.warning("%s: %s on %s failed: %s", self.aggregator_name,
+                                   response.get("command"), uuid,
+                                   response.get("error_message") or response.get("message"))
+                else:
+                    log_bid_offer_confirmation(response)
+        self._resolve_batch(message.get("transaction_id"), message)
+        self._hooks.submit("on_event_or_response", self.on_event_or_response, message)
+
+
+def _completion_percent(message: dict[str, Any]) -> float:
+    """``slot_completion`` is a string such as ``"40%"``."""
+    try:
+        return float(str(message.get("slot_completion", "0")).rstrip("%"))
+    except ValueError:
+        return 0.0
+
+
+# Aggregators of this process, so a selection made here shows in the list at once -------------
+
+_local_aggregators: weakref.WeakValueDictionary[str, AggregatorCore] = weakref.WeakValueDictionary()
+
+
+def register_local_aggregator(aggregator: AggregatorCore) -> None:
+    _local_aggregators[aggregator.aggregator_uuid] = aggregator
+
+
+def selection_confirmed(aggregator_uuid: Any, device_uuid: Any, selected: bool) -> None:
+    """A client of this process (un)selected ``aggregator_uuid``: update its device list now.
+
+    The websocket event ``selected_by_device`` would do the same a moment later; doing it here
+    means a script that selects and then sends a batch at once does not race the event.
+    """
+    aggregator = _local_aggregators.get(aggregator_uuid) if isinstance(aggregator_uuid, str) else None
+    if aggregator is None:
+        return
+    if selected:
+        aggregator._device_selected(device_uuid)
+    else:
+        aggregator._device_unselected(device_uuid)

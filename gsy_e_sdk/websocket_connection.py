@@ -1,0 +1,210 @@
+"""All websockets of the process on ONE asyncio event loop in ONE daemon thread.
+
+The original started a thread with its own loop per client; here every asset, market and
+aggregator socket is a task on the shared loop, so a thousand sockets cost a thousand tasks, not
+a thousand threads.
+
+Each ``WebsocketConnection`` keeps its socket open forever: at every (re)connect it asks the
+token provider for a current token (logging in again after a 401 handshake), and after any
+failure it waits with jittered exponential backoff (0.5 s doubling to 30 s; a connection that
+lived longer than 30 s resets it). Frames may be binary (decoded as UTF-8) or text; each must be
+a JSON object, which is handed to ``on_message`` on the loop thread - handlers must be quick
+(clients resolve futures and queue hooks, nothing more). ``on_disconnect`` is called when an
+open connection ends: answers in flight are lost then (the server does not redeliver). Reconnects are logged without secrets:
+the websockets library gets a logger whose filter blanks the ``Authorization`` header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any
+
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from gsy_e_sdk import constants
+from gsy_e_sdk.jwt_auth import RedactingFilter, redact
+
+if TYPE_CHECKING:
+    from gsy_e_sdk.jwt_auth import TokenProvider
+
+logger = logging.getLogger(__name__)
+# Handed to the websockets library, whose DEBUG output includes the handshake headers.
+wire_logger = logging.getLogger(f"{__name__}.wire")
+wire_logger.addFilter(RedactingFilter())
+
+LOOP_THREAD_NAME = "gsy-e-sdk-websockets"
+
+MessageHandler = Callable[[dict[str, Any]], None]
+
+
+def backoff_delays(minimum: float = constants.WEBSOCKET_BACKOFF_MIN_SECS,
+                   maximum: float = constants.WEBSOCKET_BACKOFF_MAX_SECS,
+                   rng: random.Random | None = None) -> Iterator[float]:
+    """Jittered exponential delays: attempt n waits uniformly in [d/2, d], d = min(max, min * 2**n)."""
+    rng = rng or random.Random()
+    ceiling = minimum
+    while True:
+        yield rng.uniform(ceiling / 2, ceiling)
+        ceiling = min(maximum, ceiling * 2)
+
+
+class WebsocketLoop:
+    """The event loop thread that hosts every socket of the process (started on first use)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, name=LOOP_THREAD_NAME, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def submit(self, coroutine: Any) -> Future:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+
+
+_loop: WebsocketLoop | None = None
+_loop_lock = threading.Lock()
+
+
+def shared_loop() -> WebsocketLoop:
+    global _loop
+    with _loop_lock:
+        if _loop is None:
+            _loop = WebsocketLoop()
+        return _loop
+
+
+def _forget_after_fork() -> None:
+    global _loop, _loop_lock
+    _loop = None
+    _loop_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
+class WebsocketConnection:
+    """One socket that reconnects forever until ``close()``."""
+
+    def __init__(self, url: str, auth: TokenProvider, on_message: MessageHandler,
+                 on_disconnect: Callable[[], None] | None = None,
+                 healthy_after: float = constants.WEBSOCKET_HEALTHY_AFTER_SECS,
+                 delays: Callable[[], Iterator[float]] = backoff_delays) -> None:
+        self.url = url
+        self.connections = 0  # successful handshakes so far; > 1 means we reconnected
+        self._auth = auth
+        self._on_message = on_message
+        self._on_disconnect = on_disconnect
+        self._healthy_after = healthy_after
+        self._delays = delays
+        self._connected = threading.Event()
+        self._closed = False
+        self._loop = shared_loop()
+        self._task: Future | None = None
+
+    @property
+    def thread(self) -> threading.Thread:
+        return self._loop.thread
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connected.is_set()
+
+    def start(self) -> WebsocketConnection:
+        if self._task is None:
+            self._task = self._loop.submit(self._run())
+        return self
+
+    def wait_connected(self, timeout: float | None = None) -> bool:
+        return self._connected.wait(timeout)
+
+    def close(self) -> None:
+        """Stop reconnecting and close the socket."""
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()  # thread-safe: propagates to the task on the loop
+
+    async def _run(self) -> None:
+        delays = self._delays()
+        loop = asyncio.get_running_loop()
+        renewed = False  # the last handshake was refused for its token, which we have renewed
+        while not self._closed:
+            token = await loop.run_in_executor(None, self._auth.token)
+            opened_at = None
+            retry_now = False
+            try:
+                async with connect(self.url, additional_headers=_headers(token), logger=wire_logger,
+                                   open_timeout=constants.HTTP_CONNECT_TIMEOUT_SECS * 2) as socket:
+                    opened_at = time.monotonic()
+                    self.connections += 1
+                    renewed = False
+                    if self.connections > 1:
+                        logger.warning("Websocket %s reconnected.", self.url)
+                    else:
+                        logger.debug("Websocket %s connected.", self.url)
+                    self._connected.set()
+                    async for frame in socket:
+                        self._dispatch(frame)
+                reason = "closed by the server"
+            except asyncio.CancelledError:
+                raise
+            except InvalidStatus as exc:
+                status = exc.response.status_code
+                reason = f"handshake refused with HTTP {status}"
+                if status == 401:
+                    fresh = await loop.run_in_executor(None, self._auth.token_refused, token)
+                    # A new token deserves one immediate attempt; a second 401 backs off.
+                    retry_now = bool(fresh) and fresh != token and not renewed
+                    renewed = retry_now
+            except Exception as exc:  # noqa: BLE001 - any failure means: wait, then reconnect
+                reason = redact(f"{type(exc).__name__}: {exc}")
+            finally:
+                self._connected.clear()
+            if opened_at is not None and self._on_disconnect is not None:
+                try:
+                    self._on_disconnect()
+                except Exception:  # noqa: BLE001 - the socket must keep reconnecting
+                    logger.exception("Handling the loss of websocket %s failed", self.url)
+            if self._closed:
+                return
+            if retry_now:
+                logger.info("Websocket %s: %s; retrying with a new token.", self.url, reason)
+                continue
+            if opened_at is not None and time.monotonic() - opened_at > self._healthy_after:
+                delays = self._delays()  # it was a healthy connection: start the backoff over
+            delay = next(delays)
+            logger.warning("Websocket %s %s (%s); reconnecting in %.1f s.", self.url,
+                           "lost" if opened_at is not None else "unavailable", reason, delay)
+            await asyncio.sleep(delay)
+
+    def _dispatch(self, frame: str | bytes) -> None:
+        try:
+            text = frame if isinstance(frame, str) else bytes(frame).decode("utf-8")
+            message = json.loads(text)
+        except (UnicodeDecodeError, ValueError):
+            logger.warning("Ignoring a websocket frame from %s that is not UTF-8 JSON: %.200r",
+                           self.url, frame)
+            return
+        if not isinstance(message, dict):
+            logger.warning("Ignoring a websocket frame from %s that is not a JSON object: %.200r",
+                           self.url, message)
+            return
+        try:
+            self._on_message(message)
+        except Exception:  # noqa: BLE001 - one bad message must not drop the socket
+            logger.exception("Handling a websocket message from %s failed: %.500r", self.url, message)
+
+
+def _headers(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"JWT {token}"} if token else {}
