@@ -21,6 +21,9 @@ from click.core import ParameterSource
 from exchange.cli import exchange_group
 from orchestrator.cli import fleet_group
 from orchestrator.demo import demo_command
+from orchestrator.flower import flower_command
+from orchestrator.operator_cli import enqueue_group
+from orchestrator.worker_entry import worker_command
 from gsy_e_sdk.constants import API_CLIENT_SIMULATION_ID, DEFAULT_DOMAIN_NAME, DEFAULT_WEBSOCKET_DOMAIN
 from gsy_e_sdk.utils import SimulationConfigError, read_simulation_config_file
 
@@ -183,3 +186,6 @@ def run(ctx: click.Context, base_setup_path: str | None, setup_module_name: str 
 main.add_command(exchange_group)
 main.add_command(fleet_group)
 main.add_command(demo_command)
+main.add_command(enqueue_group)
+main.add_command(flower_command)
+fleet_group.add_command(worker_command)
