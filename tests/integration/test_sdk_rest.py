@@ -346,3 +346,47 @@ def test_cli_runs_the_bundled_rest_setup_and_logs_no_secrets(facade, tmp_path) -
     assert PASSWORD not in log and PASSWORD not in result.stderr + result.stdout
     assert not JWT_PATTERN.search(log) and "> Authorization: ***" in log
     assert exchange.process.wait(30) == 0
+
+
+def test_facade_restart_mid_run_websocket_reconnects_and_trading_resumes(start_exchange, rest_env, closing,
+                                                                        redis_url, tmp_path, monkeypatch) -> None:
+    """The web tier (``exchange http``) dies and comes back with a new signing secret while the
+    exchange keeps running: the SDK logs in again, its websocket reconnects, trades go on."""
+    users = json.dumps({USER: PASSWORD})
+    exchange = start_exchange("external_devices.json", "--simulation-id", SIM, "--start-date", "2026-06-01T10:00",
+                              "--duration", "3h", "--slot-length", "15m", "--tick-length", "90s", "--pace", "2.5",
+                              "--start-when-selected", "2")
+    port = free_port()
+    monkeypatch.setenv("API_CLIENT_DOMAIN_NAME", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("API_CLIENT_WEBSOCKET_DOMAIN_NAME", f"ws://127.0.0.1:{port}/external-ws")
+
+    def web_tier(secret: str) -> subprocess.Popen:
+        log = open(tmp_path / f"http-{secret}.log", "w")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gsy_e_sdk", "exchange", "http", "--redis-url", redis_url, "--http-port", str(port)],
+            env={**os.environ, "GSY_EXCHANGE_USERS": users, "GSY_EXCHANGE_JWT_SECRET": secret * 4},
+            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        Facade(exchange, port).wait_healthy()
+        return process
+
+    first = web_tier("first-secret")
+    aggregator = closing(TradingAggregator("survivor"))
+    for uuid in (LOAD, PV):
+        closing(RestAssetClient(uuid)).select_aggregator(aggregator.aggregator_uuid)
+    wait_for(lambda: aggregator.trades, 60, f"first trades:\n{exchange.output()[-2000:]}")
+    first.kill()
+    first.wait()
+    wait_for(lambda: not aggregator.websocket_connected, 10, "the websocket to notice the dead facade")
+    trades_before = len(aggregator.trades)
+    second = web_tier("other-secret")
+    try:
+        wait_for(lambda: aggregator.websocket_connected, 60, "the websocket to reconnect")
+        wait_for(lambda: len(aggregator.trades) > trades_before, 60,
+                 f"trades after the restart:\n{exchange.output()[-2000:]}")
+        # Batches sent after the restart were answered over the new connection.
+        responses_before = len(aggregator.responses)
+        wait_for(lambda: len(aggregator.responses) > responses_before, 30, "a batch answer after the restart")
+        assert jwt_auth.token_provider(os.environ["API_CLIENT_DOMAIN_NAME"]).logins >= 2  # new secret: new login
+    finally:
+        second.kill()
+        second.wait()
