@@ -61,6 +61,35 @@ def resolve(patterns: list[str], prefixes: set[str], market: bool) -> tuple[list
     return matched, unknown
 
 
+Plan = list[tuple[AttachedAggregator, list[str], list[str]]]
+
+
+def plan_fleet(config: FleetConfig, prefixes: set[str]) -> Plan:
+    """Which known areas each aggregator gets; one FleetConfigError listing every problem.
+
+    ``prefixes`` are asset names and market slugs the exchange offers. The aggregators' uuids
+    are left empty: how they are found or created depends on the exchange's protocol.
+    """
+    plan: Plan = []
+    problems: list[str] = []
+    claimed: dict[str, str] = {}
+    for aggregator in config.aggregators:
+        assets, unknown_assets = resolve(aggregator.assets, prefixes, market=False)
+        markets, unknown_markets = resolve(aggregator.markets, prefixes, market=True)
+        problems += [f"aggregator {aggregator.name!r}: asset {name!r} is not known to the exchange"
+                     for name in unknown_assets]
+        problems += [f"aggregator {aggregator.name!r}: market {name!r} is not known to the exchange"
+                     for name in unknown_markets]
+        for prefix in assets + markets:
+            if prefix in claimed and claimed[prefix] != aggregator.name:
+                problems.append(f"{prefix!r} is claimed by aggregators {claimed[prefix]!r} and {aggregator.name!r}")
+            claimed[prefix] = aggregator.name
+        plan.append((AttachedAggregator(aggregator.name, ""), assets, markets))
+    if problems:
+        raise FleetConfigError("; ".join(problems))
+    return plan
+
+
 class FleetAttacher:
     def __init__(self, config: FleetConfig, connection: RedisConnection) -> None:
         self.config = config
@@ -89,24 +118,9 @@ class FleetAttacher:
         if not prefixes:
             raise FleetConfigError("the exchange offers no externally controllable areas "
                                    "(is it running with this Redis?)")
-        plan: list[tuple[AttachedAggregator, list[str], list[str]]] = []
-        problems: list[str] = []
-        claimed: dict[str, str] = {}
-        for aggregator in self.config.aggregators:
-            assets, unknown_assets = resolve(aggregator.assets, prefixes, market=False)
-            markets, unknown_markets = resolve(aggregator.markets, prefixes, market=True)
-            problems += [f"aggregator {aggregator.name!r}: asset {name!r} is not known to the exchange"
-                         for name in unknown_assets]
-            problems += [f"aggregator {aggregator.name!r}: market {name!r} is not known to the exchange"
-                         for name in unknown_markets]
-            for prefix in assets + markets:
-                if prefix in claimed and claimed[prefix] != aggregator.name:
-                    problems.append(f"{prefix!r} is claimed by aggregators {claimed[prefix]!r} and {aggregator.name!r}")
-                claimed[prefix] = aggregator.name
-            plan.append((AttachedAggregator(aggregator.name, aggregator_uuid(self.config.name, aggregator.name)),
-                         assets, markets))
-        if problems:
-            raise FleetConfigError("; ".join(problems))
+        plan = plan_fleet(self.config, prefixes)
+        for attached, _, _ in plan:
+            attached.uuid = aggregator_uuid(self.config.name, attached.name)
         self._create(plan)
         self._register_and_select(plan)
         return [attached for attached, _, _ in plan]

@@ -17,8 +17,8 @@ from typing import Any
 from celery import Celery
 
 from gsy_e_sdk.redis_connection import RedisConnection
-from gsy_e_sdk.wire import channels
-from orchestrator.attach import AttachedAggregator, FleetAttacher
+from orchestrator.attach import AttachedAggregator
+from orchestrator.exchange_link import ExchangeLink, make_link
 from orchestrator.config import FleetConfig
 from orchestrator.grid_view import asset_kind, index_tree
 from orchestrator.messages import AssetItem, MarketItem, SliceTask
@@ -45,10 +45,12 @@ def task_argsrepr(task: SliceTask) -> str:
 
 class Dispatcher:
     def __init__(self, config: FleetConfig, connection: RedisConnection, app: Celery,
-                 on_slot: Callable[[str], None] | None = None) -> None:
+                 on_slot: Callable[[str], None] | None = None, link: ExchangeLink | None = None) -> None:
+        """``connection`` is the Redis holding the fleet's state (the exchange's, in Redis mode)."""
         self.config = config
         self.connection = connection
         self.app = app
+        self.link = link or make_link(config, connection)
         self.store = StateStore(connection.redis, config.name)
         self.aggregators: list[AttachedAggregator] = []
         self.slices: dict[str, list[Slice]] = {}
@@ -66,7 +68,7 @@ class Dispatcher:
         ``fresh`` starts a new run: the fleet's metrics are cleared and tasks an interrupted run
         left in the shard queues are dropped (a restarted dispatcher keeps both).
         """
-        self.aggregators = FleetAttacher(self.config, self.connection).attach()
+        self.aggregators = self.link.attach()
         if fresh:
             self.store.reset()
             self.app.control.purge()
@@ -74,9 +76,8 @@ class Dispatcher:
             self.slices[aggregator.uuid] = plan_slices(
                 aggregator.name, list(aggregator.assets), list(aggregator.markets), self.config.shards,
                 self.config.max_assets_per_task)
-        handlers = {channels.aggregator_events(aggregator.uuid): self._queue_handler(aggregator)
-                    for aggregator in self.aggregators}
-        self.connection.subscribe(handlers)
+        for aggregator in self.aggregators:
+            self.link.listen(aggregator, self._queue_handler(aggregator), self._count_answers)
         self.store.meta("aggregators", {a.name: a.uuid for a in self.aggregators})
         self.store.meta("slices", {a.name: [[s.index, s.shard, len(s.assets)] for s in self.slices[a.uuid]]
                                    for a in self.aggregators})
@@ -96,9 +97,17 @@ class Dispatcher:
         return placements
 
     def _queue_handler(self, aggregator: AttachedAggregator):
-        def handler(_channel: str, payload: dict[str, Any]) -> None:
+        def handler(payload: dict[str, Any]) -> None:
             self._events.put((aggregator, payload, time.time()))
         return handler
+
+    def _count_answers(self, envelope: dict[str, Any]) -> None:
+        """Over REST the batch answers reach the dispatcher's sockets, not the workers."""
+        statuses = [entry.get("status") for entries in (envelope.get("responses") or {}).values()
+                    for entry in entries if isinstance(entry, dict)]
+        accepted = sum(status == "ready" for status in statuses)
+        self.store.incr("commands_accepted", accepted)
+        self.store.incr("commands_rejected", len(statuses) - accepted)
 
     @property
     def done(self) -> bool:

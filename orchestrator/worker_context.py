@@ -15,9 +15,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from gsy_e_sdk.batch import submit_batch
 from gsy_e_sdk.redis_connection import RedisConnection, get_connection
 from orchestrator.config import FleetConfig, load_fleet_config
+from orchestrator.exchange_link import ExchangeLink, make_link
 from orchestrator.state import StateStore
 from workers.strategies import StrategySpec, get_strategy
 
@@ -29,6 +29,7 @@ class WorkerContext:
     config: FleetConfig
     connection: RedisConnection
     store: StateStore
+    link: ExchangeLink
     _strategies: dict[tuple[str, str], tuple[StrategySpec, BaseModel] | None] = field(default_factory=dict)
     _overridden: dict[tuple[str, str, str], tuple[StrategySpec, BaseModel]] = field(default_factory=dict)
 
@@ -66,9 +67,8 @@ class WorkerContext:
         return self._strategies[key]
 
     def submit(self, aggregator_uuid: str, batch: dict[str, list[dict]], transaction_id: str) -> dict[str, Any] | None:
-        """Send the slice's batch; an empty one is sent without waiting, to tell the exchange we acted."""
-        return submit_batch(self.connection, aggregator_uuid, batch, transaction_id, self.config.task_timeout,
-                            wait=bool(batch))
+        """Send the slice's batch; the exchange's answer where the link returns one (Redis)."""
+        return self.link.submit(aggregator_uuid, batch, transaction_id, self.config.task_timeout)
 
 
 def exchange_redis_url(config: FleetConfig) -> str | None:
@@ -82,4 +82,4 @@ def context() -> WorkerContext:
         raise RuntimeError("GSY_FLEET_CONFIG must name the fleet config file for workers")
     config = load_fleet_config(path)
     connection = get_connection(exchange_redis_url(config))
-    return WorkerContext(config, connection, StateStore(connection.redis, config.name))
+    return WorkerContext(config, connection, StateStore(connection.redis, config.name), make_link(config, connection))

@@ -75,7 +75,7 @@ def test_operator_controls_pause_an_asset_and_override_its_parameters():
     store = _Store(controls={"id-0": {"paused": True},
                              "id-1": {"params": {"initial_buying_rate": 20, "final_buying_rate": 25}},
                              "id-2": {"params": {"initial_buying_rate": 40, "final_buying_rate": 10}}})
-    ctx = WorkerContext(config, connection=None, store=store)
+    ctx = WorkerContext(config, connection=None, store=store, link=None)
     assets = [AssetItem(uuid=f"id-{i}", name=f"load-{i}", kind="Load",
                         info={"energy_requirement_kWh": 0.5, "energy_active_in_bids": 0.0,
                               "energy_traded": 0.0, "total_cost": 0.0}) for i in range(4)]

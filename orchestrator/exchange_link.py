@@ -1,0 +1,182 @@
+"""How the fleet talks to an exchange: over Redis (local) or REST + websockets (hosted).
+
+Both links do the same three things: attach the fleet (find areas, find or create the
+aggregators, select the devices), deliver each aggregator's events to the dispatcher, and submit
+batches for workers. Fleet config ``exchange: {mode: rest, domain_name, websocket_domain_name,
+simulation_id}`` picks REST; credentials come from env ``API_CLIENT_USERNAME`` /
+``API_CLIENT_PASSWORD`` as for every SDK client, and each value falls back to the SDK's
+``API_CLIENT_*`` environment.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
+
+from gsy_e_sdk import rest_session
+from gsy_e_sdk.batch import submit_batch
+from gsy_e_sdk.jwt_auth import token_provider
+from gsy_e_sdk.redis_connection import RedisConnection
+from gsy_e_sdk.utils import (
+    domain_name_from_env, get_aggregator_prefix, get_configuration_prefix, simulation_id_from_env,
+    websocket_domain_name_from_env)
+from gsy_e_sdk.websocket_connection import WebsocketConnection
+from gsy_e_sdk.wire import channels
+from gsy_e_sdk.wire.slug import slugify
+from orchestrator.attach import AttachedAggregator, FleetAttacher, plan_fleet
+from orchestrator.config import FleetConfig, FleetConfigError
+
+logger = logging.getLogger(__name__)
+
+EventHandler = Callable[[dict[str, Any]], None]
+CONNECT_TIMEOUT_S = 30.0
+SELECT_CONCURRENCY = 16
+
+
+class ExchangeLink(Protocol):
+    answers_batches: bool  # True when submit() returns the exchange's response envelope
+
+    def attach(self) -> list[AttachedAggregator]: ...
+
+    def listen(self, aggregator: AttachedAggregator, on_event: EventHandler,
+               on_batch_response: EventHandler) -> None: ...
+
+    def submit(self, aggregator_uuid: str, batch: dict[str, list[dict]], transaction_id: str,
+               timeout: float) -> dict[str, Any] | None: ...
+
+
+class RedisLink:
+    """The local exchange's Redis protocol (REDIS.md); batch answers come back to the worker."""
+
+    answers_batches = True
+
+    def __init__(self, config: FleetConfig, connection: RedisConnection) -> None:
+        self.config = config
+        self.connection = connection
+
+    def attach(self) -> list[AttachedAggregator]:
+        return FleetAttacher(self.config, self.connection).attach()
+
+    def listen(self, aggregator: AttachedAggregator, on_event: EventHandler, on_batch_response: EventHandler) -> None:
+        self.connection.subscribe({channels.aggregator_events(aggregator.uuid): lambda _channel, payload: on_event(payload)})
+
+    def submit(self, aggregator_uuid: str, batch: dict[str, list[dict]], transaction_id: str,
+               timeout: float) -> dict[str, Any] | None:
+        # An empty batch is sent without waiting: it only tells the exchange we acted.
+        return submit_batch(self.connection, aggregator_uuid, batch, transaction_id, timeout, wait=bool(batch))
+
+
+class RestLink:
+    """The hosted exchange's REST + websocket protocol (REST.md).
+
+    Batch answers arrive on the aggregator's websocket, which only the dispatcher holds, so
+    workers get an acknowledgement from ``submit`` and the dispatcher counts the answers.
+    """
+
+    answers_batches = False
+
+    def __init__(self, config: FleetConfig) -> None:
+        exchange = config.exchange
+        self.config = config
+        self.domain = (exchange.domain_name or domain_name_from_env()).rstrip("/")
+        self.websocket_domain = (exchange.websocket_domain_name or websocket_domain_name_from_env()).rstrip("/")
+        self.simulation_id = exchange.simulation_id or simulation_id_from_env()
+        if not self.simulation_id:
+            raise FleetConfigError("exchange.simulation_id: required in rest mode "
+                                   "(or env API_CLIENT_SIMULATION_ID)")
+        try:
+            self.auth = token_provider(self.domain)
+        except KeyError as exc:
+            raise FleetConfigError(f"rest mode needs env {exc.args[0]} (credentials never go in the fleet file)") \
+                from None
+        self.aggregator_prefix = get_aggregator_prefix(self.domain, self.simulation_id)
+        self.sockets: list[WebsocketConnection] = []
+
+    def _request(self, method: str, url: str, body: dict[str, Any] | None = None) -> Any:
+        return rest_session.request_json(method, url, body, auth=self.auth)
+
+    # Attaching ----------------------------------------------------------------------------------
+    def attach(self) -> list[AttachedAggregator]:
+        registry = self._request("GET", f"{get_configuration_prefix(self.domain, self.simulation_id)}registry")
+        if not isinstance(registry, dict):
+            raise FleetConfigError(f"cannot read the registry of simulation {self.simulation_id} at {self.domain} "
+                                   "(wrong credentials, domain or simulation id?)")
+        areas = registered_areas(registry)
+        plan = plan_fleet(self.config, set(areas))
+        existing = {entry.get("name"): entry.get("uuid") for entry in self._request(
+            "GET", f"{self.aggregator_prefix}list-aggregators/") or [] if isinstance(entry, dict)}
+        for attached, assets, markets in plan:
+            attached.uuid = existing.get(attached.name) or self._create(attached.name)
+            attached.assets = {areas[name]: name for name in assets}
+            attached.markets = {areas[slug]: slug for slug in markets}
+        self._select(plan)
+        return [attached for attached, _, _ in plan]
+
+    def _create(self, name: str) -> str:
+        created = self._request("POST", f"{self.aggregator_prefix}create-aggregator/", {"name": name})
+        if not isinstance(created, dict) or not created.get("uuid"):
+            raise FleetConfigError(f"the exchange did not create aggregator {name!r}")
+        logger.info("aggregator %s (%s) created", name, created["uuid"])
+        return created["uuid"]
+
+    def _select(self, plan) -> None:
+        pairs = [(attached, device) for attached, _, _ in plan for device in (*attached.assets, *attached.markets)]
+
+        def select(pair: tuple[AttachedAggregator, str]) -> str | None:
+            attached, device = pair
+            answer = self._request("POST", f"{self.aggregator_prefix}select-aggregator/",
+                                   {"aggregator_uuid": attached.uuid, "device_uuid": device})
+            if isinstance(answer, dict) and answer.get("aggregator_uuid") == attached.uuid:
+                return None
+            return f"{device} could not be selected by {attached.name!r}"
+
+        with ThreadPoolExecutor(SELECT_CONCURRENCY, thread_name_prefix="fleet-select") as pool:
+            problems = [problem for problem in pool.map(select, pairs) if problem]
+        if problems:
+            raise FleetConfigError("; ".join(problems[:20]))
+        logger.info("fleet attached over REST: %d aggregators, %d devices", len(plan), len(pairs))
+
+    # Events and batches ---------------------------------------------------------------------------
+    def listen(self, aggregator: AttachedAggregator, on_event: EventHandler, on_batch_response: EventHandler) -> None:
+        def on_message(message: dict[str, Any]) -> None:
+            if message.get("event") in ("market", "tick", "trade", "finish"):
+                on_event(message)
+            elif message.get("command") == "batch_commands":
+                on_batch_response(message)
+
+        url = f"{self.websocket_domain}/{self.simulation_id}/aggregator/{aggregator.uuid}/"
+        socket = WebsocketConnection(url, self.auth, on_message).start()
+        self.sockets.append(socket)
+        if not socket.wait_connected(CONNECT_TIMEOUT_S):
+            raise FleetConfigError(f"the websocket of aggregator {aggregator.name!r} did not connect")
+
+    def submit(self, aggregator_uuid: str, batch: dict[str, list[dict]], transaction_id: str,
+               timeout: float) -> dict[str, Any] | None:
+        ack = self._request("POST", f"{self.aggregator_prefix}batch-commands/", {
+            "aggregator_uuid": aggregator_uuid, "batch_commands": batch, "transaction_id": transaction_id})
+        if not ack:
+            raise ConnectionError(f"the exchange did not accept batch {transaction_id}")
+        return None
+
+    def close(self) -> None:
+        for socket in self.sockets:
+            socket.close()
+
+
+def registered_areas(registry: dict[str, Any]) -> dict[str, str]:
+    """Asset names and market slugs the user may control -> uuid (REST.md 3.4)."""
+    areas: dict[str, str] = {}
+    stack = [registry]
+    while stack:
+        node = stack.pop()
+        stack.extend(node.get("children") or [])
+        if node.get("registered") is True and node.get("uuid"):
+            name = str(node.get("name", ""))
+            areas[slugify(name) if node.get("type") == "Area" else name] = node["uuid"]
+    return areas
+
+
+def make_link(config: FleetConfig, connection: RedisConnection) -> ExchangeLink:
+    return RestLink(config) if config.exchange.mode == "rest" else RedisLink(config, connection)
