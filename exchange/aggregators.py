@@ -34,8 +34,8 @@ class AggregatorRegistry:
         if not isinstance(transaction_id, str) or not transaction_id:
             return None
         command = message.get("type")
-        handler = {"CREATE": self._create, "DELETE": self._delete,
-                   "SELECT": self._select, "UNSELECT": self._unselect}.get(command)
+        handlers = {"CREATE": self._create, "DELETE": self._delete, "SELECT": self._select, "UNSELECT": self._unselect}
+        handler = handlers.get(command) if isinstance(command, str) else None
         if handler is None:
             return {"status": "error", "transaction_id": transaction_id,
                     "msg": f"Unknown aggregator command type {command!r}; expected CREATE, DELETE, SELECT or UNSELECT"}
@@ -77,7 +77,9 @@ class AggregatorRegistry:
         aggregator_uuid = message.get("aggregator_uuid")
         device_uuid = message.get("device_uuid")
         response = {"aggregator_uuid": aggregator_uuid, "device_uuid": device_uuid, "transaction_id": transaction_id}
-        if not isinstance(device_uuid, str) or self.owner.get(device_uuid) != aggregator_uuid:
+        # (A missing aggregator_uuid must not match the None of a device nobody selected.)
+        if not isinstance(device_uuid, str) or not isinstance(aggregator_uuid, str) \
+                or self.owner.get(device_uuid) != aggregator_uuid:
             return {"status": "error", **response,
                     "msg": f"Error unselecting aggregator : device {device_uuid} has not selected {aggregator_uuid}"}
         self.release(device_uuid)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -46,14 +47,20 @@ class PaceType(click.ParamType):
             seconds = float(value)
         except (TypeError, ValueError):
             self.fail(f"{value!r} is not 'fast', 'realtime' or a number of seconds per slot", param, ctx)
-        if seconds <= 0:
-            self.fail("seconds per slot must be positive", param, ctx)
+        if not math.isfinite(seconds) or seconds <= 0:
+            self.fail("seconds per slot must be a positive finite number", param, ctx)
         return seconds
 
 
 @click.group("exchange")
 def exchange_group() -> None:
     """The local GSy Exchange: a wire-compatible stand-in that needs no account."""
+
+
+def _finite(_ctx, param, value: float) -> float:
+    if not math.isfinite(value):
+        raise click.BadParameter("must be a finite number", param=param)
+    return value
 
 
 def http_options(port_required: bool):
@@ -71,7 +78,8 @@ def http_options(port_required: bool):
                               "GSY_EXCHANGE_USERS, else API_CLIENT_USERNAME/API_CLIENT_PASSWORD."),
             click.option("--token-lifetime", type=DurationType(), default="48h", show_default=True,
                          help="Lifetime of issued JWTs."),
-            click.option("--rate-limit", type=click.FloatRange(min=0), default=0, show_default=True,
+            click.option("--rate-limit", type=click.FloatRange(min=0, max=1e6), default=0, show_default=True,
+                         callback=_finite,
                          help="Requests per second per user before 429 + Retry-After (0: no limit)."),
         ]):
             command = option(command)
@@ -219,5 +227,8 @@ def generate_command(assets: int, markets: int, seed: int, out: Path) -> None:
     """Write a generated scenario for large fleets."""
     if markets > assets:
         raise click.BadParameter("must not exceed --assets", param_hint="--markets")
-    out.write_text(json.dumps(generate_scenario(assets, markets, seed), indent=1))
+    try:
+        out.write_text(json.dumps(generate_scenario(assets, markets, seed), indent=1))
+    except OSError as exc:
+        raise click.BadParameter(f"cannot write {out}: {exc.strerror}", param_hint="--out") from None
     click.echo(f"wrote {out} ({assets} assets in {markets} markets)")

@@ -53,7 +53,12 @@ def _args_repr(command: dict) -> str:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond the float range
+        return False
 
 
 class CommandExecutor:
@@ -128,6 +133,8 @@ class CommandExecutor:
             return failure(slot_error)
         if price < 0 or energy < ENERGY_TOLERANCE or (side == BID and energy <= ENERGY_TOLERANCE):
             return failure()
+        if not math.isfinite(price / energy):
+            return failure("price / energy is not a finite energy rate.")
         own = asset.offers if side == OFFER else asset.bids
         open_energy = sum(order.energy for order in own.values())
         limit = asset.sellable() if side == OFFER else asset.buyable()
@@ -165,7 +172,7 @@ class CommandExecutor:
             order_id = command.get(f"{name}_id")
         slot_error = self._check_time_slot(command.get("time_slot"))
         book = asset.offers if side == OFFER else asset.bids
-        if slot_error or (order_id is not None and order_id not in book):
+        if slot_error or (order_id is not None and (not isinstance(order_id, str) or order_id not in book)):
             text = (f"Error when handling {name} delete on area {asset.name} with arguments {_args_repr(command)}.")
             if side == BID:
                 text += " Bid does not exist on the current market."
@@ -218,7 +225,7 @@ class CommandExecutor:
             if extra:
                 raise ValueError(f"unknown arguments {sorted(extra)}")
             values = parse_energy_series(command.get(key))
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:  # OverflowError: an integer beyond the float range
             return _error(name, asset.uuid, transaction_id, error_message=(
                 f"Error when handling {name} on area {asset.name} with arguments {_args_repr(command)}.:{exc}"))
         if kind == "forecast":

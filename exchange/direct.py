@@ -79,7 +79,7 @@ class DirectMode:
             side = command.split("_")[1]
             order_id = payload.get(side, payload.get(f"{side}_id"))
             book = area.offers if side == "offer" else area.bids
-            if order_id is not None and order_id not in book:
+            if order_id is not None and (not isinstance(order_id, str) or order_id not in book):
                 if side == "offer":
                     return {"command": "offer_delete",
                             "error": "Incorrect delete offer request. Available parameters: (offer)."}

@@ -34,6 +34,9 @@ from typing import Any
 __all__ = ["ProfileSeries", "load_profile", "average_over"]
 
 _DAY_SECONDS = 86400.0
+# Largest magnitude of a scenario number (rate, energy, power, fee): larger ones are typos, and
+# would overflow slot energies, prices or day integrals to inf.
+MAX_MAGNITUDE = 1e9
 _TIME_OF_DAY = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}(?:\.\d+)?))?$")
 
 
@@ -213,7 +216,7 @@ def _parse_time(text: str) -> timedelta | datetime:
     if re.match(r"^\d{4}-\d{2}-\d{2}[T ]\d{1,2}:\d{2}", text):
         try:
             return _naive_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: the UTC moment is before year 1 or after 9999
             pass
     raise ValueError(f"cannot parse time {text!r} (expected HH:MM or YYYY-MM-DDTHH:MM)")
 
@@ -230,11 +233,16 @@ def _parse_value(raw: Any, *, decimal_comma: bool = False) -> float:
         except ValueError:
             raise ValueError(f"cannot parse value {raw!r} as a number") from None
     elif isinstance(raw, (int, float)):
-        value = float(raw)
+        try:
+            value = float(raw)
+        except OverflowError:  # an integer beyond the float range
+            raise ValueError(f"value {str(raw)[:12]}... is not a finite number") from None
     else:
         raise ValueError(f"cannot parse value {raw!r} as a number")
     if not math.isfinite(value):
         raise ValueError(f"value {raw!r} is not a finite number")
+    if abs(value) > MAX_MAGNITUDE:
+        raise ValueError(f"value {raw!r} is out of range (at most {MAX_MAGNITUDE:g} in magnitude)")
     return value
 
 
@@ -325,13 +333,18 @@ def _read_csv(path: Path, _mtime_ns: int, _size: int) -> ProfileSeries:
 def _from_file(spec: str, base_dir: Path) -> ProfileSeries:
     if not spec.strip():
         raise ValueError("profile file name is empty")
-    path = Path(spec).expanduser()
+    try:
+        path = Path(spec).expanduser()
+    except RuntimeError:  # "~user" of an unknown user
+        raise ValueError(f"profile file not found: {spec}") from None
     if not path.is_absolute():
         path = Path(base_dir) / path
     try:
         stat = path.stat()
     except OSError:
         raise ValueError(f"profile file not found: {path}") from None
+    except ValueError:  # a NUL character
+        raise ValueError(f"profile file name {spec!r} is not a valid path") from None
     if not path.is_file():
         raise ValueError(f"profile path is not a file: {path}")
     try:

@@ -22,6 +22,39 @@ from redis.retry import Retry
 logger = logging.getLogger(__name__)
 
 Incoming = tuple[str, object]  # (channel, decoded JSON or None when undecodable)
+# Protocol messages nest at most 5 levels (batch > commands > uuid > command > forecast). Deeper
+# ones are dropped: echoing such a value (an id, a name) into a response would exhaust the
+# interpreter's recursion limit in json.dumps or repr, deep inside the tick.
+MAX_PAYLOAD_DEPTH = 32
+
+
+def decode_payload(data: bytes | str, channel: str = "") -> object | None:
+    """The JSON value of a received payload, or None (with a warning) when it is not usable JSON.
+
+    Never raises: bytes that are not UTF-8/16/32, invalid or truncated JSON, integers beyond
+    Python's digit limit and values nested deeper than ``MAX_PAYLOAD_DEPTH`` are all dropped.
+    """
+    try:
+        payload = json.loads(data)
+    except (ValueError, TypeError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        logger.warning("ignored a message on %s that is not JSON", channel)
+        return None
+    if _nested_deeper_than(payload, MAX_PAYLOAD_DEPTH):
+        logger.warning("ignored a message on %s nested deeper than %d levels", channel, MAX_PAYLOAD_DEPTH)
+        return None
+    return payload
+
+
+def _nested_deeper_than(value: object, limit: int) -> bool:
+    stack = [(value, 1)] if isinstance(value, (dict, list)) else []
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in item.values() if isinstance(item, dict) else item:
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
+    return False
 
 
 def connect(url: str) -> redis.Redis:
@@ -60,12 +93,7 @@ class RedisEdge:
             if message is None or message.get("type") != "message":
                 continue
             channel = message["channel"].decode() if isinstance(message["channel"], bytes) else message["channel"]
-            try:
-                payload = json.loads(message["data"])
-            except (ValueError, TypeError):
-                logger.warning("ignored a message on %s that is not JSON", channel)
-                payload = None
-            self.inbox.put((channel, payload))
+            self.inbox.put((channel, decode_payload(message["data"], channel)))
 
     def publish(self, messages: list[tuple[str, str]]) -> None:
         if not messages:

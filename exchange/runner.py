@@ -161,6 +161,8 @@ class ExchangeRunner:
             self._simulation_control(command, payload)
             return
         sender = payload.get("aggregator_uuid") if channel == self._batch_channel and isinstance(payload, dict) else None
+        if not isinstance(sender, str):
+            sender = None
         before = self.simulation.batches_received.get(sender, 0)
         self.edge.publish(self.simulation.handle(channel, payload))
         if sender is not None and self.simulation.batches_received.get(sender, 0) != before:

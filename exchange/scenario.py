@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from exchange.durations import parse_duration
+from exchange.profiles import MAX_MAGNITUDE
 from gsy_e_sdk.wire.slug import slugify
 
 # A profile: {"HH:MM" or "YYYY-MM-DDTHH:MM": value} (step-wise, daily keys repeat every day),
@@ -30,8 +31,18 @@ from gsy_e_sdk.wire.slug import slugify
 Profile = Union[dict[str, float], list[float], str]
 
 
+MAX_PANELS = 1_000_000  # far above any plant; a count beyond the float range would crash the energy model
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
+
+    @field_validator("*")
+    @classmethod
+    def _not_huge(cls, value: Any) -> Any:
+        if isinstance(value, float) and abs(value) > MAX_MAGNITUDE:
+            raise ValueError(f"must be at most {MAX_MAGNITUDE:g} in magnitude")
+        return value
 
 
 class Settings(_Strict):
@@ -104,14 +115,14 @@ class _BuyerPricing(_Pricing):
 
 class PVNode(_Area, _SellerPricing):
     type: Literal["PV"] = "PV"
-    panel_count: int = Field(1, ge=1)
+    panel_count: int = Field(1, ge=1, le=MAX_PANELS)
     capacity_kW: float = Field(5.0, gt=0)
     forecast_stream_enabled: bool = False
 
 
 class PredefinedPVNode(_Area, _SellerPricing):
     type: Literal["PredefinedPV"] = "PredefinedPV"
-    panel_count: int = Field(1, ge=1)
+    panel_count: int = Field(1, ge=1, le=MAX_PANELS)
     capacity_kW: float = Field(5.0, gt=0)
     cloud_coverage: Literal[0, 1, 2] = 0
     forecast_stream_enabled: bool = False
@@ -119,7 +130,7 @@ class PredefinedPVNode(_Area, _SellerPricing):
 
 class PVProfileNode(_Area, _SellerPricing):
     type: Literal["PVProfile"] = "PVProfile"
-    panel_count: int = Field(1, ge=1)
+    panel_count: int = Field(1, ge=1, le=MAX_PANELS)
     power_profile: Profile = Field(description="W per panel")
     forecast_stream_enabled: bool = False
 
@@ -259,6 +270,9 @@ class ScenarioError(ValueError):
     """A scenario file could not be read or validated; the message says where."""
 
 
+_PATH_ENDS = 5
+
+
 def _describe_location(raw: Any, loc: tuple[Any, ...]) -> str:
     """Render a pydantic location as a tree path with area names, e.g. ``Grid > House 2 > pv.panel_count``."""
     names: list[str] = []
@@ -283,6 +297,8 @@ def _describe_location(raw: Any, loc: tuple[Any, ...]) -> str:
             continue
         fields.append(str(part))
         index += 1
+    if len(names) > 2 * _PATH_ENDS:  # a tree nested too deeply for the validator: keep the ends
+        names = [*names[:_PATH_ENDS], f"... {len(names) - 2 * _PATH_ENDS} levels ...", *names[-_PATH_ENDS:]]
     path = " > ".join(names)
     return f"{path}: {'.'.join(fields)}" if fields else path
 
@@ -444,11 +460,15 @@ def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> 
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ScenarioError(f"cannot read scenario {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"cannot read scenario {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
             raw = yaml.safe_load(text)
         else:
             raw = json.loads(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+    except RecursionError:
+        raise ScenarioError(f"cannot parse scenario {path}: nested too deeply") from None
+    except (ValueError, yaml.YAMLError) as exc:  # ValueError: JSON errors, or a YAML date/int out of range
         raise ScenarioError(f"cannot parse scenario {path}: {exc}") from None
     return parse_scenario(raw, base_dir=path.parent, overrides=overrides)

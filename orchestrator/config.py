@@ -67,7 +67,8 @@ class AggregatorConfig(_Strict):
 
 
 class FleetConfig(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="GSY_FLEET_", env_nested_delimiter="__", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="GSY_FLEET_", env_nested_delimiter="__", extra="forbid",
+                                      allow_inf_nan=False)
 
     name: str = Field("fleet", pattern=r"^[A-Za-z0-9_.-]+$")
     exchange: ExchangeConfig = Field(default_factory=ExchangeConfig)
@@ -117,6 +118,12 @@ def _describe(error: dict) -> str:
 def parse_fleet_config(raw: Any) -> FleetConfig:
     if not isinstance(raw, dict):
         raise FleetConfigError("fleet config must be a mapping")
+    for key in raw:
+        # The keys become keyword arguments of BaseSettings, which would take its own (_env_file,
+        # _cli_parse_args, ...) and silently drop a field name in another case ("Shards").
+        if key not in FleetConfig.model_fields:
+            raise FleetConfigError(f"invalid fleet config at {key}: unknown key; expected one of "
+                                   f"{', '.join(FleetConfig.model_fields)}")
     try:
         return FleetConfig(**raw)
     except ValidationError as exc:
@@ -131,7 +138,12 @@ def load_fleet_config(path: str | Path) -> FleetConfig:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise FleetConfigError(f"cannot read fleet config {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
+    except UnicodeDecodeError as exc:
+        raise FleetConfigError(f"cannot read fleet config {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") \
+            from None
+    except RecursionError:
+        raise FleetConfigError(f"cannot parse fleet config {path}: nested too deeply") from None
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: a date or an integer out of range
         raise FleetConfigError(f"cannot parse fleet config {path}: {exc}") from None
     _resolve_relative_paths(raw, path.parent)
     return parse_fleet_config(raw)
@@ -143,7 +155,9 @@ def _resolve_relative_paths(raw: Any, base: Path) -> None:
         return
     sections = [raw.get("strategies"), raw.get("asset_strategies")]
     for section in sections:
-        for strategy in (section or {}).values():
+        if not isinstance(section, dict):
+            continue  # validation reports it
+        for strategy in section.values():
             params = strategy.get("params") if isinstance(strategy, dict) else None
             if isinstance(params, dict) and isinstance(params.get("csv_path"), str):
                 candidate = Path(params["csv_path"])
