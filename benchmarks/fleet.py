@@ -1,117 +1,329 @@
-"""Fleet latency on generated scenarios: event published -> last batch received by the exchange.
+"""Fleet latency, throughput and cost at 100 / 1,000 / 10,000 assets, against a one-process baseline.
 
 For each N: a generated scenario of N assets in N/100 markets, one aggregator per market, the
-local exchange at fast pace, the dispatcher and W Celery worker processes. The exchange times
-every event from publication to the last batch it receives for it; workers time each task
-from event receipt to the exchange's answer. Prints a table and writes JSON.
+local exchange at fast pace (it waits for every aggregator's batch at each event tick, up to a
+deadline). The exchange itself times each event from its publication to the last batch it
+receives for it, separately for market and tick events. Every process (exchange, dispatcher,
+each worker; the baseline) is measured for CPU seconds, peak RSS, threads and sockets, and
+Redis for the commands it served per slot. Then the same strategies run in one process
+(``benchmarks/baseline.py``) and the ratio fleet/baseline is reported; at the largest N the fleet
+also runs with 1, 2 and 4 workers. Prints a table and writes ``benchmarks/results/fleet.json``.
 
-    python benchmarks/fleet.py --assets 100 1000 --workers 2 --duration 2h
+    python benchmarks/fleet.py                      # 100, 1,000, 10,000 (+ scaling at 10,000)
+    python benchmarks/fleet.py --quick              # stops at 1,000
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
+import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import redis
 import yaml
 
 from exchange.generate import generate_scenario
-from gsy_e_sdk.embedded_redis import redis_url
-from gsy_e_sdk.redis_connection import get_connection
+from gsy_e_sdk.embedded_redis import PrivateRedis
 from gsy_e_sdk.wire import channels
-from orchestrator.celery_app import make_app
-from orchestrator.config import load_fleet_config
-from orchestrator.dispatcher import Dispatcher
-from orchestrator.processes import LocalWorkers, exchange_command, wait_for_exchange
-from orchestrator.report import percentile
+from orchestrator.processes import exchange_command, wait_for_exchange, worker_command
+from orchestrator.sharding import queue_name, shards_for_worker
 
 RESULTS = Path(__file__).parent / "results"
+ROOT = Path(__file__).resolve().parents[1]
+TICKS = os.sysconf("SC_CLK_TCK")
+SHARDS = 4
+IDLE_SECONDS = 5.0
 
 
+# ---------------------------------------------------------------------------------------------- probes
+@dataclass
+class Probe:
+    """One process's CPU, peak RSS, threads and sockets, read from /proc while it runs."""
+
+    name: str
+    process: subprocess.Popen
+    cpu_s: float = 0.0
+    peak_rss_mb: float = 0.0
+    max_threads: int = 0
+    max_sockets: int = 0
+
+    def sample(self) -> None:
+        pid = self.process.pid
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            self.cpu_s = (int(fields[11]) + int(fields[12])) / TICKS
+            status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                          if ":" in line)
+            self.peak_rss_mb = max(self.peak_rss_mb, int(status["VmHWM"].split()[0]) / 1024)
+            self.max_threads = max(self.max_threads, int(status["Threads"]))
+            sockets = sum(1 for fd in os.listdir(f"/proc/{pid}/fd")
+                          if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"))
+            self.max_sockets = max(self.max_sockets, sockets)
+        except (OSError, KeyError, IndexError, ValueError):
+            pass  # the process is gone: keep the last reading
+
+    def wait(self, timeout: float) -> None:
+        """Wait for exit; the child's own rusage then gives its exact CPU time and peak RSS."""
+        deadline = time.monotonic() + timeout
+        while self.process.returncode is None:
+            pid, status, usage = os.wait4(self.process.pid, os.WNOHANG)
+            if pid:
+                self.process.returncode = os.waitstatus_to_exitcode(status)
+                self.cpu_s = usage.ru_utime + usage.ru_stime
+                self.peak_rss_mb = max(self.peak_rss_mb, usage.ru_maxrss / 1024)
+                return
+            self.sample()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name} still running after {timeout:g} s")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.sample()
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def row(self) -> dict[str, Any]:
+        return {"cpu_s": round(self.cpu_s, 2), "peak_rss_mb": round(self.peak_rss_mb, 1),
+                "threads": self.max_threads, "sockets": self.max_sockets}
+
+
+class Sampler(threading.Thread):
+    def __init__(self, probes: list[Probe], every: float = 0.5) -> None:
+        super().__init__(daemon=True)
+        self.probes = probes
+        self.every = every
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.every):
+            for probe in list(self.probes):
+                probe.sample()
+
+
+def redis_calls(client: redis.Redis) -> int:
+    return sum(int(stats["calls"]) for name, stats in client.info("commandstats").items())
+
+
+# ---------------------------------------------------------------------------------------------- set-up
 def fleet_config(scenario: dict, name: str) -> dict:
     aggregators = [{"name": market["name"], "assets": [child["name"] for child in market["children"]]}
                    for market in scenario["children"] if "children" in market]
-    return {"name": name, "shards": 2, "max_assets_per_task": 100, "aggregators": aggregators,
+    return {"name": name, "shards": SHARDS, "max_assets_per_task": 100, "aggregators": aggregators,
             "strategies": {kind: {"name": "price_ramp"} for kind in ("PV", "Load")}
             | {"Storage": {"name": "storage_arbitrage"}}}
 
 
-def run_one(assets: int, workers: int, duration: str, url: str, work: Path) -> dict:
+@dataclass
+class Run:
+    assets: int
+    mode: str                       # "fleet" or "baseline"
+    workers: int
+    work: Path
+    url: str
+    duration: str
+    probes: list[Probe] = field(default_factory=list)
+
+    @property
+    def tag(self) -> str:
+        return f"{self.mode}-{self.assets}-{self.workers}w"
+
+
+def _spawn(run: Run, name: str, command: list[str], env: dict[str, str] | None = None) -> Probe:
+    log = open(run.work / f"{run.tag}-{name}.log", "w")
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+                               cwd=ROOT)
+    probe = Probe(name, process)
+    run.probes.append(probe)
+    return probe
+
+
+def _wait_line(run: Run, name: str, text: str, process: subprocess.Popen, timeout: float) -> None:
+    path = run.work / f"{run.tag}-{name}.log"
+    deadline = time.monotonic() + timeout
+    while text not in path.read_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{name} did not get ready:\n{path.read_text()[-3000:]}")
+        time.sleep(0.1)
+
+
+def _idle_cpu_percent(probes: list[Probe]) -> float:
+    for probe in probes:
+        probe.sample()
+    before = sum(probe.cpu_s for probe in probes)
+    time.sleep(IDLE_SECONDS)
+    for probe in probes:
+        probe.sample()
+    return round(100 * (sum(probe.cpu_s for probe in probes) - before) / IDLE_SECONDS, 2)
+
+
+def run_one(assets: int, mode: str, workers: int, url: str, work: Path, duration: str) -> dict[str, Any]:
+    run = Run(assets, mode, workers, work, url, duration)
     scenario = generate_scenario(assets, max(assets // 100, 1))
     scenario_path = work / f"scenario-{assets}.json"
     scenario_path.write_text(json.dumps(scenario))
-    config_path = work / f"fleet-{assets}.yaml"
-    config_path.write_text(yaml.safe_dump(fleet_config(scenario, f"bench-{assets}")))
-    results = work / f"exchange-{assets}"
-    log = open(work / f"exchange-{assets}.log", "w")
-    exchange = subprocess.Popen(exchange_command(scenario_path, url, "--paused", "--duration", duration,
-                                                 "--start-date", "2026-06-01T08:00", "--results", str(results)),
-                                stdout=log, stderr=subprocess.STDOUT)
-    connection = get_connection(url)
-    wait_for_exchange(connection.redis, exchange)
-    config = load_fleet_config(config_path)
-    app = make_app(url)
-    dispatcher = Dispatcher(config, connection, app)
+    config_path = work / f"{run.tag}.yaml"
+    config_path.write_text(yaml.safe_dump(fleet_config(scenario, run.tag)))
+    results = work / f"{run.tag}-exchange"
+    client = redis.Redis.from_url(url)
+    client.flushall()
+    exchange = _spawn(run, "exchange", exchange_command(
+        scenario_path, url, "--paused", "--duration", duration, "--start-date", "2026-06-01T08:00",
+        "--results", str(results)))
+    wait_for_exchange(client, exchange.process, timeout=120)
+    env = {"GSY_FLEET_CONFIG": str(config_path), "REDIS_URL": url, "GSY_FLEET_BROKER_URL": url,
+           "GSY_FLEET_WORKER_LOG_LEVEL": "WARNING"}
+    sampler = Sampler(run.probes)
+    sampler.start()
+    helpers: list[Probe] = []
     attach_started = time.monotonic()
-    dispatcher.start(fresh=True)
-    attach_seconds = time.monotonic() - attach_started
-    dispatcher.store.reset()
-    app.control.purge()
-    env = {"GSY_FLEET_CONFIG": str(config_path), "REDIS_URL": url, "GSY_FLEET_BROKER_URL": url}
-    pool = LocalWorkers(app, workers, config.shards, env, log_dir=work, name_prefix=f"bench{assets}w").start()
+    if mode == "fleet":
+        dispatcher = _spawn(run, "dispatcher", [sys.executable, "-m", "gsy_e_sdk", "--log-level", "INFO", "fleet",
+                                                "dispatch", "--config", str(config_path), "--redis-url", url], env)
+        _wait_line(run, "dispatcher", "dispatching", dispatcher.process, 600)
+        helpers.append(dispatcher)
+        for index in range(workers):
+            queues = [queue_name(shard) for shard in shards_for_worker(index, workers, SHARDS)]
+            helpers.append(_spawn(run, f"worker{index}", worker_command(queues, f"{run.tag}-w{index}"), env))
+        _wait_workers(url, [f"{run.tag}-w{index}" for index in range(workers)], helpers)
+    else:
+        baseline = _spawn(run, "baseline", [sys.executable, str(ROOT / "benchmarks" / "baseline.py"), "--config",
+                                            str(config_path), "--redis-url", url])
+        _wait_line(run, "baseline", "baseline ready", baseline.process, 600)
+        helpers.append(baseline)
+    attach_s = time.monotonic() - attach_started
+    idle = _idle_cpu_percent(helpers)
+    calls_before = redis_calls(client)
+    started = time.monotonic()
+    client.publish(channels.simulation_control("resume"), json.dumps({"transaction_id": "bench"}))
     try:
-        started = time.monotonic()
-        connection.publish(channels.simulation_control("resume"), {"transaction_id": "bench"})
-        thread = threading.Thread(target=dispatcher.run, daemon=True)
-        thread.start()
-        exchange.wait(timeout=3600)
+        exchange.wait(timeout=7200)
         wall = time.monotonic() - started
-        thread.join(timeout=30)
+        helpers[0].wait(timeout=120)  # the dispatcher (or baseline) returns after every aggregator's finish
+        calls = redis_calls(client) - calls_before
     finally:
-        pool.stop()
-        log.close()
+        sampler.stopped.set()
+        for probe in run.probes:
+            probe.stop()
     summary = json.loads((results / "summary.json").read_text())
-    task_latency = [value for values in dispatcher.store.latencies().values() for value in values]
-    counters = dispatcher.store.counters()
-    event = summary["event_to_last_batch"] or {}
-    return {"assets": assets, "aggregators": len(config.aggregators), "workers": workers, "duration": duration,
-            "attach_s": round(attach_seconds, 2), "wall_s": round(wall, 1), "events": event.get("events"),
-            "event_to_last_batch_p50_ms": event.get("p50_ms"), "event_to_last_batch_p99_ms": event.get("p99_ms"),
-            "event_to_last_batch_max_ms": event.get("max_ms"),
-            "task_p50_ms": round(1000 * percentile(task_latency, 0.5), 1) if task_latency else None,
-            "task_p99_ms": round(1000 * percentile(task_latency, 0.99), 1) if task_latency else None,
-            "commands_submitted": counters.get("commands_submitted", 0),
-            "commands_rejected": counters.get("commands_rejected", 0), "trades": summary["trades"]}
+    latency = summary.get("event_to_last_batch") or {}
+    by_event = latency.get("by_event", {})
+    workers_probes = [p for p in run.probes if p.name.startswith("worker")]
+    return {
+        "assets": assets, "aggregators": max(assets // 100, 1), "mode": mode, "workers": workers if mode == "fleet" else 0,
+        "slots": summary["slots"], "attach_s": round(attach_s, 1), "wall_s": round(wall, 1),
+        "market_p50_ms": by_event.get("market", {}).get("p50_ms"), "market_p99_ms": by_event.get("market", {}).get("p99_ms"),
+        "tick_p50_ms": by_event.get("tick", {}).get("p50_ms"), "tick_p99_ms": by_event.get("tick", {}).get("p99_ms"),
+        "all_p99_ms": latency.get("p99_ms"), "max_ms": latency.get("max_ms"),
+        "events": latency.get("events"), "fully_answered": latency.get("fully_answered"),
+        "orders": summary["client_orders"], "trades": summary["trades"],
+        "redis_calls_per_slot": round(calls / max(summary["slots"], 1)),
+        "idle_cpu_percent": idle,
+        "cpu_s_per_slot": round(sum(p.cpu_s for p in run.probes) / max(summary["slots"], 1), 3),
+        "processes": {probe.name: probe.row() for probe in run.probes},
+        "worker_peak_rss_mb": round(sum(p.peak_rss_mb for p in workers_probes), 1) if workers_probes else None,
+    }
+
+
+def _wait_workers(url: str, names: list[str], probes: list[Probe], timeout: float = 120) -> None:
+    from orchestrator.celery_app import make_app  # noqa: PLC0415 - only the fleet needs Celery here
+
+    app = make_app(url)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(probe.process.poll() is not None for probe in probes):
+            raise RuntimeError("a fleet process exited while starting")
+        answered = {name.split("@")[0] for reply in app.control.ping(timeout=0.5) or [] for name in reply}
+        if set(names) <= answered:
+            return
+    raise RuntimeError("workers did not start")
+
+
+# ---------------------------------------------------------------------------------------------- report
+COLUMNS = [("assets", "N", 6), ("mode", "mode", 8), ("workers", "W", 2), ("market_p50_ms", "mkt p50", 8),
+           ("market_p99_ms", "mkt p99", 8), ("tick_p50_ms", "tick p50", 8), ("tick_p99_ms", "tick p99", 8),
+           ("max_ms", "max", 8), ("cpu_s_per_slot", "CPU s/slot", 10), ("idle_cpu_percent", "idle %", 7),
+           ("redis_calls_per_slot", "redis/slot", 10), ("worker_peak_rss_mb", "wrk RSS MB", 10),
+           ("wall_s", "wall s", 7), ("trades", "trades", 7)]
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = [" ".join(f"{title:>{width}}" for _, title, width in COLUMNS)]
+    for row in rows:
+        lines.append(" ".join(f"{str(row.get(key) if row.get(key) is not None else '-'):>{width}}"
+                              for key, _, width in COLUMNS))
+    return "\n".join(lines)
+
+
+def derived(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Ratios and targets of the issue: fleet/baseline, memory per asset, CPU per asset-slot."""
+    fleet = {(r["assets"], r["workers"]): r for r in rows if r["mode"] == "fleet"}
+    base = {r["assets"]: r for r in rows if r["mode"] == "baseline"}
+    out: dict[str, Any] = {"fleet_over_baseline_p99": {}, "cpu_ms_per_asset_slot": {}, "per_worker": {}}
+    for (assets, workers), row in sorted(fleet.items()):
+        if workers == 2 and assets in base and base[assets]["all_p99_ms"]:
+            out["fleet_over_baseline_p99"][assets] = round(row["all_p99_ms"] / base[assets]["all_p99_ms"], 2)
+        out["cpu_ms_per_asset_slot"][f"{assets}/{workers}w"] = round(1000 * row["cpu_s_per_slot"] / assets, 3)
+        workers_rows = [p for name, p in row["processes"].items() if name.startswith("worker")]
+        out["per_worker"][f"{assets}/{workers}w"] = {
+            "threads": max(p["threads"] for p in workers_rows), "sockets": max(p["sockets"] for p in workers_rows),
+            "peak_rss_mb": max(p["peak_rss_mb"] for p in workers_rows)}
+    two = sorted((assets, row) for (assets, workers), row in fleet.items() if workers == 2)
+    if len(two) >= 2:
+        (small_n, small), (big_n, big) = two[0], two[-1]
+        grown = (big["worker_peak_rss_mb"] - small["worker_peak_rss_mb"]) * 1024 * 1024
+        out["worker_bytes_per_asset"] = round(grown / (big_n - small_n))
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--assets", type=int, nargs="+", default=[100, 1000])
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--duration", default="2h")
+    parser.add_argument("--assets", type=int, nargs="+", default=[100, 1000, 10000])
+    parser.add_argument("--duration", default="2h", help="simulated time per run (8 slots)")
+    parser.add_argument("--scaling", type=int, nargs="*", default=[1, 2, 4],
+                        help="worker counts at the largest N")
+    parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--quick", action="store_true", help="stop at 1,000 assets")
     parser.add_argument("--json", type=Path, default=RESULTS / "fleet.json")
     args = parser.parse_args()
     sizes = [n for n in args.assets if not args.quick or n <= 1000]
+    plan = []
+    for assets in sizes:
+        counts = args.scaling if assets == max(sizes) and not args.quick else [2]
+        plan += [(assets, "fleet", workers) for workers in sorted(set(counts) | {2})]
+        if not args.no_baseline:
+            plan.append((assets, "baseline", 0))
     rows = []
-    with redis_url(None) as url, tempfile.TemporaryDirectory(prefix="gsy-bench-") as tmp:
-        for assets in sizes:
-            row = run_one(assets, args.workers, args.duration, url, Path(tmp))
-            rows.append(row)
-            print(f"{row['assets']:>6} assets {row['aggregators']:>4} aggs {row['workers']} workers | "
-                  f"event->last batch p50 {row['event_to_last_batch_p50_ms']} ms p99 {row['event_to_last_batch_p99_ms']} ms "
-                  f"max {row['event_to_last_batch_max_ms']} ms | task p50 {row['task_p50_ms']} ms p99 {row['task_p99_ms']} ms | "
-                  f"{row['events']} events, wall {row['wall_s']} s, attach {row['attach_s']} s, "
-                  f"{row['commands_submitted']} commands ({row['commands_rejected']} rejected), {row['trades']} trades",
-                  flush=True)
+    server = PrivateRedis().start()  # private: Redis command counts are the benchmark's alone
+    try:
+        with tempfile.TemporaryDirectory(prefix="gsy-bench-") as tmp:
+            for index, (assets, mode, workers) in enumerate(plan, 1):
+                print(f"[{index}/{len(plan)}] {mode} with {assets:,} assets"
+                      + (f", {workers} workers" if mode == "fleet" else "") + " ...", flush=True)
+                rows.append(run_one(assets, mode, workers, server.url, Path(tmp), args.duration))
+                print(table(rows[-1:]).splitlines()[1], flush=True)
+    finally:
+        server.stop()
+    report = {"rows": rows, "derived": derived(rows), "duration": args.duration, "shards": SHARDS,
+              "cpus": os.cpu_count()}
+    print()
+    print(table(rows))
+    print(json.dumps(report["derived"], indent=1))
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(rows, indent=2))
-    print(json.dumps(rows))
+    args.json.write_text(json.dumps(report, indent=2))
+    print(f"written {args.json}")
 
 
 if __name__ == "__main__":

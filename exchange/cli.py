@@ -26,6 +26,10 @@ from gsy_e_sdk.embedded_redis import RedisUnavailable, redis_url
 
 logger = logging.getLogger(__name__)
 
+# Beyond this many assets every aggregator getting every asset in every event costs more than
+# the trading itself (O(aggregators x assets) bytes per event), so 'auto' sends compact trees.
+COMPACT_TREE_ABOVE = 2_000
+
 
 class DurationType(click.ParamType):
     name = "duration"
@@ -126,12 +130,15 @@ def start_http(http_port: int | None, http_host: str, users_file: Path | None, t
               help="Start once this many assets or markets have selected an aggregator.")
 @click.option("--results", "results_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write trades.csv and summary.json here.")
+@click.option("--grid-tree", type=click.Choice(["auto", "full", "compact"]), default="auto", show_default=True,
+              help="Events' grid_tree: 'full' (every area, as the reference exchange), 'compact' (the aggregator's "
+                   f"own devices and the markets above them), 'auto' (compact above {COMPACT_TREE_ABOVE:,} assets).")
 @click.option("--simulation-id", default=None, envvar="CONFIGURATION_ID",
               help="Configuration id REST clients use in URLs [env CONFIGURATION_ID]; "
                    "default: derived from the scenario file name.")
 @http_options(port_required=False)
 def run_command(scenario_path: Path, redis_url: str | None, slot_length, tick_length, duration,
-                start_date, pace, tick_deadline, paused, start_when_selected, results_dir, simulation_id,
+                start_date, pace, tick_deadline, paused, start_when_selected, results_dir, grid_tree, simulation_id,
                 http_port, http_host, users_file, token_lifetime, rate_limit) -> None:
     """Run a scenario and serve the Redis protocol until the simulation ends."""
     overrides = {"slot_length": slot_length, "tick_length": tick_length, "sim_duration": duration}
@@ -146,7 +153,9 @@ def run_command(scenario_path: Path, redis_url: str | None, slot_length, tick_le
     clock = SimulationClock(start, settings.slot_length, settings.tick_length, settings.sim_duration)
     pace = effective_pace(pace, settings)
     try:
-        simulation = Simulation(scenario, clock)
+        asset_count = sum(1 for node, _ in scenario.iter_nodes() if not hasattr(node, "children"))
+        compact = grid_tree == "compact" or (grid_tree == "auto" and asset_count > COMPACT_TREE_ABOVE)
+        simulation = Simulation(scenario, clock, compact_tree=compact)
     except ValueError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)

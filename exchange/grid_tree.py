@@ -5,6 +5,12 @@ dict per aggregator would cost O(aggregators x tree). Instead each market's stat
 two renderings and every subtree without controlled assets are serialized once per refresh;
 an aggregator's tree is assembled from those strings, re-walking only the markets on the paths
 to its own assets.
+
+The whole tree per aggregator still costs O(aggregators x assets) bytes per event: 76 MB per
+event tick at 10,000 assets under 100 aggregators. In ``compact`` mode an aggregator's tree holds
+only its own devices and the markets above them (with their stats and fees, so the grid fee
+from any of its devices to the root still resolves), which keeps the exchange's per-event
+output linear in the fleet.
 """
 
 from __future__ import annotations
@@ -19,8 +25,9 @@ _dumps = json.dumps
 
 
 class GridTreeBuilder:
-    def __init__(self, engine: GridEngine) -> None:
+    def __init__(self, engine: GridEngine, compact: bool = False) -> None:
         self.engine = engine
+        self.compact = compact
         self._market_head: dict[str, str] = {}
         self._generic: dict[str, str] = {}
         self._owned_asset: dict[str, str] = {}
@@ -57,10 +64,11 @@ class GridTreeBuilder:
         parts = []
         for child in market.children:
             if isinstance(child, MarketArea):
-                parts.append(f'"{child.uuid}": {self._market_fragment(child, owned, touched)}')
+                if not self.compact or child.uuid in touched:
+                    parts.append(f'"{child.uuid}": {self._market_fragment(child, owned, touched)}')
             elif child.uuid in owned:
                 parts.append(f'"{child.uuid}": {self._asset_fragment(child)}')
-            else:
+            elif not self.compact:
                 parts.append(f'"{child.uuid}": {self._plain_asset[child.uuid]}')
         fragment = (f'{{{self._market_head[market.uuid]}"area_name": {_dumps(market.name)}, '
                     f'"children": {{{", ".join(parts)}}}}}')
@@ -76,5 +84,9 @@ class GridTreeBuilder:
             area = self.engine.areas.get(area_uuid)
             if isinstance(area, Asset):
                 touched.update(market.uuid for market in area.path)
+            elif isinstance(area, MarketArea):
+                while area is not None:  # an owned market and the markets above it
+                    touched.add(area.uuid)
+                    area = area.parent
         root = self.engine.root
         return f'{{"{root.uuid}": {self._market_fragment(root, owned, touched)}}}'

@@ -49,12 +49,13 @@ class _Batch:
 
 
 class Simulation:
-    def __init__(self, scenario: Scenario, clock: SimulationClock) -> None:
+    def __init__(self, scenario: Scenario, clock: SimulationClock, compact_tree: bool = False) -> None:
+        """``compact_tree``: events carry every market but only the aggregator's own assets."""
         self.clock = clock
         self.engine = GridEngine(scenario, clock)
         self.executor = CommandExecutor(self.engine)
         self.registry = AggregatorRegistry(self._selectable_problem)
-        self.tree = GridTreeBuilder(self.engine)
+        self.tree = GridTreeBuilder(self.engine, compact_tree)
         self.prefixes: dict[str, MarketArea | Asset] = {}
         for area in self.engine.areas.values():
             if area.externally_controllable:

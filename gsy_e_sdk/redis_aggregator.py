@@ -36,10 +36,15 @@ class AggregatorChannelNames:
 
 class RedisAggregator(AggregatorCore):
     def __init__(self, aggregator_name: str, accept_all_devices: bool = True,
-                 redis_url: str | None = None) -> None:
+                 redis_url: str | None = None, *, aggregator_uuid: str | None = None,
+                 device_uuids: list[str] | None = None) -> None:
+        """``aggregator_uuid`` takes over an aggregator that already exists at the exchange (e.g.
+        after a restart) instead of creating one; ``device_uuids`` are the devices that already
+        selected it (the SELECTED answers went out before this object listened)."""
         self._init_aggregator_state(aggregator_name, accept_all_devices)
         # The exchange names the aggregator after the CREATE transaction id (REDIS.md 4.1).
-        self.aggregator_uuid = new_transaction_id()
+        self.aggregator_uuid = aggregator_uuid or new_transaction_id()
+        self.device_uuid_list.extend(dict.fromkeys(device_uuids or ()))
         self.channel_names = AggregatorChannelNames(self.aggregator_uuid)
         self._batches_in_flight: set[str] = set()
         self._connection = get_connection(redis_url)
@@ -52,7 +57,8 @@ class RedisAggregator(AggregatorCore):
         }
         self._connection.subscribe(self._channel_handlers)
         self._connection.watch_aggregator_responses(self.aggregator_uuid, self._on_selection)
-        self._create()
+        if aggregator_uuid is None:
+            self._create()
 
     def _create(self) -> None:
         pending = self._connection.pending

@@ -90,10 +90,22 @@ class RedisConnection:
                     event = threading.Event()
                     self._confirmations[(kind, name)] = event
                     waits.append(((kind, name), event))
-            if new_channels:
-                self.pubsub.subscribe(*new_channels)
-            if new_patterns:
-                self.pubsub.psubscribe(*new_patterns)
+            try:
+                if new_channels:
+                    self.pubsub.subscribe(*new_channels)
+                if new_patterns:
+                    self.pubsub.psubscribe(*new_patterns)
+            except Exception:
+                # Redis stayed unreachable through redis-py's retries. Forget these handlers, or
+                # a later subscribe() of the same channel would find it "already subscribed" and
+                # never send SUBSCRIBE: the channel would stay deaf after Redis came back.
+                for registry, names in ((self._channel_handlers, new_channels),
+                                        (self._pattern_handlers, new_patterns)):
+                    for name in names:
+                        registry.pop(name, None)
+                for key, _ in waits:
+                    self._confirmations.pop(key, None)
+                raise
             self._start_reader()
         if threading.current_thread() is self._reader:
             return  # the reader confirms its own subscriptions later; waiting would deadlock

@@ -3,6 +3,17 @@
 JSON only (a pickled message is refused), late acks with reject-on-worker-lost so a task whose
 worker dies is redelivered, prefetch 1 so a busy worker never hoards a shard's events, and a
 short broker visibility timeout so a redelivery happens within the slot.
+
+How a task of a SIGKILLed worker comes back (Redis broker): kombu keeps every delivered,
+unacked message in the ``unacked`` hash and any live consumer re-queues those older than the
+visibility timeout in a periodic sweep. kombu (5.6+) runs that sweep every
+``unacked_restore_interval`` s but scans Redis only on every ``unacked_restore_throttle``-th run
+(defaults 10 and 10): left alone, a dead worker's tasks came back after 100 s or more, whatever
+the visibility timeout. We sweep every second, so redelivery takes the visibility timeout plus
+at most a second. ``GSY_FLEET_VISIBILITY_TIMEOUT`` must exceed the longest a healthy worker
+holds a task (the fleet's ``task_timeout`` plus strategy time; prefetch equals the thread
+count, so a reserved task starts at once), else a slow task is delivered twice (harmless, the
+transaction id is the same, but wasted).
 """
 
 from __future__ import annotations
@@ -12,6 +23,7 @@ import os
 from celery import Celery
 
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
+RESTORE_SWEEP_S = 1  # see the module docstring: one cheap ZRANGE per worker and second
 
 
 def broker_url() -> str:
@@ -33,7 +45,8 @@ def make_app(broker: str | None = None) -> Celery:
         task_send_sent_event=True,
         worker_send_task_events=True,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": int(os.environ.get("GSY_FLEET_VISIBILITY_TIMEOUT", "30"))},
+        broker_transport_options={"visibility_timeout": int(os.environ.get("GSY_FLEET_VISIBILITY_TIMEOUT", "30")),
+                                  "unacked_restore_interval": RESTORE_SWEEP_S, "unacked_restore_throttle": 1},
         worker_hijack_root_logger=False,
     )
     return app

@@ -7,12 +7,14 @@ sends them to the slice's shard queue.
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
+from collections import OrderedDict
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from celery import Celery
 
@@ -27,8 +29,8 @@ from orchestrator.state import StateStore
 
 logger = logging.getLogger(__name__)
 
-TASK_FOR_EVENT = {"market": "workers.on_market_slot", "tick": "workers.on_tick",
-                  "trade": "workers.on_trade", "finish": "workers.on_finish"}
+IN_FLIGHT_KEPT = 100_000  # batches awaiting an answer; older ones are forgotten
+TASK_FOR_EVENT = {"market": "workers.on_market_slot", "tick": "workers.on_tick", "finish": "workers.on_finish"}
 
 
 def task_argsrepr(task: SliceTask) -> str:
@@ -38,9 +40,48 @@ def task_argsrepr(task: SliceTask) -> str:
     ``households[1] shard-1 market slot=2026-06-01T10:00 tick=0% assets=6``.
     """
     counts = [f"{label}={len(items)}" for label, items in
-              (("assets", task.assets), ("markets", task.markets), ("trades", task.trades)) if items]
+              (("assets", task.assets), ("markets", task.markets)) if items]
     return " ".join([f"{task.aggregator}[{task.slice}]", queue_name(task.shard), task.event,
                      f"slot={task.slot}", f"tick={task.completion}%", *counts])
+
+
+class SequenceCheck(NamedTuple):
+    missed: int    # events of this aggregator the dispatcher never received before this one
+    resync: bool   # dispatch this tick as its slot's market event: that event never arrived
+    duplicate: bool = False  # the very event dispatched last, delivered again: drop it
+
+
+def check_sequence(previous: tuple[str, int] | None, event: str, slot: str, completion: int) -> SequenceCheck:
+    """Where an aggregator's market/tick event stands against the last one dispatched. Pure.
+
+    ``previous`` is (slot, completion %) of the last market or tick event dispatched for the
+    aggregator, None when there was none. Pub/sub drops what is published while a subscriber
+    is away (a restart, a reconnection), so the sequence is the only evidence of a lost event:
+
+    - the same (slot, completion) as the last one: the same event delivered twice (e.g. by a
+      relay that subscribed twice); dispatching it again would run every task twice;
+    - a market event starts its slot: nothing is missing (a lost tail of the previous slot
+      cannot be told from the slot length alone, which the dispatcher does not know);
+    - a tick of the slot last seen, more than 10 % after the last one: the ticks in between
+      were lost (counted, nothing to replay: the next tick carries the current state);
+    - a tick of another slot: that slot's market event was lost, so strategies never started
+      the slot (grid operators act on market events only). It is dispatched as the market
+      event (resync); the market event and the ticks before this one are counted as missed.
+      With no previous event (a dispatcher joining mid-slot with no recorded position) it is
+      resynced the same way but nothing is counted: nothing was lost, the fleet just arrived.
+    """
+    if previous == (slot, completion):
+        return SequenceCheck(0, False, duplicate=True)
+    if event == "market":
+        return SequenceCheck(0, False)
+    if previous is None:
+        return SequenceCheck(0, True)
+    last_slot, last_completion = previous
+    if last_slot != slot:
+        return SequenceCheck(1 + max(completion - 10, 0) // 10, True)
+    if completion > last_completion + 10:
+        return SequenceCheck((completion - last_completion) // 10 - 1, False)
+    return SequenceCheck(0, False)
 
 
 class Dispatcher:
@@ -60,7 +101,11 @@ class Dispatcher:
         self._on_slot = on_slot
         self._events: queue.Queue[tuple[AttachedAggregator, dict, float]] = queue.Queue()
         self._last_tick: dict[str, tuple[str, int]] = {}
+        self._unsaved_positions: dict[str, str] = {}  # aggregator uuid -> [slot, completion] to persist
+        self._positions_flushed = time.monotonic()
         self._kinds: dict[str, str] = {}
+        self._in_flight: OrderedDict[str, tuple[int, float]] = OrderedDict()  # batch id -> (shard, received)
+        self._in_flight_lock = threading.Lock()
 
     def start(self, fresh: bool = False) -> None:
         """Attach the fleet and start listening; raises FleetConfigError before anything runs.
@@ -72,6 +117,9 @@ class Dispatcher:
         if fresh:
             self.store.reset()
             self.app.control.purge()
+        # Resume each aggregator's event sequence where the last dispatcher of this fleet left it,
+        # so a restart tells a tick of the current slot from one of a slot it never started.
+        self._last_tick = self._load_positions()
         for aggregator in self.aggregators:
             self.slices[aggregator.uuid] = plan_slices(
                 aggregator.name, list(aggregator.assets), list(aggregator.markets), self.config.shards,
@@ -102,12 +150,24 @@ class Dispatcher:
         return handler
 
     def _count_answers(self, envelope: dict[str, Any]) -> None:
-        """Over REST the batch answers reach the dispatcher's sockets, not the workers."""
+        """The exchange answered a slice's batch: workers do not wait for answers, we count them.
+
+        Only batches of this dispatcher's own slice tasks count, once each: a re-sent batch's
+        repeated answer and operators' batches find no entry here.
+        """
+        with self._in_flight_lock:
+            sent = self._in_flight.pop(envelope.get("transaction_id"), None)
+        if sent is None:
+            return
+        shard, received = sent
         statuses = [entry.get("status") for entries in (envelope.get("responses") or {}).values()
                     for entry in entries if isinstance(entry, dict)]
         accepted = sum(status == "ready" for status in statuses)
-        self.store.incr("commands_accepted", accepted)
-        self.store.incr("commands_rejected", len(statuses) - accepted)
+        for entries in (envelope.get("responses") or {}).values():
+            for entry in entries:
+                if isinstance(entry, dict) and entry.get("status") != "ready":
+                    logger.info("command rejected: %s", entry)
+        self.store.record_answer(shard, time.time() - received, accepted, len(statuses) - accepted)
 
     @property
     def done(self) -> bool:
@@ -124,19 +184,31 @@ class Dispatcher:
                 self.dispatch(aggregator, payload, received)
             except Exception:  # noqa: BLE001 - one bad event must not stop the fleet
                 logger.exception("could not dispatch an event of %s", aggregator.name)
+            if self._events.empty() or time.monotonic() - self._positions_flushed > 1.0:
+                self._flush_positions()  # once per burst of events, not once per aggregator
+        self._flush_positions()
 
     def dispatch(self, aggregator: AttachedAggregator, payload: dict[str, Any], received: float) -> int:
         event = payload.get("event")
+        if event == "trade":
+            # Strategies decide on market and tick events only; trades just count, here.
+            trades = payload.get("trade_list") or []
+            self.store.record_trades(len(trades), sum(float(trade.get("traded_energy") or 0) for trade in trades))
+            return 0
         if event not in TASK_FOR_EVENT:
             return 0
         completion = int(str(payload.get("slot_completion", "0%")).rstrip("%") or 0)
         slot = payload.get("market_slot")
         if event == "tick" and completion < 10:
             return 0  # the slot's market event already covers 0 %
+        if event in ("market", "tick"):
+            check = self._check_sequence(aggregator, slot, completion, event)
+            if check.duplicate:
+                return 0
+            if check.resync:
+                event = "market"  # resync: this slot's market event was lost; this tick starts the slot
         if event == "market":
             self._note_slot(slot)
-        if event in ("market", "tick"):
-            self._check_sequence(aggregator, slot, completion, event)
         if event == "finish":
             self.finished.add(aggregator.uuid)
         tree = index_tree(payload.get("grid_tree") or {})
@@ -145,10 +217,17 @@ class Dispatcher:
             task = self._slice_task(aggregator, piece, payload, event, slot, completion, tree, received)
             if task is None:
                 continue
+            if event in ("market", "tick"):
+                with self._in_flight_lock:
+                    self._in_flight[task.transaction_id()] = (piece.shard, received)
+                    while len(self._in_flight) > IN_FLIGHT_KEPT:
+                        self._in_flight.popitem(last=False)
             self.app.send_task(TASK_FOR_EVENT[event], args=[task.model_dump()], queue=piece.queue,
                                argsrepr=task_argsrepr(task))
             sent += 1
         self.tasks_sent += sent
+        if event in ("market", "tick"):
+            self._save_position(aggregator, slot, completion)  # after sending: a restart re-sends, never skips
         return sent
 
     def _slice_task(self, aggregator, piece: Slice, payload, event, slot, completion, tree, received) -> SliceTask | None:
@@ -156,10 +235,6 @@ class Dispatcher:
                     slice=piece.index, shard=piece.shard, event=event, slot=slot, completion=completion,
                     market_maker_rate=payload.get("market_maker_rate"),
                     feed_in_tariff_rate=payload.get("feed_in_tariff_rate"), dispatched_at=received)
-        if event == "trade":
-            members = set(piece.assets)
-            trades = [trade for trade in payload.get("trade_list", []) if trade.get("asset_id") in members]
-            return SliceTask(**base, trades=trades) if trades else None
         if event == "finish":
             return SliceTask(**base)
         assets = []
@@ -198,14 +273,52 @@ class Dispatcher:
             if self._on_slot:
                 self._on_slot(slot)
 
-    def _check_sequence(self, aggregator: AttachedAggregator, slot: str, completion: int, event: str) -> None:
-        """Count events the dispatcher never saw (a gap in the 10 % sequence of a slot)."""
+    def _check_sequence(self, aggregator: AttachedAggregator, slot: str, completion: int, event: str) -> SequenceCheck:
+        """Count events the dispatcher never saw, and say whether to resync or drop this one."""
         previous = self._last_tick.get(aggregator.uuid)
+        check = check_sequence(previous, event, slot, completion)
+        if check.duplicate:
+            self.store.incr("duplicate_events")
+            logger.info("%s: %s %s %d%% received twice; dispatched once", aggregator.name, event, slot, completion)
+            return check
         self._last_tick[aggregator.uuid] = (slot, completion)
-        if previous is None or event == "market":
-            return
-        last_slot, last_completion = previous
-        if last_slot == slot and completion > last_completion + 10:
-            missed = (completion - last_completion) // 10 - 1
+        missed, resync, _ = check
+        if missed:
             self.store.incr("missed_events", missed)
+        if resync:
+            self.store.incr("resynced_slots")
+            logger.warning("%s: %s %d%% arrived without the slot's market event (%d event(s) missed); "
+                           "dispatched as the market event", aggregator.name, slot, completion, missed)
+        elif missed:
             logger.warning("%s: missed %d tick event(s) before %s %d%%", aggregator.name, missed, slot, completion)
+        return check
+
+    # The last market/tick event dispatched per aggregator, in Redis so it outlives the process
+    # (``fresh`` clears it with the rest of the fleet's keys).
+    def _positions_key(self) -> str:
+        return f"{self.store.prefix}:sequence"
+
+    def _load_positions(self) -> dict[str, tuple[str, int]]:
+        positions = {}
+        for uuid, raw in self.store.client.hgetall(self._positions_key()).items():
+            try:
+                slot, completion = json.loads(raw)
+                positions[uuid.decode() if isinstance(uuid, bytes) else uuid] = (str(slot), int(completion))
+            except (ValueError, TypeError):
+                continue  # an unreadable position only costs one resync
+        return positions
+
+    def _save_position(self, aggregator: AttachedAggregator, slot: str, completion: int) -> None:
+        self._unsaved_positions[aggregator.uuid] = json.dumps([slot, completion])
+
+    def _flush_positions(self) -> None:
+        """Write the positions of the events dispatched since the last flush, in one command."""
+        if not self._unsaved_positions:
+            return
+        self._positions_flushed = time.monotonic()
+        positions, self._unsaved_positions = self._unsaved_positions, {}
+        try:
+            self.store.client.hset(self._positions_key(), mapping=positions)
+        except Exception:  # noqa: BLE001 - Redis away: keep them for the next flush
+            self._unsaved_positions = {**positions, **self._unsaved_positions}
+            logger.warning("could not record the fleet's event positions; retrying after the next event")

@@ -36,7 +36,7 @@ SELECT_CONCURRENCY = 16
 
 
 class ExchangeLink(Protocol):
-    answers_batches: bool  # True when submit() returns the exchange's response envelope
+    answers_batches: bool  # True when submit(wait=True) returns the exchange's response envelope
 
     def attach(self) -> list[AttachedAggregator]: ...
 
@@ -44,7 +44,7 @@ class ExchangeLink(Protocol):
                on_batch_response: EventHandler) -> None: ...
 
     def submit(self, aggregator_uuid: str, batch: dict[str, list[dict]], transaction_id: str,
-               timeout: float) -> dict[str, Any] | None: ...
+               timeout: float, wait: bool = False) -> dict[str, Any] | None: ...
 
 
 class RedisLink:
@@ -60,19 +60,21 @@ class RedisLink:
         return FleetAttacher(self.config, self.connection).attach()
 
     def listen(self, aggregator: AttachedAggregator, on_event: EventHandler, on_batch_response: EventHandler) -> None:
-        self.connection.subscribe({channels.aggregator_events(aggregator.uuid): lambda _channel, payload: on_event(payload)})
+        self.connection.subscribe({
+            channels.aggregator_events(aggregator.uuid): lambda _channel, payload: on_event(payload),
+            channels.batch_response(aggregator.uuid): lambda _channel, payload: on_batch_response(payload)})
 
     def submit(self, aggregator_uuid: str, batch: dict[str, list[dict]], transaction_id: str,
-               timeout: float) -> dict[str, Any] | None:
-        # An empty batch is sent without waiting: it only tells the exchange we acted.
-        return submit_batch(self.connection, aggregator_uuid, batch, transaction_id, timeout, wait=bool(batch))
+               timeout: float, wait: bool = False) -> dict[str, Any] | None:
+        # An empty batch is never waited for: it only tells the exchange we acted.
+        return submit_batch(self.connection, aggregator_uuid, batch, transaction_id, timeout, wait=wait and bool(batch))
 
 
 class RestLink:
     """The hosted exchange's REST + websocket protocol (REST.md).
 
     Batch answers arrive on the aggregator's websocket, which only the dispatcher holds, so
-    workers get an acknowledgement from ``submit`` and the dispatcher counts the answers.
+    ``submit`` returns after the exchange acknowledged the POST, whatever ``wait`` says.
     """
 
     answers_batches = False
@@ -153,7 +155,7 @@ class RestLink:
             raise FleetConfigError(f"the websocket of aggregator {aggregator.name!r} did not connect")
 
     def submit(self, aggregator_uuid: str, batch: dict[str, list[dict]], transaction_id: str,
-               timeout: float) -> dict[str, Any] | None:
+               timeout: float, wait: bool = False) -> dict[str, Any] | None:
         ack = self._request("POST", f"{self.aggregator_prefix}batch-commands/", {
             "aggregator_uuid": aggregator_uuid, "batch_commands": batch, "transaction_id": transaction_id})
         if not ack:

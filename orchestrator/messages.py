@@ -39,7 +39,7 @@ class SliceTask(_Message):
     aggregator_uuid: str
     slice: int
     shard: int
-    event: Literal["market", "tick", "trade", "finish"]
+    event: Literal["market", "tick", "finish"]
     slot: str | None = None
     completion: int = 0
     market_maker_rate: float | None = None
@@ -47,7 +47,6 @@ class SliceTask(_Message):
     dispatched_at: float
     assets: list[AssetItem] = Field(default_factory=list)
     markets: list[MarketItem] = Field(default_factory=list)
-    trades: list[dict[str, Any]] = Field(default_factory=list)
 
     def transaction_id(self) -> str:
         """Same decision, same id: a redelivered task can never place its orders twice."""

@@ -1,7 +1,8 @@
 """The fleet's own Prometheus metrics, read from the state store at scrape time.
 
-Workers count into Redis as they go (``StateStore.record_task``); this collector turns those
-counters and the per-shard latency samples into Prometheus families, so any process that
+Workers and the dispatcher count into Redis as they go (``StateStore.record_task`` and
+``record_answer``); this collector turns those counters and the per-shard latency samples into
+Prometheus families, so any process that
 reaches the fleet's Redis (the dispatcher, or ``gsy-e-sdk fleet metrics``) can serve them beside
 Flower's ``/metrics``. Nothing is kept in process memory, so a restarted exporter loses nothing.
 """

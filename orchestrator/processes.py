@@ -6,6 +6,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -24,7 +25,15 @@ def worker_command(queues: list[str], name: str, log_level: str = os.environ.get
 
 
 class LocalWorkers:
-    """N worker processes on this machine; worker i consumes shards i, i+N, i+2N, ..."""
+    """N worker processes on this machine; worker i consumes shards i, i+N, i+2N, ...
+
+    Supervised: worker i alone consumes its shards, so a worker that dies (OOM killer, a crash,
+    a stray SIGKILL) would leave them unconsumed for the rest of the run. A watcher thread starts
+    a dead worker again under the same name and queues; the tasks it held come back from the
+    broker after the visibility timeout (``orchestrator.celery_app``).
+    """
+
+    SUPERVISE_EVERY_S = 0.5
 
     def __init__(self, app: Celery, count: int, shards: int, env: dict[str, str], log_dir: Path | None = None,
                  name_prefix: str = "worker") -> None:
@@ -35,20 +44,42 @@ class LocalWorkers:
         self.log_dir = log_dir
         self.name_prefix = name_prefix
         self.processes: list[subprocess.Popen] = []
+        self.restarts = 0
         self._logs: list = []
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._watcher: threading.Thread | None = None
 
-    def start(self, ready_timeout: float = 60.0) -> "LocalWorkers":
+    def _spawn(self, index: int, mode: str = "w") -> subprocess.Popen:
+        queues = [queue_name(shard) for shard in shards_for_worker(index, self.count, self.shards)]
+        log = open(self.log_dir / f"{self.name_prefix}-{index}.log", mode) if self.log_dir else subprocess.DEVNULL
+        if log is not subprocess.DEVNULL:
+            self._logs.append(log)
+        process = subprocess.Popen(worker_command(queues, f"{self.name_prefix}{index}"),
+                                   env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT)
+        logger.info("worker %d consumes %s (pid %d)", index, ",".join(queues), process.pid)
+        return process
+
+    def start(self, ready_timeout: float = 60.0, supervise: bool = True) -> "LocalWorkers":
         for index in range(self.count):
-            queues = [queue_name(shard) for shard in shards_for_worker(index, self.count, self.shards)]
-            log = open(self.log_dir / f"{self.name_prefix}-{index}.log", "w") if self.log_dir else subprocess.DEVNULL
-            if log is not subprocess.DEVNULL:
-                self._logs.append(log)
-            process = subprocess.Popen(worker_command(queues, f"{self.name_prefix}{index}"),
-                                       env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT)
-            self.processes.append(process)
-            logger.info("worker %d consumes %s (pid %d)", index, ",".join(queues), process.pid)
+            self.processes.append(self._spawn(index))
         self.wait_ready(ready_timeout)
+        if supervise:
+            self._watcher = threading.Thread(target=self._supervise, name="fleet-worker-supervisor", daemon=True)
+            self._watcher.start()
         return self
+
+    def _supervise(self) -> None:
+        while not self._stopping.wait(self.SUPERVISE_EVERY_S):
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                for index, process in enumerate(self.processes):
+                    if process.poll() is not None:
+                        logger.warning("worker %d (pid %d) exited with code %s; starting it again",
+                                       index, process.pid, process.returncode)
+                        self.processes[index] = self._spawn(index, mode="a")
+                        self.restarts += 1
 
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -64,6 +95,8 @@ class LocalWorkers:
         raise RuntimeError(f"workers not ready after {timeout:g} s")
 
     def stop(self) -> None:
+        with self._lock:  # no restart once stopping
+            self._stopping.set()
         for process in self.processes:
             if process.poll() is None:
                 process.terminate()

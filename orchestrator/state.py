@@ -92,19 +92,25 @@ class StateStore:
         return results
 
     # ------------------------------------------------------------------ metrics
-    def record_task(self, shard: int, latency: float, submitted: int, accepted: int, rejected: int,
-                    skipped: int, worker: str = "") -> None:
+    def record_task(self, shard: int, submitted: int, skipped: int, worker: str = "") -> None:
+        """A worker finished a slice task."""
         pipe = self.client.pipeline(transaction=False)
         if worker:
             pipe.hincrby(f"{self.prefix}:workers", f"{worker}|shard-{shard}", 1)
-        pipe.rpush(f"{self.prefix}:latency:shard-{shard}", round(latency, 6))
-        pipe.ltrim(f"{self.prefix}:latency:shard-{shard}", -20000, -1)
         pipe.hincrby(f"{self.prefix}:counters", "commands_submitted", submitted)
-        pipe.hincrby(f"{self.prefix}:counters", "commands_accepted", accepted)
-        pipe.hincrby(f"{self.prefix}:counters", "commands_rejected", rejected)
         pipe.hincrby(f"{self.prefix}:counters", "assets_skipped", skipped)
         pipe.hincrby(f"{self.prefix}:counters", f"tasks_shard-{shard}", 1)
         pipe.hincrby(f"{self.prefix}:counters", "tasks_done", 1)
+        pipe.execute()
+
+    def record_answer(self, shard: int | None, latency: float | None, accepted: int, rejected: int) -> None:
+        """The exchange answered a slice's batch: event received -> answer, and the verdicts."""
+        pipe = self.client.pipeline(transaction=False)
+        if shard is not None and latency is not None:
+            pipe.rpush(f"{self.prefix}:latency:shard-{shard}", round(latency, 6))
+            pipe.ltrim(f"{self.prefix}:latency:shard-{shard}", -20000, -1)
+        pipe.hincrby(f"{self.prefix}:counters", "commands_accepted", accepted)
+        pipe.hincrby(f"{self.prefix}:counters", "commands_rejected", rejected)
         pipe.execute()
 
     def latencies(self) -> dict[str, list[float]]:
@@ -137,7 +143,6 @@ class StateStore:
     def record_trades(self, count: int, energy: float) -> None:
         pipe = self.client.pipeline(transaction=False)
         pipe.hincrby(f"{self.prefix}:counters", "trades", count)
-        pipe.hincrby(f"{self.prefix}:counters", "tasks_done", 1)
         pipe.hincrbyfloat(f"{self.prefix}:counters_float", "energy_traded_kWh", energy)
         pipe.execute()
 

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from gsy_e_sdk.redis_connection import RedisConnection, get_connection
-from orchestrator.config import FleetConfig, load_fleet_config
+from orchestrator.config import FleetConfig, StrategyConfig, load_fleet_config
 from orchestrator.exchange_link import ExchangeLink, make_link
 from orchestrator.state import StateStore
 from workers.strategies import StrategySpec, get_strategy
@@ -32,6 +32,7 @@ class WorkerContext:
     link: ExchangeLink
     _strategies: dict[tuple[str, str], tuple[StrategySpec, BaseModel] | None] = field(default_factory=dict)
     _overridden: dict[tuple[str, str, str], tuple[StrategySpec, BaseModel]] = field(default_factory=dict)
+    _validated: dict[tuple[int, str], tuple[StrategySpec, BaseModel] | None] = field(default_factory=dict)
 
     def strategy(self, name: str, kind: str,
                  overrides: dict[str, Any] | None = None) -> tuple[StrategySpec, BaseModel] | None:
@@ -57,18 +58,24 @@ class WorkerContext:
         key = (name, kind)
         if key not in self._strategies:
             chosen = self.config.strategy_for(name, kind)
-            if chosen is None:
-                self._strategies[key] = None
-            else:
-                spec = get_strategy(chosen.name)
-                supported = spec.targets == ("market" if kind == "Market" else "asset") and (
-                    kind == "Market" or not spec.kinds or kind in spec.kinds)
-                self._strategies[key] = (spec, chosen.validated_params()) if supported else None
+            self._strategies[key] = None if chosen is None else self._validate(chosen, kind)
         return self._strategies[key]
 
-    def submit(self, aggregator_uuid: str, batch: dict[str, list[dict]], transaction_id: str) -> dict[str, Any] | None:
-        """Send the slice's batch; the exchange's answer where the link returns one (Redis)."""
-        return self.link.submit(aggregator_uuid, batch, transaction_id, self.config.task_timeout)
+    def _validate(self, chosen: StrategyConfig, kind: str) -> tuple[StrategySpec, BaseModel] | None:
+        """One validated parameter object per configured strategy and kind, shared by its assets
+        (per asset, the models cost kilobytes each in fleets of thousands)."""
+        key = (id(chosen), kind)
+        if key not in self._validated:
+            spec = get_strategy(chosen.name)
+            supported = spec.targets == ("market" if kind == "Market" else "asset") and (
+                kind == "Market" or not spec.kinds or kind in spec.kinds)
+            self._validated[key] = (spec, chosen.validated_params()) if supported else None
+        return self._validated[key]
+
+    def submit(self, aggregator_uuid: str, batch: dict[str, list[dict]], transaction_id: str,
+               wait: bool = False) -> dict[str, Any] | None:
+        """Send a batch; with ``wait``, the exchange's answer where the link can return it (Redis)."""
+        return self.link.submit(aggregator_uuid, batch, transaction_id, self.config.task_timeout, wait)
 
 
 def exchange_redis_url(config: FleetConfig) -> str | None:

@@ -35,11 +35,11 @@ def execute(command: OperatorCommand, ctx: WorkerContext, worker: str = "") -> d
         (device,) = devices
         batch = {device: [{"type": command.side, "energy": command.energy, "price": command.rate * command.energy,
                            "replace_existing": command.replace_existing, "time_slot": None}]}
-        answer["response"] = ctx.submit(command.aggregator_uuid, batch, _transaction_id(command))
+        answer["response"] = ctx.submit(command.aggregator_uuid, batch, _transaction_id(command), wait=True)
     elif command.kind == "grid_fee":
         (market,) = devices
         batch = {market: [{"type": "grid_fees", "data": {"fee_const": command.fee}}]}
-        answer["response"] = ctx.submit(command.aggregator_uuid, batch, _transaction_id(command))
+        answer["response"] = ctx.submit(command.aggregator_uuid, batch, _transaction_id(command), wait=True)
     elif command.kind in ("pause", "resume"):
         ctx.store.update_controls(devices, paused=command.kind == "pause")
         if command.kind == "pause":
@@ -47,7 +47,7 @@ def execute(command: OperatorCommand, ctx: WorkerContext, worker: str = "") -> d
             batch = {device: [{"type": kind, "time_slot": None}
                               for kind in _WITHDRAW.get(kinds.get(device, ""), ("delete_offer", "delete_bid"))]
                      for device in devices}
-            answer["response"] = ctx.submit(command.aggregator_uuid, batch, _transaction_id(command))
+            answer["response"] = ctx.submit(command.aggregator_uuid, batch, _transaction_id(command), wait=True)
     elif command.kind == "set_param":
         ctx.store.update_controls(devices, params=command.params)
         answer["params"] = command.params

@@ -84,23 +84,17 @@ def handle_event(payload: dict[str, Any], worker: str = "", transaction_id: str 
     task = SliceTask.model_validate(payload)
     ctx = context()
     batch, new_states, skipped = decide_slice(task, ctx)
-    accepted = rejected = 0
     submitted = sum(len(commands) for commands in batch.values())
-    response = ctx.submit(task.aggregator_uuid, batch, transaction_id or task.transaction_id())
-    if response:
-        for entries in response.get("responses", {}).values():
-            for entry in entries:
-                if entry.get("status") == "ready":
-                    accepted += 1
-                else:
-                    rejected += 1
-                    logger.info("%s: command rejected: %s", task.aggregator, entry)
+    # Not waiting for the answer: the exchange executes batches at its next tick, which (at fast
+    # pace) waits for every aggregator's batch, so a worker thread blocked here would hold back
+    # the very tick that answers it. The dispatcher counts the answers as they arrive.
+    ctx.submit(task.aggregator_uuid, batch, transaction_id or task.transaction_id())
     ctx.store.save(new_states, (task.aggregator_uuid, task.slice, payload))
     latency = time.time() - task.dispatched_at
-    ctx.store.record_task(task.shard, latency, submitted, accepted, rejected, skipped, worker)
+    ctx.store.record_task(task.shard, submitted, skipped, worker)
     return {"aggregator": task.aggregator, "slot": task.slot, "event": task.event, "completion": task.completion,
-            "slice": task.slice, "shard": task.shard, "commands": submitted, "accepted": accepted,
-            "rejected": rejected, "skipped": skipped, "latency_s": round(latency, 4)}
+            "slice": task.slice, "shard": task.shard, "commands": submitted, "skipped": skipped,
+            "sent_after_s": round(latency, 4)}
 
 
 @app.task(name="workers.on_market_slot", bind=True)
@@ -111,16 +105,6 @@ def on_market_slot(self, payload: dict[str, Any]) -> dict[str, Any]:
 @app.task(name="workers.on_tick", bind=True)
 def on_tick(self, payload: dict[str, Any]) -> dict[str, Any]:
     return handle_event(payload, self.request.hostname or "")
-
-
-@app.task(name="workers.on_trade")
-def on_trade(payload: dict[str, Any]) -> dict[str, Any]:
-    """Count the slice's trades (energy and money) in the fleet's metrics."""
-    task = SliceTask.model_validate(payload)
-    ctx = context()
-    energy = sum(float(trade.get("traded_energy", 0)) for trade in task.trades)
-    ctx.store.record_trades(len(task.trades), energy)
-    return {"aggregator": task.aggregator, "slice": task.slice, "trades": len(task.trades), "energy_kWh": energy}
 
 
 @app.task(name="workers.on_finish")

@@ -111,7 +111,10 @@ def test_every_asset_orders_in_every_slot_and_trades_happen(fleet_run):
     for slot, assets in by_slot.items():
         assert assets == households, f"{slot}: missing {households - assets}"
     counters = fleet_run["dispatcher"].store.counters()
-    assert counters["commands_accepted"] >= 0.95 * counters["commands_submitted"] > 0
+    # Submitted counts every delivery of a task (the first market event's tasks run three times);
+    # the dispatcher counts each batch's answer once.
+    assert counters["commands_accepted"] >= 0.9 * counters["commands_submitted"] > 0, sorted(counters.items())
+    assert counters["commands_rejected"] <= 0.02 * counters["commands_accepted"], sorted(counters.items())
 
 
 def test_redelivered_tasks_never_place_orders_twice(fleet_run):

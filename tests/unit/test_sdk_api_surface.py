@@ -51,7 +51,11 @@ def test_constructor_signatures_match_the_original():
 
     assert parameters(RedisAssetClient) == ["area_id", "autoregister", "redis_url", "pubsub_thread"]
     assert parameters(RedisMarketClient) == ["area_id", "redis_url", "autoregister"]
-    assert parameters(RedisAggregator) == ["aggregator_name", "accept_all_devices", "redis_url"]
+    # Positional parameters as the original; keyword-only extensions after them.
+    assert parameters(RedisAggregator)[:3] == ["aggregator_name", "accept_all_devices", "redis_url"]
+    keyword_only = [name for name, parameter in inspect.signature(RedisAggregator).parameters.items()
+                    if parameter.kind is inspect.Parameter.KEYWORD_ONLY]
+    assert keyword_only == parameters(RedisAggregator)[3:] == ["aggregator_uuid", "device_uuids"]
 
 
 def test_auto_aggregator_is_a_library_class():

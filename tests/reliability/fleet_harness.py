@@ -1,0 +1,312 @@
+"""A real fleet for the fault tests: exchange, dispatcher and Celery workers as separate processes.
+
+Nothing is mocked: a ``redis-server`` of the test's own (so a fault test can restart it, and tasks
+a killed worker leaves behind never reach another test's workers), the local exchange in a
+subprocess writing ``orders.csv``, Celery worker subprocesses running the documented command
+line, and the dispatcher either in the test process (to watch the tasks it sends) or as
+``gsy-e-sdk fleet dispatch`` (so it can be SIGKILLed).
+
+The scenario is ``community.json`` from 10:00 with 30 s ticks (10 events per 15 min slot); every
+one of its 25 households places orders in every slot of that morning, so "an asset missed a
+slot" is a plain set difference on ``orders.csv``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+import yaml
+
+from gsy_e_sdk.embedded_redis import PrivateRedis
+
+from orchestrator.attach import aggregator_uuid
+from orchestrator.messages import TRANSACTION_NAMESPACE
+from orchestrator.processes import exchange_command, wait_for_exchange, worker_command
+from orchestrator.sharding import plan_slices
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIO = ROOT / "exchange" / "scenarios" / "community.json"
+START = "2026-06-01T10:00"
+SLOTS = ["2026-06-01T10:00", "2026-06-01T10:15", "2026-06-01T10:30", "2026-06-01T10:45", "2026-06-01T11:00"]
+HOUSEHOLDS = 25  # 19 loads, 4 PVs, 2 batteries: every one orders in every slot of the morning
+# Broker visibility timeout of the fault tests: a SIGKILLed worker's tasks are re-queued this many
+# seconds after they were delivered (plus at most the 1 s restore sweep of orchestrator.celery_app).
+# It must exceed the longest a healthy worker holds a task: task_timeout below (2 s), and at the
+# paces used here the exchange answers a batch at its next tick, well under a second.
+VISIBILITY_TIMEOUT_S = 3
+TASK_TIMEOUT_S = 2.0
+
+
+@pytest.fixture()
+def private_redis() -> Iterator[PrivateRedis]:
+    """A Redis of the test's own: it may be restarted, and what a killed process leaves behind
+    (queued or unacked tasks) never reaches another test's workers."""
+    server = PrivateRedis().start()
+    yield server
+    server.stop()
+
+
+def fleet_dict(name: str, **overrides) -> dict:
+    fleet = {
+        "name": name, "shards": 2, "max_assets_per_task": 5, "task_timeout": TASK_TIMEOUT_S,
+        "aggregators": [{"name": "households", "assets": ["Load *", "PV *", "Tesla Powerwall *"]},
+                        {"name": "operator", "markets": ["Community"]}],
+        "strategies": {"Load": {"name": "price_ramp", "params": {"initial_buying_rate": 20}},
+                       "PV": {"name": "price_ramp", "params": {"final_selling_rate": 10}},
+                       "Storage": {"name": "storage_arbitrage"},
+                       "Market": {"name": "grid_fee", "params": {"base_fee": 3}}},
+    }
+    fleet.update(overrides)
+    return fleet
+
+
+class Proc:
+    """A child process with its output in a log file; SIGKILL-able and restartable by the test."""
+
+    def __init__(self, argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
+        self.argv = argv
+        self.log_path = log_path
+        self.env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
+        self._log = open(log_path, "a")
+        self.process = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, env=self.env, cwd=ROOT)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def output(self) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def sigkill(self) -> None:
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.alive():
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+class FreezableProxy:
+    """A TCP proxy in front of Redis whose traffic the test can freeze: connections stay open,
+    bytes stop, as when a process is cut off from the network. Used to make a worker hold its
+    tasks (blocked on the exchange's Redis) for as long as the test wants before it is killed."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.frozen = threading.Event()
+        self._closed = threading.Event()
+        self._sockets: list[socket.socket] = []
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self._server.accept()
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                return
+            self._sockets += [client, upstream]
+            for source, target in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                while self.frozen.is_set() and not self._closed.is_set():
+                    time.sleep(0.01)
+                target.sendall(data)
+        except OSError:
+            pass
+        for sock in (source, target):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self._closed.set()
+        self._server.close()
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+class Fleet:
+    """Everything one fault test starts; ``close()`` stops whatever is still running."""
+
+    def __init__(self, tmp: Path, redis_url: str, fleet: dict) -> None:
+        self.tmp = tmp
+        self.redis_url = redis_url
+        self.fleet = fleet
+        self.name = fleet["name"]
+        self.config_path = tmp / "fleet.yaml"
+        self.config_path.write_text(yaml.safe_dump(fleet))
+        self.results = tmp / "exchange"
+        self.client = redis.Redis.from_url(redis_url, decode_responses=True)
+        self.exchange: Proc | None = None
+        self.workers: dict[str, Proc] = {}
+        self.dispatchers: list[Proc] = []
+        self.env = {"GSY_FLEET_CONFIG": str(self.config_path), "REDIS_URL": redis_url,
+                    "GSY_FLEET_BROKER_URL": redis_url, "GSY_FLEET_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT_S)}
+
+    # ------------------------------------------------------------------ processes
+    def start_exchange(self, duration: str, pace: str | None, *extra: str) -> Proc:
+        args = ["--paused", "--duration", duration, "--tick-length", "30s", "--start-date", START,
+                "--results", str(self.results), *extra]
+        if pace is not None:
+            args += ["--pace", pace]
+        self.exchange = Proc(exchange_command(SCENARIO, self.redis_url, *args), self.tmp / "exchange.log")
+        wait_for_exchange(self.client, self.exchange.process)
+        return self.exchange
+
+    def start_worker(self, name: str, queues: Iterable[str] = ("shard-0", "shard-1"), log_level: str = "INFO",
+                     env: dict[str, str] | None = None) -> Proc:
+        worker = Proc(worker_command(list(queues), name, log_level), self.tmp / f"{name}.log",
+                      {**self.env, **(env or {})})
+        self.workers[name] = worker
+        return worker
+
+    def wait_workers(self, app, names: Iterable[str], timeout: float = 60.0) -> None:
+        wanted = set(names)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for name in wanted:
+                assert self.workers[name].alive(), f"worker {name} exited:\n{self.workers[name].output()[-3000:]}"
+            replies = app.control.ping(timeout=0.5) or []
+            if wanted <= {node.split("@")[0] for reply in replies for node in reply}:
+                return
+        raise AssertionError(f"workers {sorted(wanted)} not ready after {timeout:g} s")
+
+    def start_dispatcher_process(self, log_level: str = "INFO", extra_env: dict[str, str] | None = None) -> Proc:
+        index = len(self.dispatchers)
+        argv = [sys.executable, "-m", "gsy_e_sdk", "--log-level", log_level, "fleet", "dispatch",
+                "--config", str(self.config_path), "--redis-url", self.redis_url]
+        dispatcher = Proc(argv, self.tmp / f"dispatcher-{index}.log", {**self.env, **(extra_env or {})})
+        self.dispatchers.append(dispatcher)
+        return dispatcher
+
+    def wait_listening(self, process: Proc | None = None, timeout: float = 60.0) -> None:
+        """Until every aggregator's event channel has a subscriber (the dispatcher is attached)."""
+        channels_ = [f"external-aggregator//{uuid_}/events/all" for uuid_ in self.aggregator_uuids().values()]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process is not None:
+                assert process.alive(), f"dispatcher exited:\n{process.output()[-3000:]}"
+            if all(count for _, count in self.client.pubsub_numsub(*channels_)):
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"the dispatcher did not subscribe to {channels_} within {timeout:g} s")
+
+    def resume(self) -> None:
+        self.client.publish("/resume", '{"transaction_id": "fault-test"}')
+
+    def wait_exchange(self, timeout: float) -> int:
+        assert self.exchange is not None
+        try:
+            return self.exchange.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"exchange still running after {timeout:g} s:\n{self.exchange.output()[-3000:]}") \
+                from None
+
+    def close(self) -> None:
+        for process in [*self.dispatchers, *self.workers.values(), *([self.exchange] if self.exchange else [])]:
+            process.stop()
+        self.client.close()
+
+    # ------------------------------------------------------------------ what happened
+    def aggregator_uuids(self) -> dict[str, str]:
+        return {aggregator["name"]: aggregator_uuid(self.name, aggregator["name"])
+                for aggregator in self.fleet["aggregators"]}
+
+    def orders(self) -> list[dict]:
+        with (self.results / "orders.csv").open() as handle:
+            return list(csv.DictReader(handle))
+
+    def counters(self) -> dict[str, int]:
+        return {key: int(value) for key, value in self.client.hgetall(f"gsy:fleet:{self.name}:counters").items()}
+
+
+def assets_by_slot(orders: list[dict]) -> dict[str, set[str]]:
+    by_slot: dict[str, set[str]] = defaultdict(set)
+    for order in orders:
+        by_slot[order["slot"]].add(order["asset"])
+    return by_slot
+
+
+def missing_by_slot(orders: list[dict], slots: list[str], assets: set[str]) -> dict[str, set[str]]:
+    """Slot -> assets without any order in it (empty dict: every asset ordered in every slot)."""
+    by_slot = assets_by_slot(orders)
+    return {slot: assets - by_slot.get(slot, set()) for slot in slots if assets - by_slot.get(slot, set())}
+
+
+def duplicate_orders(orders: list[dict]) -> dict[tuple[str, str, str], int]:
+    """(asset, side, transaction_id) placed more than once: one decision held twice by the exchange."""
+    counts = Counter((order["asset"], order["side"], order["transaction_id"]) for order in orders)
+    return {key: count for key, count in counts.items() if count > 1}
+
+
+def decision_ids(aggregator_uuid_: str, slices: int, slots: list[str]) -> dict[str, tuple[str, str, int, int]]:
+    """Every transaction id a fleet task can submit under -> (slot, event, completion, slice).
+
+    The same formula as ``SliceTask.transaction_id``; an order under any other id was not placed
+    by a task of this fleet (e.g. a resubmission that invented a new id).
+    """
+    ids = {}
+    for slot in slots:
+        for event in ("market", "tick"):
+            for completion in range(0, 100, 10):
+                for index in range(slices):
+                    key = f"{aggregator_uuid_}:{slot}:{event}:{completion}:{index}"
+                    ids[str(uuid.uuid5(TRANSACTION_NAMESPACE, key))] = (slot, event, completion, index)
+    return ids
+
+
+def household_slices(fleet: dict) -> int:
+    return len(plan_slices("households", [str(i) for i in range(HOUSEHOLDS)], [], fleet["shards"],
+                           fleet["max_assets_per_task"]))
+
+
+TASK_LINE = re.compile(r"Task (workers\.\w+)\[([0-9a-f-]{36})\] (received|succeeded)")
+
+
+def task_states(log: str) -> dict[str, set[str]]:
+    """Celery task id -> {"received", "succeeded"} as logged by a worker at INFO."""
+    states: dict[str, set[str]] = defaultdict(set)
+    for _name, task_id, state in TASK_LINE.findall(log):
+        states[task_id].add(state)
+    return states
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str, step: float = 0.02) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(step)
