@@ -27,15 +27,15 @@ _lock = threading.Lock()
 def listen_for_responses(connection: RedisConnection, aggregator_uuid: str) -> None:
     """Resolve waiting callers when the aggregator's batch responses arrive (idempotent)."""
     key = (id(connection), aggregator_uuid)
-    with _lock:
-        if key in _listening:
-            return
-        _listening.add(key)
 
     def resolve(_channel: str, payload: dict[str, Any]) -> None:
         connection.pending.resolve(payload.get("transaction_id"), payload)
 
-    connection.subscribe({channels.batch_response(aggregator_uuid): resolve})
+    with _lock:
+        if key in _listening:
+            return
+        connection.subscribe({channels.batch_response(aggregator_uuid): resolve})
+        _listening.add(key)  # only once subscribed: a failed attempt is tried again next time
 
 
 def submit_batch(connection: RedisConnection, aggregator_uuid: str, batch: dict[str, list[dict]],

@@ -27,6 +27,8 @@ COUNTERS = {
     "commands_rejected": "Commands the exchange rejected",
     "assets_skipped": "Asset decisions skipped because their strategy raised",
     "missed_events": "Market tick events the dispatcher never received (gaps in the 10 % sequence)",
+    "resynced_slots": "Slots whose market event was lost and started from their next tick instead",
+    "duplicate_events": "Events received twice and dispatched once",
     "tasks_done": "Celery tasks the workers finished",
     "trades": "Trades of the fleet's assets",
 }

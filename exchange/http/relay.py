@@ -76,8 +76,12 @@ class ExchangeRelay:
     def watch_area(self, node: Node) -> None:
         """Route the area's responses (and an asset's direct-mode events) to its websocket."""
         key = area_key(node.uuid)
-        if key in self._watched or node.prefix is None:
-            return
+        with self._lock:  # concurrent requests must not subscribe the same area twice
+            if key in self._watched or node.prefix is None:
+                return
+            self._subscribe_area(node, key)
+
+    def _subscribe_area(self, node: Node, key: str) -> None:
         prefix = node.prefix
         names = [channels.register_response(prefix), channels.unregister_response(prefix),
                  *(channels.area_command_response(prefix, command)
@@ -101,9 +105,12 @@ class ExchangeRelay:
     # Aggregators -----------------------------------------------------------------------------
     def watch_aggregator(self, aggregator_uuid: str) -> None:
         key = aggregator_key(aggregator_uuid)
-        if key in self._watched:
-            return
         simulation_id = self.descriptor().simulation_id
+        with self._lock:  # concurrent requests must not subscribe the same aggregator twice
+            if key not in self._watched:
+                self._subscribe_aggregator(aggregator_uuid, key, simulation_id)
+
+    def _subscribe_aggregator(self, aggregator_uuid: str, key: str, simulation_id: str) -> None:
 
         def forward_event(_channel: str, payload: dict[str, Any]) -> None:
             if "simulation_id" in payload:
