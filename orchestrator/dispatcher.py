@@ -160,14 +160,17 @@ class Dispatcher:
         if sent is None:
             return
         shard, received = sent
-        statuses = [entry.get("status") for entries in (envelope.get("responses") or {}).values()
-                    for entry in entries if isinstance(entry, dict)]
-        accepted = sum(status == "ready" for status in statuses)
+        accepted = rejected = 0
         for entries in (envelope.get("responses") or {}).values():
             for entry in entries:
-                if isinstance(entry, dict) and entry.get("status") != "ready":
+                if not isinstance(entry, dict):
+                    continue
+                if entry.get("status") == "ready":
+                    accepted += 1
+                else:
+                    rejected += 1
                     logger.info("command rejected: %s", entry)
-        self.store.record_answer(shard, time.time() - received, accepted, len(statuses) - accepted)
+        self.store.record_answer(shard, time.time() - received, accepted, rejected)
 
     @property
     def done(self) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
 from gsy_e_sdk.wire.times import parse_slot
 
@@ -36,24 +36,23 @@ def _energy_per_slot(value: dict[str, float]) -> dict[str, float]:
     return value
 
 
-class Forecast(Body):
+class _Exact(Body):
     model_config = ConfigDict(extra="forbid")
-    energy_forecast: dict[str, float]
 
-    @field_validator("energy_forecast")
-    @classmethod
-    def _slots(cls, value: dict[str, float]) -> dict[str, float]:
+
+def _energy_series(field: str) -> type[Body]:
+    """A body of exactly ``{<field>: {slot: kWh}, transaction_id?}`` (REDIS.md 9 forecast channels)."""
+
+    def check(cls, value: dict[str, float]) -> dict[str, float]:
         return _energy_per_slot(value)
 
+    return create_model(field.title().replace("_", ""), __base__=_Exact,
+                        __validators__={"_slots": field_validator(field)(check)},
+                        **{field: (dict[str, float], ...)})
 
-class Measurement(Body):
-    model_config = ConfigDict(extra="forbid")
-    energy_measurement: dict[str, float]
 
-    @field_validator("energy_measurement")
-    @classmethod
-    def _slots(cls, value: dict[str, float]) -> dict[str, float]:
-        return _energy_per_slot(value)
+Forecast = _energy_series("energy_forecast")
+Measurement = _energy_series("energy_measurement")
 
 
 class GridFee(Body):

@@ -13,7 +13,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-import requests
 import yaml
 
 from gsy_e_sdk import jwt_auth
@@ -116,4 +115,3 @@ def test_rest_mode_without_credentials_or_simulation_is_a_config_error(tmp_path,
                                           "aggregators": [{"name": "a", "assets": ["x"]}]}))
     with pytest.raises(FleetConfigError, match="API_CLIENT_USERNAME"):
         Dispatcher(load_fleet_config(fleet_file), None, make_app("redis://127.0.0.1:9"))
-    assert requests  # the module's HTTP client is the SDK's; nothing else is needed here
