@@ -57,7 +57,7 @@ from gsy_e_sdk.wire import channels
 from orchestrator.celery_app import make_app
 from orchestrator.config import load_fleet_config
 from orchestrator.dispatcher import Dispatcher
-from orchestrator.messages import SliceTask
+from orchestrator.messages import SliceTask, slice_payloads
 from orchestrator.processes import exchange_command, wait_for_exchange, worker_command
 from workers.strategies.base import AssetView
 from workers.strategies.orders import BID, OFFER, energy_limit
@@ -92,8 +92,9 @@ class Recorder:
         def recording(name, args=None, **options):
             result = original(name, args=args, **options)
             self.burst.set()
-            payload = args[0]
-            if payload["event"] in ("market", "tick"):
+            for payload in slice_payloads(args[0]):
+                if payload["event"] not in ("market", "tick"):
+                    continue
                 task = SliceTask.model_validate(payload)
                 active = [(asset.name, task.slot) for asset in task.assets
                           if any(energy_limit(AssetView(asset.uuid, asset.name, asset.kind, asset.info), side)

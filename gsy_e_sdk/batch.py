@@ -38,6 +38,12 @@ def listen_for_responses(connection: RedisConnection, aggregator_uuid: str) -> N
         _listening.add(key)  # only once subscribed: a failed attempt is tried again next time
 
 
+def batch_envelope(aggregator_uuid: str, batch: dict[str, list[dict]], transaction_id: str) -> dict[str, Any]:
+    """The message published on the batch commands channel (REDIS.md)."""
+    return {"type": "BATCHED", "transaction_id": transaction_id, "aggregator_uuid": aggregator_uuid,
+            "batch_commands": batch}
+
+
 def submit_batch(connection: RedisConnection, aggregator_uuid: str, batch: dict[str, list[dict]],
                  transaction_id: str | None = None, timeout: float = BATCH_COMMAND_TIMEOUT,
                  wait: bool = True, *, owner: object = None, listen: bool = True,
@@ -49,8 +55,7 @@ def submit_batch(connection: RedisConnection, aggregator_uuid: str, batch: dict[
     does, and counts it as the aggregator having acted on the event).
     """
     transaction_id = transaction_id or new_transaction_id()
-    envelope = {"type": "BATCHED", "transaction_id": transaction_id, "aggregator_uuid": aggregator_uuid,
-                "batch_commands": batch}
+    envelope = batch_envelope(aggregator_uuid, batch, transaction_id)
     if not wait:
         connection.publish(channels.batch_commands(), envelope)
         return None

@@ -19,7 +19,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import redis
@@ -74,6 +74,13 @@ class RedisConnection:
 
     def publish(self, channel: str, payload: Mapping[str, Any]) -> None:
         self.redis.publish(channel, json.dumps(payload))
+
+    def publish_many(self, messages: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
+        """Publish several messages in one round trip (a pipeline), in order."""
+        pipe = self.redis.pipeline(transaction=False)
+        for channel, payload in messages:
+            pipe.publish(channel, json.dumps(payload))
+        pipe.execute()
 
     # Subscriptions ----------------------------------------------------------------------------
 

@@ -1,8 +1,11 @@
-"""The dispatcher: exchange events in, one Celery task per aggregator slice out.
+"""The dispatcher: exchange events in, one Celery task per shard per burst of events out.
 
 The SDK's reader thread only queues events; this loop turns each into slice tasks carrying just
-the assets of that slice (their ``asset_info`` and path fee) and the market data they need, and
-sends them to the slice's shard queue.
+the assets of that slice (their ``asset_info`` and path fee) and the market data they need. The
+exchange publishes an event to every aggregator at once, so slices are held until the burst has
+passed (a short quiet gap) and each shard queue then gets one Celery task carrying all of its
+slices: at 10,000 assets, 4 messages per event instead of 100, since each ``send_task`` costs
+Redis round trips and encodes of its own.
 """
 
 from __future__ import annotations
@@ -10,9 +13,9 @@ from __future__ import annotations
 import json
 import logging
 import queue
-from collections import OrderedDict
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -20,8 +23,8 @@ from celery import Celery
 
 from gsy_e_sdk.redis_connection import RedisConnection
 from orchestrator.attach import AttachedAggregator
-from orchestrator.exchange_link import ExchangeLink, make_link
 from orchestrator.config import FleetConfig
+from orchestrator.exchange_link import ExchangeLink, make_link
 from orchestrator.grid_view import asset_kind, index_tree
 from orchestrator.messages import AssetItem, MarketItem, SliceTask
 from orchestrator.sharding import Slice, plan_slices, queue_name
@@ -31,18 +34,48 @@ logger = logging.getLogger(__name__)
 
 IN_FLIGHT_KEPT = 100_000  # batches awaiting an answer; older ones are forgotten
 TASK_FOR_EVENT = {"market": "workers.on_market_slot", "tick": "workers.on_tick", "finish": "workers.on_finish"}
+BURST_GAP_S = 0.003      # a burst of events has passed when none arrived for this long
+BURST_MAX_AGE_S = 0.05   # ... or when its first slice has waited this long
+MAX_ASSETS_PER_MESSAGE = 2_500  # a bigger shard burst is cut into several tasks (workers may share a shard)
 
 
-def task_argsrepr(task: SliceTask) -> str:
-    """What Flower shows as the task's args: which slice, shard, slot and tick, not the whole payload.
+class Outgoing(NamedTuple):
+    task_name: str
+    task: SliceTask
+
+
+def task_argsrepr(tasks: list[SliceTask]) -> str:
+    """What Flower shows as a task's args: which slices, shard, slot and tick, not the payload.
 
     Most telling first, since Flower's tasks table cuts args at about 45 characters, e.g.
-    ``households[1] shard-1 market slot=2026-06-01T10:00 tick=0% assets=6``.
+    ``households[1] shard-1 market slot=2026-06-01T10:00 tick=0% assets=6``, or
+    ``households[1]+24 shard-1 ...`` for a task carrying 25 slices (slot and tick of the first).
     """
-    counts = [f"{label}={len(items)}" for label, items in
-              (("assets", task.assets), ("markets", task.markets)) if items]
-    return " ".join([f"{task.aggregator}[{task.slice}]", queue_name(task.shard), task.event,
-                     f"slot={task.slot}", f"tick={task.completion}%", *counts])
+    first = tasks[0]
+    more = f"+{len(tasks) - 1}" if len(tasks) > 1 else ""
+    counts = [f"{label}={total}" for label, total in
+              (("assets", sum(len(task.assets) for task in tasks)),
+               ("markets", sum(len(task.markets) for task in tasks))) if total]
+    return " ".join([f"{first.aggregator}[{first.slice}]{more}", queue_name(first.shard), first.event,
+                     f"slot={first.slot}", f"tick={first.completion}%", *counts])
+
+
+def group_by_message(outgoing: list[Outgoing], max_assets: int = MAX_ASSETS_PER_MESSAGE
+                     ) -> list[tuple[str, int, list[SliceTask]]]:
+    """(task name, shard, slices) per message to send: one per task name and shard, in arrival
+    order, cut where a message would carry more than ``max_assets`` assets. Pure."""
+    groups: dict[tuple[str, int], list[list[SliceTask]]] = {}
+    sizes: dict[tuple[str, int], int] = {}
+    for task_name, task in outgoing:
+        key = (task_name, task.shard)
+        size = len(task.assets) + len(task.markets)
+        chunks = groups.setdefault(key, [[]])
+        if chunks[-1] and sizes[key] + size > max_assets:
+            chunks.append([])
+            sizes[key] = 0
+        chunks[-1].append(task)
+        sizes[key] = sizes.get(key, 0) + size
+    return [(task_name, shard, chunk) for (task_name, shard), chunks in groups.items() for chunk in chunks]
 
 
 class SequenceCheck(NamedTuple):
@@ -102,7 +135,6 @@ class Dispatcher:
         self._events: queue.Queue[tuple[AttachedAggregator, dict, float]] = queue.Queue()
         self._last_tick: dict[str, tuple[str, int]] = {}
         self._unsaved_positions: dict[str, str] = {}  # aggregator uuid -> [slot, completion] to persist
-        self._positions_flushed = time.monotonic()
         self._kinds: dict[str, str] = {}
         self._in_flight: OrderedDict[str, tuple[int, float]] = OrderedDict()  # batch id -> (shard, received)
         self._in_flight_lock = threading.Lock()
@@ -178,36 +210,48 @@ class Dispatcher:
 
     def run(self, stop: threading.Event | None = None) -> None:
         """Dispatch until every aggregator received ``finish`` (or ``stop`` is set)."""
-        while not self.done and not (stop and stop.is_set()):
+        pending: list[Outgoing] = []
+        burst_started = 0.0
+        while not (stop and stop.is_set()):
+            if not pending and self.done:
+                break
             try:
-                aggregator, payload, received = self._events.get(timeout=0.5)
+                aggregator, payload, received = self._events.get(timeout=BURST_GAP_S if pending else 0.5)
             except queue.Empty:
+                self._send(pending)
+                pending = []
                 continue
             try:
-                self.dispatch(aggregator, payload, received)
+                planned = self.dispatch(aggregator, payload, received)
             except Exception:  # noqa: BLE001 - one bad event must not stop the fleet
                 logger.exception("could not dispatch an event of %s", aggregator.name)
-            if self._events.empty() or time.monotonic() - self._positions_flushed > 1.0:
-                self._flush_positions()  # once per burst of events, not once per aggregator
-        self._flush_positions()
+                continue
+            if planned and not pending:
+                burst_started = time.monotonic()
+            pending.extend(planned)
+            if pending and time.monotonic() - burst_started > BURST_MAX_AGE_S:
+                self._send(pending)
+                pending = []
+        self._send(pending)
 
-    def dispatch(self, aggregator: AttachedAggregator, payload: dict[str, Any], received: float) -> int:
+    def dispatch(self, aggregator: AttachedAggregator, payload: dict[str, Any], received: float) -> list[Outgoing]:
+        """The slice tasks one event asks for (none for trades, which are only counted)."""
         event = payload.get("event")
         if event == "trade":
             # Strategies decide on market and tick events only; trades just count, here.
             trades = payload.get("trade_list") or []
             self.store.record_trades(len(trades), sum(float(trade.get("traded_energy") or 0) for trade in trades))
-            return 0
+            return []
         if event not in TASK_FOR_EVENT:
-            return 0
+            return []
         completion = int(str(payload.get("slot_completion", "0%")).rstrip("%") or 0)
         slot = payload.get("market_slot")
         if event == "tick" and completion < 10:
-            return 0  # the slot's market event already covers 0 %
+            return []  # the slot's market event already covers 0 %
         if event in ("market", "tick"):
             check = self._check_sequence(aggregator, slot, completion, event)
             if check.duplicate:
-                return 0
+                return []
             if check.resync:
                 event = "market"  # resync: this slot's market event was lost; this tick starts the slot
         if event == "market":
@@ -215,23 +259,32 @@ class Dispatcher:
         if event == "finish":
             self.finished.add(aggregator.uuid)
         tree = index_tree(payload.get("grid_tree") or {})
-        sent = 0
+        planned = []
         for piece in self.slices[aggregator.uuid]:
             task = self._slice_task(aggregator, piece, payload, event, slot, completion, tree, received)
-            if task is None:
-                continue
-            if event in ("market", "tick"):
-                with self._in_flight_lock:
-                    self._in_flight[task.transaction_id()] = (piece.shard, received)
-                    while len(self._in_flight) > IN_FLIGHT_KEPT:
-                        self._in_flight.popitem(last=False)
-            self.app.send_task(TASK_FOR_EVENT[event], args=[task.model_dump()], queue=piece.queue,
-                               argsrepr=task_argsrepr(task))
-            sent += 1
-        self.tasks_sent += sent
+            if task is not None:
+                planned.append(Outgoing(TASK_FOR_EVENT[event], task))
         if event in ("market", "tick"):
-            self._save_position(aggregator, slot, completion)  # after sending: a restart re-sends, never skips
-        return sent
+            self._save_position(aggregator, slot, completion)  # flushed after sending: a restart re-sends, never skips
+        return planned
+
+    def _send(self, outgoing: list[Outgoing]) -> None:
+        """One Celery task per shard (and event kind) for a burst's slices, then save positions."""
+        with self._in_flight_lock:
+            for task_name, task in outgoing:
+                if task.event in ("market", "tick"):
+                    self._in_flight[task.transaction_id()] = (task.shard, task.dispatched_at)
+            while len(self._in_flight) > IN_FLIGHT_KEPT:
+                self._in_flight.popitem(last=False)
+        for task_name, shard, tasks in group_by_message(outgoing):
+            try:
+                self.app.send_task(task_name, args=[[task.model_dump() for task in tasks]],
+                                   queue=queue_name(shard), argsrepr=task_argsrepr(tasks))
+            except Exception:  # noqa: BLE001 - the broker away: these slices are lost, the fleet goes on
+                logger.exception("could not send %d slice(s) to %s", len(tasks), queue_name(shard))
+                continue
+            self.tasks_sent += 1
+        self._flush_positions()
 
     def _slice_task(self, aggregator, piece: Slice, payload, event, slot, completion, tree, received) -> SliceTask | None:
         base = dict(fleet=self.config.name, aggregator=aggregator.name, aggregator_uuid=aggregator.uuid,
@@ -318,7 +371,6 @@ class Dispatcher:
         """Write the positions of the events dispatched since the last flush, in one command."""
         if not self._unsaved_positions:
             return
-        self._positions_flushed = time.monotonic()
         positions, self._unsaved_positions = self._unsaved_positions, {}
         try:
             self.store.client.hset(self._positions_key(), mapping=positions)

@@ -11,12 +11,13 @@ simulation_id}`` picks REST; credentials come from env ``API_CLIENT_USERNAME`` /
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from gsy_e_sdk import rest_session
-from gsy_e_sdk.batch import submit_batch
+from gsy_e_sdk.batch import batch_envelope, submit_batch
 from gsy_e_sdk.jwt_auth import token_provider
 from gsy_e_sdk.redis_connection import RedisConnection
 from gsy_e_sdk.utils import (
@@ -31,8 +32,10 @@ from orchestrator.config import FleetConfig, FleetConfigError
 logger = logging.getLogger(__name__)
 
 EventHandler = Callable[[dict[str, Any]], None]
+Submission = tuple[str, dict[str, list[dict]], str]  # (aggregator uuid, batch, transaction id)
 CONNECT_TIMEOUT_S = 30.0
 SELECT_CONCURRENCY = 16
+SUBMIT_CONCURRENCY = 8
 
 
 class ExchangeLink(Protocol):
@@ -45,6 +48,10 @@ class ExchangeLink(Protocol):
 
     def submit(self, aggregator_uuid: str, batch: dict[str, list[dict]], transaction_id: str,
                timeout: float, wait: bool = False) -> dict[str, Any] | None: ...
+
+    def submit_many(self, submissions: list[Submission]) -> list[Exception | None]:
+        """Send several batches without waiting for answers; per batch, the error that kept it
+        from the exchange (None when sent), so one failure never holds back the others."""
 
 
 class RedisLink:
@@ -68,6 +75,15 @@ class RedisLink:
                timeout: float, wait: bool = False) -> dict[str, Any] | None:
         # An empty batch is never waited for: it only tells the exchange we acted.
         return submit_batch(self.connection, aggregator_uuid, batch, transaction_id, timeout, wait=wait and bool(batch))
+
+    def submit_many(self, submissions: list[Submission]) -> list[Exception | None]:
+        # One pipeline: a shard task's batches cost one round trip, not one each.
+        try:
+            self.connection.publish_many((channels.batch_commands(), batch_envelope(*submission))
+                                         for submission in submissions)
+        except Exception as exc:  # noqa: BLE001 - reported per batch, as the REST link does
+            return [exc] * len(submissions)
+        return [None] * len(submissions)
 
 
 class RestLink:
@@ -95,6 +111,8 @@ class RestLink:
                 from None
         self.aggregator_prefix = get_aggregator_prefix(self.domain, self.simulation_id)
         self.sockets: list[WebsocketConnection] = []
+        self._submitter: ThreadPoolExecutor | None = None  # concurrent POSTs of a shard task's batches
+        self._submit_lock = threading.Lock()
 
     def _request(self, method: str, url: str, body: dict[str, Any] | None = None) -> Any:
         return rest_session.request_json(method, url, body, auth=self.auth)
@@ -162,9 +180,27 @@ class RestLink:
             raise ConnectionError(f"the exchange did not accept batch {transaction_id}")
         return None
 
+    def submit_many(self, submissions: list[Submission]) -> list[Exception | None]:
+        def post(submission: Submission) -> Exception | None:
+            aggregator_uuid, batch, transaction_id = submission
+            try:
+                self.submit(aggregator_uuid, batch, transaction_id, self.config.task_timeout)
+            except Exception as exc:  # noqa: BLE001 - reported per batch
+                return exc
+            return None
+
+        if len(submissions) == 1:
+            return [post(submissions[0])]
+        with self._submit_lock:
+            if self._submitter is None:
+                self._submitter = ThreadPoolExecutor(SUBMIT_CONCURRENCY, thread_name_prefix="fleet-submit")
+        return list(self._submitter.map(post, submissions))
+
     def close(self) -> None:
         for socket in self.sockets:
             socket.close()
+        if self._submitter is not None:
+            self._submitter.shutdown(wait=False)
 
 
 def registered_areas(registry: dict[str, Any]) -> dict[str, str]:

@@ -52,3 +52,12 @@ class SliceTask(_Message):
         """Same decision, same id: a redelivered task can never place its orders twice."""
         key = f"{self.aggregator_uuid}:{self.slot}:{self.event}:{self.completion}:{self.slice}"
         return str(uuid.uuid5(TRANSACTION_NAMESPACE, key))
+
+
+def slice_payloads(argument: dict[str, Any] | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A slice task's argument as a list of slice payloads.
+
+    The dispatcher sends each shard one task per burst of events, carrying a list of slices;
+    a single slice (an operator's resync, a task queued by an older dispatcher) is a dict.
+    """
+    return [argument] if isinstance(argument, dict) else list(argument)

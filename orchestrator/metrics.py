@@ -30,6 +30,8 @@ COUNTERS = {
     "resynced_slots": "Slots whose market event was lost and started from their next tick instead",
     "duplicate_events": "Events received twice and dispatched once",
     "tasks_done": "Celery tasks the workers finished",
+    "slices_done": "Aggregator slices the workers decided (a task carries a shard's burst of slices)",
+    "batches_failed": "Batches that never reached the exchange (Redis or HTTP error)",
     "trades": "Trades of the fleet's assets",
 }
 QUANTILES = (0.5, 0.9, 0.99)

@@ -28,15 +28,13 @@ class StateStore:
         controls = {uuid: json.loads(value) for uuid, value in zip(asset_uuids, values[count:]) if value}
         return states, controls
 
-    def save(self, states: dict[str, dict], last_event: tuple[str, int, dict] | None = None) -> None:
-        """Store new states and, for ``resync``, the slice's last event (aggregator uuid, slice, task)."""
-        if not states and last_event is None:
-            return
+    def save(self, states: dict[str, dict], last_events: list[tuple[str, int, dict]] = ()) -> None:
+        """Store new states and, for ``resync``, each slice's last event (aggregator uuid, slice, task)."""
         values = {self._key(uuid): json.dumps(state) for uuid, state in states.items()}
-        if last_event is not None:
-            aggregator_uuid, index, task = last_event
+        for aggregator_uuid, index, task in last_events:
             values[self._last_key(aggregator_uuid, index)] = json.dumps(task)
-        self.client.mset(values)
+        if values:
+            self.client.mset(values)
 
     def _last_key(self, aggregator_uuid: str, index: int) -> str:
         return f"{self.prefix}:last:{aggregator_uuid}:{index}"
@@ -92,15 +90,20 @@ class StateStore:
         return results
 
     # ------------------------------------------------------------------ metrics
-    def record_task(self, shard: int, submitted: int, skipped: int, worker: str = "") -> None:
-        """A worker finished a slice task."""
+    def record_task(self, shard: int, submitted: int, skipped: int, worker: str = "", slices: int = 1,
+                    failed: int = 0) -> None:
+        """A worker finished a task of ``slices`` slices; ``failed`` batches never reached the exchange."""
         pipe = self.client.pipeline(transaction=False)
+        counters = f"{self.prefix}:counters"
         if worker:
             pipe.hincrby(f"{self.prefix}:workers", f"{worker}|shard-{shard}", 1)
-        pipe.hincrby(f"{self.prefix}:counters", "commands_submitted", submitted)
-        pipe.hincrby(f"{self.prefix}:counters", "assets_skipped", skipped)
-        pipe.hincrby(f"{self.prefix}:counters", f"tasks_shard-{shard}", 1)
-        pipe.hincrby(f"{self.prefix}:counters", "tasks_done", 1)
+        pipe.hincrby(counters, "commands_submitted", submitted)
+        pipe.hincrby(counters, "assets_skipped", skipped)
+        pipe.hincrby(counters, f"tasks_shard-{shard}", 1)
+        pipe.hincrby(counters, "tasks_done", 1)
+        pipe.hincrby(counters, "slices_done", slices)
+        if failed:
+            pipe.hincrby(counters, "batches_failed", failed)
         pipe.execute()
 
     def record_answer(self, shard: int | None, latency: float | None, accepted: int, rejected: int) -> None:

@@ -1,9 +1,11 @@
-"""Celery tasks: one event for one slice of an aggregator -> strategies -> one batch.
+"""Celery tasks: a shard's burst of aggregator slices -> strategies -> one batch per slice.
 
-A strategy that raises for one asset skips that asset for this event (logged with its
-traceback); the rest of the slice is still submitted. The batch's transaction id is derived
-from (aggregator, slot, event, completion, slice), so a redelivered task re-sends the same id
-and the exchange answers it again instead of placing the orders twice.
+A task carries the slices one shard got from a burst of exchange events (or one slice, a dict).
+Their states and controls are read in one round trip, their batches published in one and their
+new states written in one. A strategy that raises for one asset skips that asset for this event
+(logged with its traceback); a malformed slice is skipped alone. Each batch's transaction id is
+derived from (aggregator, slot, event, completion, slice), so a redelivered task re-sends the
+same ids and the exchange answers them again instead of placing the orders twice.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import logging
 import time
 from typing import Any
 
+from pydantic import ValidationError
+
 from orchestrator.celery_app import app
-from orchestrator.messages import SliceTask
+from orchestrator.messages import SliceTask, slice_payloads
 from orchestrator.worker_context import WorkerContext, context
 from workers.strategies.base import AssetView, MarketNodeView, MarketView
 
@@ -27,13 +31,19 @@ def _market_view(task: SliceTask, fee_to_root: float = 0.0) -> MarketView:
                       fee_to_root=fee_to_root)
 
 
-def decide_slice(task: SliceTask, ctx: WorkerContext) -> tuple[dict[str, list[dict]], dict[str, dict], int]:
+def _devices(task: SliceTask) -> list[str]:
+    return [asset.uuid for asset in task.assets] + [market.uuid for market in task.markets]
+
+
+def decide_slice(task: SliceTask, ctx: WorkerContext, loaded: tuple[dict[str, dict], dict[str, dict]] | None = None
+                 ) -> tuple[dict[str, list[dict]], dict[str, dict], int]:
     """Run every asset's and market's strategy; returns (batch, new states, assets skipped).
 
+    ``loaded`` is (states, controls) already read for these devices; else they are read here.
     Operator controls apply here: a paused asset is left out, and changed parameters override
     the fleet file's for that asset.
     """
-    states, controls = ctx.store.load([asset.uuid for asset in task.assets] + [market.uuid for market in task.markets])
+    states, controls = loaded if loaded is not None else ctx.store.load(_devices(task))
     batch: dict[str, list[dict]] = {}
     new_states: dict[str, dict] = {}
     skipped = 0
@@ -79,37 +89,89 @@ def decide_slice(task: SliceTask, ctx: WorkerContext) -> tuple[dict[str, list[di
     return batch, new_states, skipped
 
 
-def handle_event(payload: dict[str, Any], worker: str = "", transaction_id: str | None = None) -> dict[str, Any]:
-    """Decide and submit one slice's batch; ``transaction_id`` replaces the event's (resync)."""
-    task = SliceTask.model_validate(payload)
+def handle_slices(payloads: list[dict[str, Any]], worker: str = "",
+                  transaction_id: str | None = None) -> list[dict[str, Any]]:
+    """Decide and submit each slice's batch, in order; a summary per slice.
+
+    ``transaction_id`` replaces the event's (an operator's resync of one slice). Not waiting for
+    answers: the exchange executes batches at its next tick, which (at fast pace) waits for
+    every aggregator's batch, so a worker thread blocked here would hold back the very tick that
+    answers it. The dispatcher counts the answers as they arrive.
+    """
+    tasks: list[tuple[SliceTask, dict[str, Any]]] = []
+    for payload in payloads:
+        try:
+            tasks.append((SliceTask.model_validate(payload), payload))
+        except ValidationError as exc:
+            logger.error("skipped a malformed slice: %s", exc)
+    if not tasks:
+        return []
     ctx = context()
-    batch, new_states, skipped = decide_slice(task, ctx)
-    submitted = sum(len(commands) for commands in batch.values())
-    # Not waiting for the answer: the exchange executes batches at its next tick, which (at fast
-    # pace) waits for every aggregator's batch, so a worker thread blocked here would hold back
-    # the very tick that answers it. The dispatcher counts the answers as they arrive.
-    ctx.submit(task.aggregator_uuid, batch, transaction_id or task.transaction_id())
-    ctx.store.save(new_states, (task.aggregator_uuid, task.slice, payload))
-    latency = time.time() - task.dispatched_at
-    ctx.store.record_task(task.shard, submitted, skipped, worker)
-    return {"aggregator": task.aggregator, "slot": task.slot, "event": task.event, "completion": task.completion,
-            "slice": task.slice, "shard": task.shard, "commands": submitted, "skipped": skipped,
-            "sent_after_s": round(latency, 4)}
+    states, controls = ctx.store.load(list(dict.fromkeys(uuid for task, _ in tasks for uuid in _devices(task))))
+    decided = []
+    for task, _ in tasks:
+        batch, new_states, skipped = decide_slice(task, ctx, (states, controls))
+        states.update(new_states)  # a later slice of the same devices (a second tick) builds on this one
+        decided.append((batch, new_states, skipped))
+    errors = ctx.link.submit_many([(task.aggregator_uuid, batch, transaction_id or task.transaction_id())
+                                   for (task, _), (batch, _, _) in zip(tasks, decided)])
+    saved: dict[str, dict] = {}
+    last_events = []
+    summaries = []
+    for (task, payload), (batch, new_states, skipped), error in zip(tasks, decided, errors):
+        submitted = sum(len(commands) for commands in batch.values())
+        if error is not None:
+            # Its devices keep their old state, so the next event decides them afresh.
+            logger.error("%s[%d]: batch %s not sent: %s", task.aggregator, task.slice, task.transaction_id(), error)
+        else:
+            saved.update(new_states)
+            last_events.append((task.aggregator_uuid, task.slice, payload))
+        summaries.append({"aggregator": task.aggregator, "slot": task.slot, "event": task.event,
+                          "completion": task.completion, "slice": task.slice, "shard": task.shard,
+                          "commands": submitted if error is None else 0, "skipped": skipped,
+                          "sent_after_s": round(time.time() - task.dispatched_at, 4),
+                          **({"error": str(error)} if error is not None else {})})
+    ctx.store.save(saved, last_events)
+    ctx.store.record_task(tasks[0][0].shard, sum(summary["commands"] for summary in summaries),
+                          sum(summary["skipped"] for summary in summaries), worker, slices=len(tasks),
+                          failed=sum(error is not None for error in errors))
+    return summaries
+
+
+def handle_event(payload: dict[str, Any], worker: str = "", transaction_id: str | None = None) -> dict[str, Any]:
+    """One slice (an operator's resync); ``transaction_id`` replaces the event's."""
+    summaries = handle_slices([payload], worker, transaction_id)
+    if not summaries:
+        raise ValueError("not a valid slice task")
+    return summaries[0]
+
+
+def _summary(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """What Flower shows as the result: totals, and the slices only when few."""
+    result: dict[str, Any] = {"slices": len(summaries), "commands": sum(s["commands"] for s in summaries),
+                              "skipped": sum(s["skipped"] for s in summaries),
+                              "errors": sum("error" in s for s in summaries)}
+    if summaries:
+        result["sent_after_s"] = max(s["sent_after_s"] for s in summaries)
+    if len(summaries) <= 3:
+        result["detail"] = summaries
+    return result
 
 
 @app.task(name="workers.on_market_slot", bind=True)
-def on_market_slot(self, payload: dict[str, Any]) -> dict[str, Any]:
-    return handle_event(payload, self.request.hostname or "")
+def on_market_slot(self, payload: dict[str, Any] | list[dict[str, Any]]) -> dict[str, Any]:
+    return _summary(handle_slices(slice_payloads(payload), self.request.hostname or ""))
 
 
 @app.task(name="workers.on_tick", bind=True)
-def on_tick(self, payload: dict[str, Any]) -> dict[str, Any]:
-    return handle_event(payload, self.request.hostname or "")
+def on_tick(self, payload: dict[str, Any] | list[dict[str, Any]]) -> dict[str, Any]:
+    return _summary(handle_slices(slice_payloads(payload), self.request.hostname or ""))
 
 
 @app.task(name="workers.on_finish")
-def on_finish(payload: dict[str, Any]) -> dict[str, Any]:
-    task = SliceTask.model_validate(payload)
-    context().store.incr("finished_slices")
-    context().store.incr("tasks_done")
-    return {"aggregator": task.aggregator, "slice": task.slice, "finished": True}
+def on_finish(payload: dict[str, Any] | list[dict[str, Any]]) -> dict[str, Any]:
+    tasks = [SliceTask.model_validate(item) for item in slice_payloads(payload)]
+    store = context().store
+    store.incr("finished_slices", len(tasks))
+    store.incr("tasks_done")
+    return {"finished": [f"{task.aggregator}[{task.slice}]" for task in tasks]}

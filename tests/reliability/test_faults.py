@@ -30,7 +30,7 @@ from gsy_e_sdk.redis_connection import RedisConnection, get_connection
 from orchestrator.celery_app import make_app
 from orchestrator.config import load_fleet_config
 from orchestrator.dispatcher import Dispatcher
-from orchestrator.messages import SliceTask
+from orchestrator.messages import SliceTask, slice_payloads
 from orchestrator.processes import LocalWorkers
 from tests.reliability.fleet_harness import (
     HOUSEHOLDS, SCENARIO, SLOTS, Fleet, FreezableProxy, Proc, decision_ids, duplicate_orders, fleet_dict, household_slices,
@@ -41,14 +41,14 @@ pytestmark = pytest.mark.integration
 
 
 class RecordingDispatcher:
-    """The in-process dispatcher, with every task it sends recorded as (celery id -> name, payload)."""
+    """The in-process dispatcher, with every task it sends recorded as (celery id -> name, slice payloads)."""
 
     def __init__(self, fleet: Fleet, dispatcher_class: type[Dispatcher] = Dispatcher) -> None:
         self.config = load_fleet_config(fleet.config_path)
         self.connection = get_connection(fleet.redis_url)
         self.app = make_app(fleet.redis_url)
         self.dispatcher = dispatcher_class(self.config, self.connection, self.app)
-        self.sent: dict[str, tuple[str, dict]] = {}
+        self.sent: dict[str, tuple[str, list[dict]]] = {}
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.dispatcher.run, args=(self.stop,), daemon=True)
@@ -57,14 +57,18 @@ class RecordingDispatcher:
         def recording(name, args=None, **options):
             result = original(name, args=args, **options)
             with self.lock:
-                self.sent[result.id] = (name, args[0])
+                self.sent[result.id] = (name, slice_payloads(args[0]))
             return result
 
         self.app.send_task = recording
 
-    def tasks(self) -> dict[str, tuple[str, dict]]:
+    def tasks(self) -> dict[str, tuple[str, list[dict]]]:
         with self.lock:
             return dict(self.sent)
+
+    def slices(self) -> list[tuple[str, str, dict]]:
+        """(celery id, task name, slice payload) of every slice sent (a task carries several)."""
+        return [(task_id, name, payload) for task_id, (name, payloads) in self.tasks().items() for payload in payloads]
 
     def close(self) -> None:
         """After the exchange finished: the dispatcher has seen ``finish`` (or is stopped)."""
@@ -111,8 +115,8 @@ def test_sigkilled_worker_tasks_are_redelivered_within_the_slot(private_redis, t
             sent = recorder.tasks()
             done = {task for worker in (victim, survivor)
                     for task, states in task_states(worker.output()).items() if "succeeded" in states}
-            return (any(payload["slot"] == SLOTS[0] and payload["completion"] == 90 for _, payload in sent.values())
-                    and set(sent) <= done)
+            return (any(payload["slot"] == SLOTS[0] and payload["completion"] == 90
+                        for _, _, payload in recorder.slices()) and set(sent) <= done)
 
         wait_until(all_of_10_00_done, 60, "every task of slot 10:00 to finish", step=0.05)
         proxy.frozen.set()
@@ -120,12 +124,12 @@ def test_sigkilled_worker_tasks_are_redelivered_within_the_slot(private_redis, t
         def victim_holds_a_task_of_the_slot() -> bool:
             states = task_states(victim.output())
             return any(payload["slot"] == SLOTS[1] and states.get(task_id) == {"received"}
-                       for task_id, (_, payload) in recorder.tasks().items())
+                       for task_id, _, payload in recorder.slices())
 
         wait_until(victim_holds_a_task_of_the_slot, 20, "the victim to take a task of slot 10:15")
         time.sleep(0.3)  # it may take a few more before the kill
         victim.sigkill()
-        sent = recorder.tasks()
+        sent = recorder.slices()
         held = {task_id for task_id, states in task_states(victim.output()).items() if states == {"received"}}
         assert fleet.wait_exchange(60) == 0
     finally:
@@ -135,7 +139,7 @@ def test_sigkilled_worker_tasks_are_redelivered_within_the_slot(private_redis, t
             recorder.close()
 
     assert held, "the victim held no task when it was killed"
-    assert {sent[task_id][1]["slot"] for task_id in held} == {SLOTS[1]}
+    assert {payload["slot"] for task_id, _, payload in sent if task_id in held} == {SLOTS[1]}
     survivor_states = task_states(survivor.output())
     assert all(survivor_states.get(task_id) == {"received", "succeeded"} for task_id in held), \
         f"not redelivered to the survivor: {[t for t in held if 'succeeded' not in survivor_states.get(t, ())]}"
@@ -144,9 +148,9 @@ def test_sigkilled_worker_tasks_are_redelivered_within_the_slot(private_redis, t
     # Each redelivered decision with orders was placed, once, within the slot it was made for.
     orders = fleet.orders()
     redelivered_with_orders = 0
-    for task_id in held:
-        task = SliceTask.model_validate(sent[task_id][1])
-        if task.assets:
+    for task_id, _, payload in sent:
+        task = SliceTask.model_validate(payload)
+        if task_id in held and task.assets:
             placed = {order["slot"] for order in orders if order["transaction_id"] == task.transaction_id()}
             assert placed == {task.slot}, (task_id, task.event, task.completion, placed)
             redelivered_with_orders += 1
@@ -221,11 +225,11 @@ def test_a_lost_market_event_is_detected_and_the_slot_resynced(private_redis, tm
     assert [payload["market_slot"] for payload in dispatcher.dropped] == [SLOTS[1]]
     assert counters.get("missed_events") == 1 and counters.get("resynced_slots") == 1, counters
     assert counters.get("duplicate_events") == 1, counters
-    doubled = [payload for _, payload in recorder.tasks().values()
+    doubled = [payload for _, _, payload in recorder.slices()
                if payload["slot"] == SLOTS[2] and payload["completion"] == 50 and payload["aggregator"] == "households"]
     assert len(doubled) == household_slices(fleet.fleet), "the tick received twice was dispatched twice"
     households_uuid = fleet.aggregator_uuids()["households"]
-    resynced = [SliceTask.model_validate(payload) for name, payload in recorder.tasks().values()
+    resynced = [SliceTask.model_validate(payload) for _, name, payload in recorder.slices()
                 if name == "workers.on_market_slot" and payload["slot"] == SLOTS[1]
                 and payload["aggregator_uuid"] == households_uuid]
     assert sorted(task.slice for task in resynced) == list(range(household_slices(fleet.fleet)))
@@ -385,7 +389,7 @@ def test_fleet_and_sdk_clients_survive_a_redis_restart(private_redis, tmp_path):
         recorder.thread.start()
         fleet.resume()
         wait_until(lambda: any(payload["slot"] == SLOTS[1] and payload["completion"] >= 30
-                               for _, payload in recorder.tasks().values()), 60, "30 % of slot 10:15")
+                               for _, _, payload in recorder.slices()), 60, "30 % of slot 10:15")
         private_redis.stop()
         time.sleep(1.0)  # down long enough for every client to notice
         private_redis.restart()  # same port, empty
