@@ -228,6 +228,7 @@ def run_one(assets: int, mode: str, workers: int, url: str, work: Path, duration
         "tick_p50_ms": by_event.get("tick", {}).get("p50_ms"), "tick_p99_ms": by_event.get("tick", {}).get("p99_ms"),
         "all_p99_ms": latency.get("p99_ms"), "max_ms": latency.get("max_ms"),
         "events": latency.get("events"), "fully_answered": latency.get("fully_answered"),
+        "market_series_ms": latency.get("series_ms", {}).get("market"),
         "orders": summary["client_orders"], "trades": summary["trades"],
         "redis_calls_per_slot": round(calls / max(summary["slots"], 1)),
         "idle_cpu_percent": idle,

@@ -35,7 +35,7 @@ def decode_payload(data: bytes | str, channel: str = "") -> object | None:
     Python's digit limit and values nested deeper than ``MAX_PAYLOAD_DEPTH`` are all dropped.
     """
     try:
-        payload = json.loads(data)
+        payload = json.loads(data)  # not orjson: it reads integers beyond 64 bits as floats
     except (ValueError, TypeError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         logger.warning("ignored a message on %s that is not JSON", channel)
         return None

@@ -101,7 +101,9 @@ class RunResults:
         if not everything:
             return None
         return {**_percentiles(everything), "fully_answered": self.events_fully_answered,
-                "by_event": {kind: _percentiles(values) for kind, values in self.event_latencies.items() if values}}
+                "by_event": {kind: _percentiles(values) for kind, values in self.event_latencies.items() if values},
+                "series_ms": {kind: [round(1000 * value, 2) for value in values]
+                              for kind, values in self.event_latencies.items() if values}}
 
     def summary(self) -> dict:
         return {

@@ -14,7 +14,6 @@ clients hand user hooks to ``gsy_e_sdk.hooks``.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -28,7 +27,7 @@ from redis.retry import Retry
 
 from gsy_e_sdk.constants import LOCAL_REDIS_URL
 from gsy_e_sdk.pending import PendingResponses
-from gsy_e_sdk.wire import channels
+from gsy_e_sdk.wire import channels, json_codec
 
 logger = logging.getLogger(__name__)
 
@@ -73,13 +72,13 @@ class RedisConnection:
     # Publishing -------------------------------------------------------------------------------
 
     def publish(self, channel: str, payload: Mapping[str, Any]) -> None:
-        self.redis.publish(channel, json.dumps(payload))
+        self.redis.publish(channel, json_codec.dumpb(payload))
 
     def publish_many(self, messages: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
         """Publish several messages in one round trip (a pipeline), in order."""
         pipe = self.redis.pipeline(transaction=False)
         for channel, payload in messages:
-            pipe.publish(channel, json.dumps(payload))
+            pipe.publish(channel, json_codec.dumpb(payload))
         pipe.execute()
 
     # Subscriptions ----------------------------------------------------------------------------
@@ -234,7 +233,7 @@ class RedisConnection:
         if not handlers:
             return
         try:
-            payload = json.loads(message["data"])
+            payload = json_codec.loads(message["data"])
         except ValueError:
             logger.warning("Ignoring a message that is not JSON on %s: %.200r", channel,
                            message["data"])

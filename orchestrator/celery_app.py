@@ -1,6 +1,7 @@
 """The Celery application shared by the dispatcher, the workers and operators.
 
-JSON only (a pickled message is refused), late acks with reject-on-worker-lost so a task whose
+JSON only (a pickled message is refused; tasks are sent as ``gsy-json``, the same JSON written
+and read by orjson, see ``gsy_e_sdk.wire.json_codec``, and plain ``json`` is accepted), late acks with reject-on-worker-lost so a task whose
 worker dies is redelivered, prefetch 1 so a busy worker never hoards a shard's events, and a
 short broker visibility timeout so a redelivery happens within the slot.
 
@@ -21,9 +22,15 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from kombu.serialization import register
+
+from gsy_e_sdk.wire import json_codec
 
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
 RESTORE_SWEEP_S = 1  # see the module docstring: one cheap ZRANGE per worker and second
+TASK_SERIALIZER = "gsy-json"
+register(TASK_SERIALIZER, json_codec.dumps, json_codec.loads, content_type="application/x-gsy-json",
+         content_encoding="utf-8")
 
 
 def broker_url() -> str:
@@ -33,10 +40,10 @@ def broker_url() -> str:
 def make_app(broker: str | None = None) -> Celery:
     app = Celery("gsy_fleet", broker=broker or broker_url(), include=["workers.tasks", "workers.operator_tasks"])
     app.conf.update(
-        task_serializer="json",
+        task_serializer=TASK_SERIALIZER,
         result_serializer="json",
         event_serializer="json",
-        accept_content=["json"],
+        accept_content=[TASK_SERIALIZER, "json"],
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,

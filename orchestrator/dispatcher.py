@@ -1,11 +1,11 @@
-"""The dispatcher: exchange events in, one Celery task per shard per burst of events out.
+"""The dispatcher: exchange events in, slice tasks out, one Celery message per shard per burst.
 
 The SDK's reader thread only queues events; this loop turns each into slice tasks carrying just
-the assets of that slice (their ``asset_info`` and path fee) and the market data they need. The
-exchange publishes an event to every aggregator at once, so slices are held until the burst has
-passed (a short quiet gap) and each shard queue then gets one Celery task carrying all of its
-slices: at 10,000 assets, 4 messages per event instead of 100, since each ``send_task`` costs
-Redis round trips and encodes of its own.
+the assets of that slice (their ``asset_info`` and path fee) and the market data they need, and
+collects them per shard queue (``orchestrator.batching``): at 10,000 assets an event becomes a
+dozen messages instead of 100 tasks. Slice payloads are built as plain dicts in the shape of
+``SliceTask``, which the worker validates: building and dumping a model per asset here cost more
+than everything else the dispatcher does with an event but the JSON decoding.
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ from celery import Celery
 
 from gsy_e_sdk.redis_connection import RedisConnection
 from orchestrator.attach import AttachedAggregator
+from orchestrator.batching import Message, ShardBuffer
 from orchestrator.config import FleetConfig
 from orchestrator.exchange_link import ExchangeLink, make_link
-from orchestrator.grid_view import asset_kind, index_tree
-from orchestrator.messages import AssetItem, MarketItem, SliceTask
+from orchestrator.grid_view import TreeIndex, asset_kind, index_tree
+from orchestrator.messages import slice_transaction_id
 from orchestrator.sharding import Slice, plan_slices, queue_name
 from orchestrator.state import StateStore
 
@@ -36,46 +37,53 @@ IN_FLIGHT_KEPT = 100_000  # batches awaiting an answer; older ones are forgotten
 TASK_FOR_EVENT = {"market": "workers.on_market_slot", "tick": "workers.on_tick", "finish": "workers.on_finish"}
 BURST_GAP_S = 0.003      # a burst of events has passed when none arrived for this long
 BURST_MAX_AGE_S = 0.05   # ... or when its first slice has waited this long
-MAX_ASSETS_PER_MESSAGE = 2_500  # a bigger shard burst is cut into several tasks (workers may share a shard)
+MAX_ASSETS_PER_MESSAGE = 1_000  # a shard's message goes out once it holds this many assets
 
 
-class Outgoing(NamedTuple):
-    task_name: str
-    task: SliceTask
-
-
-def task_argsrepr(tasks: list[SliceTask]) -> str:
+def task_argsrepr(slices: list[dict[str, Any]]) -> str:
     """What Flower shows as a task's args: which slices, shard, slot and tick, not the payload.
 
     Most telling first, since Flower's tasks table cuts args at about 45 characters, e.g.
     ``households[1] shard-1 market slot=2026-06-01T10:00 tick=0% assets=6``, or
-    ``households[1]+24 shard-1 ...`` for a task carrying 25 slices (slot and tick of the first).
+    ``households[1]+9 shard-1 ...`` for a message carrying 10 slices (slot and tick of the first).
     """
-    first = tasks[0]
-    more = f"+{len(tasks) - 1}" if len(tasks) > 1 else ""
+    first = slices[0]
+    more = f"+{len(slices) - 1}" if len(slices) > 1 else ""
     counts = [f"{label}={total}" for label, total in
-              (("assets", sum(len(task.assets) for task in tasks)),
-               ("markets", sum(len(task.markets) for task in tasks))) if total]
-    return " ".join([f"{first.aggregator}[{first.slice}]{more}", queue_name(first.shard), first.event,
-                     f"slot={first.slot}", f"tick={first.completion}%", *counts])
+              (("assets", sum(len(item.get("assets") or ()) for item in slices)),
+               ("markets", sum(len(item.get("markets") or ()) for item in slices))) if total]
+    return " ".join([f"{first['aggregator']}[{first['slice']}]{more}", queue_name(first["shard"]), first["event"],
+                     f"slot={first['slot']}", f"tick={first['completion']}%", *counts])
 
 
-def group_by_message(outgoing: list[Outgoing], max_assets: int = MAX_ASSETS_PER_MESSAGE
-                     ) -> list[tuple[str, int, list[SliceTask]]]:
-    """(task name, shard, slices) per message to send: one per task name and shard, in arrival
-    order, cut where a message would carry more than ``max_assets`` assets. Pure."""
-    groups: dict[tuple[str, int], list[list[SliceTask]]] = {}
-    sizes: dict[tuple[str, int], int] = {}
-    for task_name, task in outgoing:
-        key = (task_name, task.shard)
-        size = len(task.assets) + len(task.markets)
-        chunks = groups.setdefault(key, [[]])
-        if chunks[-1] and sizes[key] + size > max_assets:
-            chunks.append([])
-            sizes[key] = 0
-        chunks[-1].append(task)
-        sizes[key] = sizes.get(key, 0) + size
-    return [(task_name, shard, chunk) for (task_name, shard), chunks in groups.items() for chunk in chunks]
+def slice_payload(fleet: str, aggregator: AttachedAggregator, piece: Slice, event: dict[str, Any], kind: str,
+                  slot: str | None, completion: int, tree: TreeIndex, received: float) -> dict[str, Any] | None:
+    """One slice's task payload (the fields of ``SliceTask``) for one event; None when the event
+    holds nothing for it. Pure."""
+    payload: dict[str, Any] = {
+        "fleet": fleet, "aggregator": aggregator.name, "aggregator_uuid": aggregator.uuid, "slice": piece.index,
+        "shard": piece.shard, "event": kind, "slot": slot, "completion": completion,
+        "market_maker_rate": event.get("market_maker_rate"), "feed_in_tariff_rate": event.get("feed_in_tariff_rate"),
+        "dispatched_at": received, "assets": [], "markets": []}
+    if kind == "finish":
+        return payload
+    for device in piece.assets:
+        node = tree.nodes.get(device)
+        info = node.get("asset_info") if node else None
+        asset = asset_kind(info) if info else None
+        if asset is not None:
+            payload["assets"].append({"uuid": device, "name": aggregator.assets[device], "kind": asset, "info": info,
+                                      "fee_to_root": tree.fee_to_root(device)})
+    if kind == "market":
+        for device in piece.markets:
+            node = tree.nodes.get(device)
+            if node is not None:
+                payload["markets"].append({
+                    "uuid": device, "name": node.get("area_name", aggregator.markets[device]),
+                    "last_market_stats": node.get("last_market_stats") or {},
+                    "current_market_fee": node.get("current_market_fee"),
+                    "last_market_fee": node.get("last_market_fee")})
+    return payload if payload["assets"] or payload["markets"] else None
 
 
 class SequenceCheck(NamedTuple):
@@ -210,32 +218,27 @@ class Dispatcher:
 
     def run(self, stop: threading.Event | None = None) -> None:
         """Dispatch until every aggregator received ``finish`` (or ``stop`` is set)."""
-        pending: list[Outgoing] = []
-        burst_started = 0.0
+        buffer = ShardBuffer(MAX_ASSETS_PER_MESSAGE, BURST_MAX_AGE_S)
         while not (stop and stop.is_set()):
-            if not pending and self.done:
+            if not buffer and self.done:
                 break
             try:
-                aggregator, payload, received = self._events.get(timeout=BURST_GAP_S if pending else 0.5)
+                aggregator, payload, received = self._events.get(timeout=BURST_GAP_S if buffer else 0.5)
             except queue.Empty:
-                self._send(pending)
-                pending = []
+                self._send(buffer.drain())  # the burst has passed
                 continue
             try:
                 planned = self.dispatch(aggregator, payload, received)
             except Exception:  # noqa: BLE001 - one bad event must not stop the fleet
                 logger.exception("could not dispatch an event of %s", aggregator.name)
                 continue
-            if planned and not pending:
-                burst_started = time.monotonic()
-            pending.extend(planned)
-            if pending and time.monotonic() - burst_started > BURST_MAX_AGE_S:
-                self._send(pending)
-                pending = []
-        self._send(pending)
+            now = time.monotonic()
+            self._send([message for task_name, item in planned for message in buffer.add(task_name, item, now)])
+        self._send(buffer.drain())
 
-    def dispatch(self, aggregator: AttachedAggregator, payload: dict[str, Any], received: float) -> list[Outgoing]:
-        """The slice tasks one event asks for (none for trades, which are only counted)."""
+    def dispatch(self, aggregator: AttachedAggregator, payload: dict[str, Any],
+                 received: float) -> list[tuple[str, dict[str, Any]]]:
+        """(task name, slice payload) for each slice one event concerns (none for trades, which are counted)."""
         event = payload.get("event")
         if event == "trade":
             # Strategies decide on market and tick events only; trades just count, here.
@@ -261,64 +264,39 @@ class Dispatcher:
         tree = index_tree(payload.get("grid_tree") or {})
         planned = []
         for piece in self.slices[aggregator.uuid]:
-            task = self._slice_task(aggregator, piece, payload, event, slot, completion, tree, received)
-            if task is not None:
-                planned.append(Outgoing(TASK_FOR_EVENT[event], task))
+            item = slice_payload(self.config.name, aggregator, piece, payload, event, slot, completion, tree, received)
+            if item is not None:
+                self._note_kinds(item["assets"])
+                planned.append((TASK_FOR_EVENT[event], item))
         if event in ("market", "tick"):
             self._save_position(aggregator, slot, completion)  # flushed after sending: a restart re-sends, never skips
         return planned
 
-    def _send(self, outgoing: list[Outgoing]) -> None:
-        """One Celery task per shard (and event kind) for a burst's slices, then save positions."""
+    def _send(self, messages: list[Message]) -> None:
+        """Send shard messages (one Celery task each), then save the event positions."""
+        if not messages:
+            return
         with self._in_flight_lock:
-            for task_name, task in outgoing:
-                if task.event in ("market", "tick"):
-                    self._in_flight[task.transaction_id()] = (task.shard, task.dispatched_at)
+            for message in messages:
+                for item in message.slices:
+                    if item["event"] in ("market", "tick"):
+                        key = slice_transaction_id(item["aggregator_uuid"], item["slot"], item["event"],
+                                                   item["completion"], item["slice"])
+                        self._in_flight[key] = (item["shard"], item["dispatched_at"])
             while len(self._in_flight) > IN_FLIGHT_KEPT:
                 self._in_flight.popitem(last=False)
-        for task_name, shard, tasks in group_by_message(outgoing):
+        for task_name, shard, slices in messages:
             try:
-                self.app.send_task(task_name, args=[[task.model_dump() for task in tasks]],
-                                   queue=queue_name(shard), argsrepr=task_argsrepr(tasks))
+                self.app.send_task(task_name, args=[slices], queue=queue_name(shard), argsrepr=task_argsrepr(slices))
             except Exception:  # noqa: BLE001 - the broker away: these slices are lost, the fleet goes on
-                logger.exception("could not send %d slice(s) to %s", len(tasks), queue_name(shard))
+                logger.exception("could not send %d slice(s) to %s", len(slices), queue_name(shard))
                 continue
             self.tasks_sent += 1
         self._flush_positions()
 
-    def _slice_task(self, aggregator, piece: Slice, payload, event, slot, completion, tree, received) -> SliceTask | None:
-        base = dict(fleet=self.config.name, aggregator=aggregator.name, aggregator_uuid=aggregator.uuid,
-                    slice=piece.index, shard=piece.shard, event=event, slot=slot, completion=completion,
-                    market_maker_rate=payload.get("market_maker_rate"),
-                    feed_in_tariff_rate=payload.get("feed_in_tariff_rate"), dispatched_at=received)
-        if event == "finish":
-            return SliceTask(**base)
-        assets = []
-        for device in piece.assets:
-            node = tree.nodes.get(device)
-            info = node.get("asset_info") if node else None
-            kind = asset_kind(info) if info else None
-            if kind is None:
-                continue
-            assets.append(AssetItem(uuid=device, name=aggregator.assets[device], kind=kind, info=info,
-                                    fee_to_root=tree.fee_to_root(device)))
-        markets = []
-        for device in piece.markets:
-            node = tree.nodes.get(device)
-            if node is None or event != "market":
-                continue
-            markets.append(MarketItem(uuid=device, name=node.get("area_name", aggregator.markets[device]),
-                                      last_market_stats=node.get("last_market_stats") or {},
-                                      current_market_fee=node.get("current_market_fee"),
-                                      last_market_fee=node.get("last_market_fee")))
-        if not assets and not markets:
-            return None
-        self._note_kinds(assets)
-        return SliceTask(**base, assets=assets, markets=markets)
-
-    def _note_kinds(self, assets: list[AssetItem]) -> None:
+    def _note_kinds(self, assets: list[dict[str, Any]]) -> None:
         """Publish asset kinds as they become known (operators validate parameters by kind)."""
-        new = {asset.uuid: asset.kind for asset in assets if self._kinds.get(asset.uuid) != asset.kind}
+        new = {asset["uuid"]: asset["kind"] for asset in assets if self._kinds.get(asset["uuid"]) != asset["kind"]}
         if new:
             self._kinds.update(new)
             self.store.meta("kinds", self._kinds)

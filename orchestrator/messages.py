@@ -49,9 +49,12 @@ class SliceTask(_Message):
     markets: list[MarketItem] = Field(default_factory=list)
 
     def transaction_id(self) -> str:
-        """Same decision, same id: a redelivered task can never place its orders twice."""
-        key = f"{self.aggregator_uuid}:{self.slot}:{self.event}:{self.completion}:{self.slice}"
-        return str(uuid.uuid5(TRANSACTION_NAMESPACE, key))
+        return slice_transaction_id(self.aggregator_uuid, self.slot, self.event, self.completion, self.slice)
+
+
+def slice_transaction_id(aggregator_uuid: str, slot: str | None, event: str, completion: int, index: int) -> str:
+    """Same decision, same id: a redelivered task can never place its orders twice."""
+    return str(uuid.uuid5(TRANSACTION_NAMESPACE, f"{aggregator_uuid}:{slot}:{event}:{completion}:{index}"))
 
 
 def slice_payloads(argument: dict[str, Any] | list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 import redis
+
+from gsy_e_sdk.wire import json_codec
 
 
 class StateStore:
@@ -24,15 +25,15 @@ class StateStore:
         keys = [self._key(uuid) for uuid in asset_uuids] + [self._control_key(uuid) for uuid in asset_uuids]
         values = self.client.mget(keys)
         count = len(asset_uuids)
-        states = {uuid: json.loads(value) for uuid, value in zip(asset_uuids, values[:count]) if value}
-        controls = {uuid: json.loads(value) for uuid, value in zip(asset_uuids, values[count:]) if value}
+        states = {uuid: json_codec.loads(value) for uuid, value in zip(asset_uuids, values[:count]) if value}
+        controls = {uuid: json_codec.loads(value) for uuid, value in zip(asset_uuids, values[count:]) if value}
         return states, controls
 
     def save(self, states: dict[str, dict], last_events: list[tuple[str, int, dict]] = ()) -> None:
         """Store new states and, for ``resync``, each slice's last event (aggregator uuid, slice, task)."""
-        values = {self._key(uuid): json.dumps(state) for uuid, state in states.items()}
+        values = {self._key(uuid): json_codec.dumpb(state) for uuid, state in states.items()}
         for aggregator_uuid, index, task in last_events:
-            values[self._last_key(aggregator_uuid, index)] = json.dumps(task)
+            values[self._last_key(aggregator_uuid, index)] = json_codec.dumpb(task)
         if values:
             self.client.mset(values)
 
@@ -41,7 +42,7 @@ class StateStore:
 
     def last_slice(self, aggregator_uuid: str, index: int) -> dict | None:
         raw = self.client.get(self._last_key(aggregator_uuid, index))
-        return json.loads(raw) if raw else None
+        return json_codec.loads(raw) if raw else None
 
     # ------------------------------------------------------------------ operator controls
     def _control_key(self, device_uuid: str) -> str:
@@ -57,13 +58,13 @@ class StateStore:
                     try:
                         pipe.watch(key)
                         raw = pipe.get(key)
-                        control = json.loads(raw) if raw else {}
+                        control = json_codec.loads(raw) if raw else {}
                         if paused is not None:
                             control["paused"] = paused
                         if params:
                             control["params"] = {**control.get("params", {}), **params}
                         pipe.multi()
-                        pipe.set(key, json.dumps(control))
+                        pipe.set(key, json_codec.dumpb(control))
                         pipe.execute()
                         break
                     except redis.WatchError:
@@ -72,7 +73,7 @@ class StateStore:
     def push_result(self, command_id: str, result: dict[str, Any]) -> None:
         key = f"{self.prefix}:operator:{command_id}"
         pipe = self.client.pipeline(transaction=False)
-        pipe.rpush(key, json.dumps(result))
+        pipe.rpush(key, json_codec.dumpb(result))
         pipe.expire(key, 3600)
         pipe.execute()
 
@@ -86,7 +87,7 @@ class StateStore:
             if popped is None:
                 raise TimeoutError(f"{len(results)} of {count} answers to operator command {command_id} "
                                    f"within {timeout:g} s")
-            results.append(json.loads(popped[1]))
+            results.append(json_codec.loads(popped[1]))
         return results
 
     # ------------------------------------------------------------------ metrics
@@ -152,7 +153,7 @@ class StateStore:
     def meta(self, field: str, value: Any | None = None) -> Any:
         key = f"{self.prefix}:meta"
         if value is not None:
-            self.client.hset(key, field, json.dumps(value))
+            self.client.hset(key, field, json_codec.dumpb(value))
             return value
         raw = self.client.hget(key, field)
-        return json.loads(raw) if raw else None
+        return json_codec.loads(raw) if raw else None

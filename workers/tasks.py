@@ -14,6 +14,7 @@ import logging
 import time
 from typing import Any
 
+from celery.signals import worker_ready
 from pydantic import ValidationError
 
 from orchestrator.celery_app import app
@@ -156,6 +157,15 @@ def _summary(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     if len(summaries) <= 3:
         result["detail"] = summaries
     return result
+
+
+@worker_ready.connect
+def _warm_up(**_: Any) -> None:
+    """Load the fleet config and open the Redis connection before the first event, not during it."""
+    try:
+        context().store.client.ping()
+    except Exception:  # noqa: BLE001 - the first task reports the problem again, with its context
+        logger.exception("could not prepare the fleet context; the first task will try again")
 
 
 @app.task(name="workers.on_market_slot", bind=True)

@@ -197,11 +197,11 @@ def test_tasks_are_readable_in_flower():
     task = SliceTask(fleet="f", aggregator="households", aggregator_uuid="u", slice=2, shard=1, event="tick",
                      slot="2026-06-01T10:00", completion=30, dispatched_at=0.0,
                      assets=[AssetItem(uuid="a", name="Load 1", kind="Load", info={"big": "x" * 5000})])
-    summary = task_argsrepr([task])
+    summary = task_argsrepr([task.model_dump()])
     assert summary == "households[2] shard-1 tick slot=2026-06-01T10:00 tick=30% assets=1"
     finish = task.model_copy(update={"event": "finish", "assets": [], "shard": 0, "slice": 0})
-    assert task_argsrepr([finish]) == "households[0] shard-0 finish slot=2026-06-01T10:00 tick=30%"
+    assert task_argsrepr([finish.model_dump()]) == "households[0] shard-0 finish slot=2026-06-01T10:00 tick=30%"
     # A shard's burst: the first slice, how many more, and the totals.
-    burst = [task, task.model_copy(update={"aggregator": "offices", "slice": 0,
-                                           "markets": [MarketItem(uuid="m", name="Community")]})]
-    assert task_argsrepr(burst) == "households[2]+1 shard-1 tick slot=2026-06-01T10:00 tick=30% assets=2 markets=1"
+    other = task.model_copy(update={"aggregator": "offices", "slice": 0, "markets": [MarketItem(uuid="m", name="C")]})
+    assert task_argsrepr([task.model_dump(), other.model_dump()]) == \
+        "households[2]+1 shard-1 tick slot=2026-06-01T10:00 tick=30% assets=2 markets=1"

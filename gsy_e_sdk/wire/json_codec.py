@@ -1,0 +1,41 @@
+"""JSON for the wire: orjson where it can, the standard library where it cannot.
+
+A fleet's events, batches, task messages and strategy states are megabytes per tick, and
+decoding and encoding them was the largest single cost of the dispatcher and the workers;
+orjson does it several times faster. The standard library stays the fallback for what orjson
+refuses (NaN and Infinity in input, integers beyond 64 bits, deep nesting, types it does not
+know), so every message the standard library read or wrote before still reads and writes. Two
+differences: a NaN or infinite float is written as ``null`` (valid JSON), not as ``NaN``; an
+integer beyond 64 bits is read as a float. Neither occurs in the protocol's messages; the local
+exchange reads its clients' untrusted input with the standard library all the same.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+
+_OPTIONS = orjson.OPT_NON_STR_KEYS
+
+
+def loads(data: str | bytes | bytearray | memoryview) -> Any:
+    """Parse JSON text; raises ``ValueError`` (a ``json.JSONDecodeError``) as ``json.loads`` does."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(bytes(data) if isinstance(data, memoryview) else data)
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON text; raises ``TypeError`` for what neither encoder can represent."""
+    return dumpb(value).decode()
+
+
+def dumpb(value: Any) -> bytes:
+    """Compact JSON as UTF-8 bytes, for Redis, which stores bytes anyway."""
+    try:
+        return orjson.dumps(value, option=_OPTIONS)
+    except TypeError:
+        return json.dumps(value, separators=(",", ":")).encode()
