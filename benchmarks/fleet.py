@@ -205,6 +205,7 @@ def run_one(assets: int, mode: str, workers: int, url: str, work: Path, duration
         helpers.append(baseline)
     attach_s = time.monotonic() - attach_started
     idle = _idle_cpu_percent(helpers)
+    ready_rss = {probe.name: probe.peak_rss_mb for probe in helpers}  # attached and idle, before any event
     calls_before = redis_calls(client)
     started = time.monotonic()
     client.publish(channels.simulation_control("resume"), json.dumps({"transaction_id": "bench"}))
@@ -233,7 +234,9 @@ def run_one(assets: int, mode: str, workers: int, url: str, work: Path, duration
         "redis_calls_per_slot": round(calls / max(summary["slots"], 1)),
         "idle_cpu_percent": idle,
         "cpu_s_per_slot": round(sum(p.cpu_s for p in run.probes) / max(summary["slots"], 1), 3),
-        "processes": {probe.name: probe.row() for probe in run.probes},
+        "processes": {probe.name: {**probe.row(), **({"ready_rss_mb": round(ready_rss[probe.name], 1)}
+                                                     if probe.name in ready_rss else {})}
+                      for probe in run.probes},
         "worker_peak_rss_mb": round(sum(p.peak_rss_mb for p in workers_probes), 1) if workers_probes else None,
     }
 
@@ -280,7 +283,12 @@ def derived(rows: list[dict[str, Any]]) -> dict[str, Any]:
         workers_rows = [p for name, p in row["processes"].items() if name.startswith("worker")]
         out["per_worker"][f"{assets}/{workers}w"] = {
             "threads": max(p["threads"] for p in workers_rows), "sockets": max(p["sockets"] for p in workers_rows),
-            "peak_rss_mb": max(p["peak_rss_mb"] for p in workers_rows)}
+            "ready_rss_mb": max(p.get("ready_rss_mb", 0) for p in workers_rows),
+            "peak_rss_mb": max(p["peak_rss_mb"] for p in workers_rows),
+            # What handling events adds to an idle worker, per asset it handles: decoded task
+            # messages in flight, bounded by its threads times the dispatcher's message size.
+            "events_bytes_per_asset": round(sum(p["peak_rss_mb"] - p.get("ready_rss_mb", 0) for p in workers_rows)
+                                            * 1024 * 1024 / assets)}
     two = sorted((assets, row) for (assets, workers), row in fleet.items() if workers == 2)
     if len(two) >= 2:
         (small_n, small), (big_n, big) = two[0], two[-1]

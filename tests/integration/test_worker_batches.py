@@ -1,0 +1,80 @@
+"""A worker task carrying a shard's burst of slices, against a real Redis.
+
+One malformed slice is skipped alone; every other slice's batch is published under its own
+transaction id, and their states, last events and counters land in Redis.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import redis
+import yaml
+
+from gsy_e_sdk.wire import channels
+from orchestrator import worker_context
+from orchestrator.messages import SliceTask
+from orchestrator.state import StateStore
+from workers.tasks import handle_slices
+
+pytestmark = pytest.mark.integration
+
+SLOT = "2026-06-01T10:00"
+
+
+def _slice(aggregator: str, index: int, completion: int, load: str) -> dict:
+    return SliceTask(fleet="batch-test", aggregator=aggregator, aggregator_uuid=f"uuid-{aggregator}", slice=index,
+                     shard=1, event="tick", slot=SLOT, completion=completion, market_maker_rate=30,
+                     dispatched_at=time.time(),
+                     assets=[{"uuid": f"id-{load}", "name": load, "kind": "Load",
+                              "info": {"energy_requirement_kWh": 0.5, "energy_active_in_bids": 0.0,
+                                       "energy_traded": 0.0, "total_cost": 0.0}}]).model_dump()
+
+
+@pytest.fixture()
+def worker_env(redis_url, tmp_path, monkeypatch):
+    config = tmp_path / "fleet.yaml"
+    config.write_text(yaml.safe_dump({"name": "batch-test", "aggregators": [{"name": "a", "assets": ["Load *"]}],
+                                      "strategies": {"Load": {"name": "price_ramp"}}}))
+    monkeypatch.setenv("GSY_FLEET_CONFIG", str(config))
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    worker_context.context.cache_clear()
+    client = redis.Redis.from_url(redis_url)
+    store = StateStore(client, "batch-test")
+    store.reset()
+    yield client, store
+    worker_context.context.cache_clear()
+    store.reset()
+
+
+def test_a_burst_of_slices_is_decided_and_published_and_a_bad_slice_fails_alone(worker_env, caplog):
+    client, store = worker_env
+    first, second = _slice("a", 0, 20, "Load 1"), _slice("b", 3, 20, "Load 2")
+    pubsub = client.pubsub()
+    pubsub.subscribe(channels.batch_commands())
+    pubsub.get_message(timeout=2)  # the subscription confirmation
+    summaries = handle_slices([first, {"aggregator": "broken"}, second], worker="w1")
+    envelopes = []
+    deadline = time.monotonic() + 5
+    while len(envelopes) < 2 and time.monotonic() < deadline:
+        message = pubsub.get_message(timeout=0.5)
+        if message and message["type"] == "message":
+            envelopes.append(json.loads(message["data"]))
+    pubsub.close()
+
+    assert [(s["aggregator"], s["slice"], s["commands"]) for s in summaries] == [("a", 0, 1), ("b", 3, 1)]
+    assert "skipped a malformed slice" in caplog.text
+    expected = {SliceTask.model_validate(first).transaction_id(): "uuid-a",
+                SliceTask.model_validate(second).transaction_id(): "uuid-b"}
+    assert {e["transaction_id"]: e["aggregator_uuid"] for e in envelopes} == expected
+    assert all(e["type"] == "BATCHED" and len(e["batch_commands"]) == 1 for e in envelopes)
+    bid = envelopes[0]["batch_commands"]["id-Load 1"][0]
+    assert bid["type"] == "bid" and bid["time_slot"] == SLOT and bid["energy"] == pytest.approx(0.5)
+    states, _ = store.load(["id-Load 1", "id-Load 2"])
+    assert set(states) == {"id-Load 1", "id-Load 2"}
+    assert store.last_slice("uuid-b", 3) == second  # what an operator's resync re-decides from
+    counters = store.counters()
+    assert (counters["tasks_done"], counters["slices_done"], counters["commands_submitted"]) == (1, 2, 2)
+    assert store.worker_shards() == {"w1": {"shard-1"}}
