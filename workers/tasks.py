@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from celery.signals import worker_ready
 from pydantic import ValidationError
@@ -90,51 +90,70 @@ def decide_slice(task: SliceTask, ctx: WorkerContext, loaded: tuple[dict[str, di
     return batch, new_states, skipped
 
 
+class _Decided(NamedTuple):
+    payload: dict[str, Any]   # kept for the slice's last event (operators' resync)
+    summary: dict[str, Any]
+    aggregator_uuid: str
+    transaction_id: str
+    batch: dict[str, list[dict]]
+    new_states: dict[str, dict]
+
+
+def _raw_devices(payload: Any) -> list[str]:
+    """Device uuids of a payload not validated yet (a malformed one yields what it can)."""
+    if not isinstance(payload, dict):
+        return []
+    return [item["uuid"] for key in ("assets", "markets") for item in payload.get(key) or ()
+            if isinstance(item, dict) and isinstance(item.get("uuid"), str)]
+
+
 def handle_slices(payloads: list[dict[str, Any]], worker: str = "",
                   transaction_id: str | None = None) -> list[dict[str, Any]]:
     """Decide and submit each slice's batch, in order; a summary per slice.
 
-    ``transaction_id`` replaces the event's (an operator's resync of one slice). Not waiting for
-    answers: the exchange executes batches at its next tick, which (at fast pace) waits for
-    every aggregator's batch, so a worker thread blocked here would hold back the very tick that
-    answers it. The dispatcher counts the answers as they arrive.
+    ``transaction_id`` replaces the event's (an operator's resync of one slice). Each slice is
+    validated just before it is decided and its model dropped right after, so a task holds one
+    validated slice at a time beside its decoded payloads. Not waiting for answers: the exchange
+    executes batches at its next tick, which (at fast pace) waits for every aggregator's batch,
+    so a worker thread blocked here would hold back the very tick that answers it. The
+    dispatcher counts the answers as they arrive.
     """
-    tasks: list[tuple[SliceTask, dict[str, Any]]] = []
+    ctx = context()
+    states, controls = ctx.store.load(list(dict.fromkeys(uuid for payload in payloads
+                                                         for uuid in _raw_devices(payload))))
+    decided: list[_Decided] = []
     for payload in payloads:
         try:
-            tasks.append((SliceTask.model_validate(payload), payload))
+            task = SliceTask.model_validate(payload)
         except ValidationError as exc:
             logger.error("skipped a malformed slice: %s", exc)
-    if not tasks:
-        return []
-    ctx = context()
-    states, controls = ctx.store.load(list(dict.fromkeys(uuid for task, _ in tasks for uuid in _devices(task))))
-    decided = []
-    for task, _ in tasks:
+            continue
         batch, new_states, skipped = decide_slice(task, ctx, (states, controls))
         states.update(new_states)  # a later slice of the same devices (a second tick) builds on this one
-        decided.append((batch, new_states, skipped))
-    errors = ctx.link.submit_many([(task.aggregator_uuid, batch, transaction_id or task.transaction_id())
-                                   for (task, _), (batch, _, _) in zip(tasks, decided)])
+        summary = {"aggregator": task.aggregator, "slot": task.slot, "event": task.event,
+                   "completion": task.completion, "slice": task.slice, "shard": task.shard,
+                   "commands": sum(len(commands) for commands in batch.values()), "skipped": skipped,
+                   "sent_after_s": round(time.time() - task.dispatched_at, 4)}
+        decided.append(_Decided(payload, summary, task.aggregator_uuid, transaction_id or task.transaction_id(),
+                                batch, new_states))
+    if not decided:
+        return []
+    errors = ctx.link.submit_many([(item.aggregator_uuid, item.batch, item.transaction_id) for item in decided])
     saved: dict[str, dict] = {}
     last_events = []
-    summaries = []
-    for (task, payload), (batch, new_states, skipped), error in zip(tasks, decided, errors):
-        submitted = sum(len(commands) for commands in batch.values())
-        if error is not None:
-            # Its devices keep their old state, so the next event decides them afresh.
-            logger.error("%s[%d]: batch %s not sent: %s", task.aggregator, task.slice, task.transaction_id(), error)
+    for item, error in zip(decided, errors):
+        if error is None:
+            saved.update(item.new_states)
+            last_events.append((item.aggregator_uuid, item.summary["slice"], item.payload))
         else:
-            saved.update(new_states)
-            last_events.append((task.aggregator_uuid, task.slice, payload))
-        summaries.append({"aggregator": task.aggregator, "slot": task.slot, "event": task.event,
-                          "completion": task.completion, "slice": task.slice, "shard": task.shard,
-                          "commands": submitted if error is None else 0, "skipped": skipped,
-                          "sent_after_s": round(time.time() - task.dispatched_at, 4),
-                          **({"error": str(error)} if error is not None else {})})
+            # Its devices keep their old state, so the next event decides them afresh.
+            logger.error("%s[%d]: batch %s not sent: %s", item.summary["aggregator"], item.summary["slice"],
+                         item.transaction_id, error)
+            item.summary.update(commands=0, error=str(error))
     ctx.store.save(saved, last_events)
-    ctx.store.record_task(tasks[0][0].shard, sum(summary["commands"] for summary in summaries),
-                          sum(summary["skipped"] for summary in summaries), worker, slices=len(tasks),
+    summaries = [item.summary for item in decided]
+    ctx.store.record_task(summaries[0]["shard"], sum(summary["commands"] for summary in summaries),
+                          sum(summary["skipped"] for summary in summaries), worker, slices=len(summaries),
                           failed=sum(error is not None for error in errors))
     return summaries
 

@@ -36,3 +36,19 @@ def test_bad_input_raises_what_json_raises():
         json_codec.loads("{not json")
     with pytest.raises(TypeError):
         json_codec.dumps({"value": object()})
+
+
+def test_small_encodings_hold_only_their_own_bytes():
+    """Thousands of small states are encoded at once per task: each must not keep a 4 KiB buffer."""
+    import gc
+
+    def rss_kib() -> int:
+        with open("/proc/self/status") as status:
+            return int(status.read().split("VmRSS:")[1].split()[0])
+
+    gc.collect()
+    before = rss_kib()
+    held = [json_codec.dumpb({"slot": "2026-06-01T10:00", "n": index}) for index in range(20_000)]
+    per_item = (rss_kib() - before) * 1024 / len(held)
+    assert json.loads(held[-1]) == {"slot": "2026-06-01T10:00", "n": 19_999}
+    assert per_item < 1024, f"{per_item:.0f} bytes held per small encoding"
