@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import logging
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ logger = logging.getLogger(__name__)
 AGGREGATOR_NAMESPACE = uuid.UUID("0d6c8f52-2b6a-4c55-8f3e-5f0f3c9d7a41")
 REQUEST_TIMEOUT = 20.0
 REGISTER_SUFFIX = "/register_participant"
+_GLOB = re.compile(r"[*?[]")  # fnmatch's wildcards
 
 
 def aggregator_uuid(fleet: str, aggregator: str) -> str:
@@ -48,17 +50,25 @@ def discover_prefixes(connection: RedisConnection) -> set[str]:
 
 
 def resolve(patterns: list[str], prefixes: set[str], market: bool) -> tuple[list[str], list[str]]:
-    """(matched prefixes in order, patterns that match nothing). Markets match by slug too."""
-    matched: list[str] = []
+    """(matched prefixes in order, patterns that match nothing). Markets match by slug too.
+
+    A plain name is looked up, only a glob scans every prefix: fleets listing thousands of
+    assets by name attach in linear time.
+    """
+    matched: dict[str, None] = {}  # ordered, with O(1) membership
     unknown: list[str] = []
     for pattern in patterns:
         candidates = [pattern, slugify(pattern)] if market else [pattern]
-        hits = sorted({prefix for candidate in candidates for prefix in prefixes
-                       if fnmatch.fnmatchcase(prefix, candidate)})
+        hits: set[str] = set()
+        for candidate in candidates:
+            if _GLOB.search(candidate):
+                hits.update(prefix for prefix in prefixes if fnmatch.fnmatchcase(prefix, candidate))
+            elif candidate in prefixes:
+                hits.add(candidate)
         if not hits:
             unknown.append(pattern)
-        matched.extend(hit for hit in hits if hit not in matched)
-    return matched, unknown
+        matched.update(dict.fromkeys(sorted(hits)))
+    return list(matched), unknown
 
 
 Plan = list[tuple[AttachedAggregator, list[str], list[str]]]
