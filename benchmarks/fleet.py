@@ -206,6 +206,9 @@ def run_one(assets: int, mode: str, workers: int, url: str, work: Path, duration
     attach_s = time.monotonic() - attach_started
     idle = _idle_cpu_percent(helpers)
     ready_rss = {probe.name: probe.peak_rss_mb for probe in helpers}  # attached and idle, before any event
+    for probe in run.probes:
+        probe.sample()
+    ready_cpu = {probe.name: probe.cpu_s for probe in run.probes}  # start-up and attaching, not the run
     calls_before = redis_calls(client)
     started = time.monotonic()
     client.publish(channels.simulation_control("resume"), json.dumps({"transaction_id": "bench"}))
@@ -233,9 +236,10 @@ def run_one(assets: int, mode: str, workers: int, url: str, work: Path, duration
         "orders": summary["client_orders"], "trades": summary["trades"],
         "redis_calls_per_slot": round(calls / max(summary["slots"], 1)),
         "idle_cpu_percent": idle,
-        "cpu_s_per_slot": round(sum(p.cpu_s for p in run.probes) / max(summary["slots"], 1), 3),
-        "processes": {probe.name: {**probe.row(), **({"ready_rss_mb": round(ready_rss[probe.name], 1)}
-                                                     if probe.name in ready_rss else {})}
+        "cpu_s_per_slot": round(sum(p.cpu_s - ready_cpu[p.name] for p in run.probes) / max(summary["slots"], 1), 3),
+        "processes": {probe.name: {**probe.row(), "run_cpu_s": round(probe.cpu_s - ready_cpu[probe.name], 2),
+                                   **({"ready_rss_mb": round(ready_rss[probe.name], 1)}
+                                      if probe.name in ready_rss else {})}
                       for probe in run.probes},
         "worker_peak_rss_mb": round(sum(p.peak_rss_mb for p in workers_probes), 1) if workers_probes else None,
     }
