@@ -150,6 +150,15 @@ class _ForecastMixin:
         self.pending_forecasts.clear()
         self.pending_measurements.clear()
 
+    @property
+    def forecast_capable(self) -> bool:
+        """A node with a forecast stream takes its energy from forecasts, not from its profile."""
+        return bool(getattr(self.node, "forecast_stream_enabled", False))
+
+    def forecast_energy(self, slot_start: datetime) -> float:
+        self.apply_buffers(slot_start)
+        return self.forecasts.get(slot_start, 0.0)
+
 
 @dataclass
 class PV(_ForecastMixin, Asset):
@@ -160,10 +169,6 @@ class PV(_ForecastMixin, Asset):
     def __post_init__(self) -> None:
         self.can_offer = True
 
-    @property
-    def forecast_capable(self) -> bool:
-        return bool(getattr(self.node, "forecast_stream_enabled", False))
-
     def start_slot(self, slot_start: datetime, slot_length: timedelta) -> None:
         super().start_slot(slot_start, slot_length)
         self.available = self.energy_for(slot_start, slot_length)
@@ -172,8 +177,7 @@ class PV(_ForecastMixin, Asset):
         node = self.node
         slot_hours = slot_length.total_seconds() / 3600
         if self.forecast_capable:
-            self.apply_buffers(slot_start)
-            return self.forecasts.get(slot_start, 0.0)
+            return self.forecast_energy(slot_start)
         if isinstance(node, sc.PVProfileNode):
             watts = average_over(self.profile, slot_start, slot_length)
             return round(watts * slot_hours / 1000 * node.panel_count, 8)
@@ -202,10 +206,6 @@ class Load(_ForecastMixin, Asset):
     def __post_init__(self) -> None:
         self.can_bid = True
 
-    @property
-    def forecast_capable(self) -> bool:
-        return bool(getattr(self.node, "forecast_stream_enabled", False))
-
     def start_slot(self, slot_start: datetime, slot_length: timedelta) -> None:
         super().start_slot(slot_start, slot_length)
         self.required = self.energy_for(slot_start, slot_length)
@@ -214,8 +214,7 @@ class Load(_ForecastMixin, Asset):
         node = self.node
         slot_hours = slot_length.total_seconds() / 3600
         if self.forecast_capable:
-            self.apply_buffers(slot_start)
-            return self.forecasts.get(slot_start, 0.0)
+            return self.forecast_energy(slot_start)
         if isinstance(node, sc.LoadProfileNode):
             return round(average_over(self.profile, slot_start, slot_length) * slot_hours / 1000, 8)
         if slot_start.hour not in node.hrs_of_day:

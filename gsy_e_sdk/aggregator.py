@@ -118,12 +118,8 @@ class Aggregator(AggregatorCore, RestAssetClient):
         call. A uuid this aggregator does not control
         raises (and the buffer is emptied, as with Redis).
         """
-        if not self._buffer.buffer_length:
-            return None
-        batch = self._take_checked_batch()
-        if self.is_finished:
-            logger.warning("%s: simulation finished, batch of %d commands not sent",
-                           self.aggregator_name, sum(map(len, batch.values())))
+        batch = self._batch_to_send()
+        if batch is None:
             return None
         if is_blocking:
             self._ensure_websocket()  # the answer comes over it: wait while it reconnects

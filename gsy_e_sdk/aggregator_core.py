@@ -93,16 +93,23 @@ class AggregatorCore:
     def commands_buffer_length(self) -> int:
         return self._buffer.buffer_length
 
-    def _take_checked_batch(self) -> dict[str, list[Command]]:
-        """Empty the buffer into a batch; a uuid this aggregator does not control raises.
+    def _batch_to_send(self) -> dict[str, list[Command]] | None:
+        """Empty the buffer into a batch; None when it is empty or the simulation finished.
 
-        The exchange would silently drop commands for such a uuid and never answer them.
+        A uuid this aggregator does not control raises: the exchange would silently drop its
+        commands and never answer them.
         """
+        if not self._buffer.buffer_length:
+            return None
         batch = self._buffer.take_batch()
         selected = set(self.device_uuid_list)
         for uuid in batch:
             if uuid not in selected:
                 raise Exception(f"{uuid} not in list of selected device uuids")  # noqa: TRY002
+        if self.is_finished:
+            logger.warning("%s: simulation finished, batch of %d commands not sent",
+                           self.aggregator_name, sum(map(len, batch.values())))
+            return None
         return batch
 
     # Transport hooks ----------------------------------------------------------------------------

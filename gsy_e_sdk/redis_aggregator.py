@@ -80,12 +80,8 @@ class RedisAggregator(AggregatorCore):
         The buffer is emptied first. A uuid this aggregator does not control raises at once,
         since the exchange would silently drop its commands and never answer.
         """
-        if not self._buffer.buffer_length:
-            return None
-        batch = self._take_checked_batch()
-        if self.is_finished:
-            logger.warning("%s: simulation finished, batch of %d commands not sent",
-                           self.aggregator_name, sum(map(len, batch.values())))
+        batch = self._batch_to_send()
+        if batch is None:
             return None
         transaction_id = new_transaction_id()
         self._batches_in_flight.add(transaction_id)

@@ -17,6 +17,7 @@ import redis
 
 from gsy_e_sdk.embedded_redis import PrivateRedis, answers
 from orchestrator.processes import wait_for_exchange
+from tests.processes import Proc
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "exchange" / "scenarios"
@@ -46,19 +47,14 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     client.close()
 
 
-class ExchangeProcess:
+class ExchangeProcess(Proc):
     """A ``gsy-e-sdk exchange run`` child process."""
 
     def __init__(self, args: list[str], redis_url: str, log_path: Path,
                  env: dict[str, str] | None = None) -> None:
         self.args = args
-        self.log_path = log_path
-        self._log = open(log_path, "w")
-        env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gsy_e_sdk", "--log-level", "INFO", "exchange", "run",
-             "--redis-url", redis_url, *args],
-            stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        super().__init__([sys.executable, "-m", "gsy_e_sdk", "--log-level", "INFO", "exchange", "run",
+                          "--redis-url", redis_url, *args], log_path, env)
         self._redis = redis.Redis.from_url(redis_url)
 
     def wait_ready(self, timeout: float = 20.0) -> "ExchangeProcess":
@@ -74,19 +70,8 @@ class ExchangeProcess:
         except subprocess.TimeoutExpired:
             raise AssertionError(f"exchange still running after {timeout} s:\n{self.output()}") from None
 
-    def output(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
+    def stop(self, timeout: float = 10.0) -> None:
+        super().stop(timeout)
         self._redis.close()
 
 

@@ -30,6 +30,7 @@ from orchestrator.config import load_fleet_config
 from orchestrator.dispatcher import Dispatcher
 from orchestrator.processes import exchange_command, wait_for_exchange
 from tests.integration.test_flower import FlowerProcess, clean_env
+from tests.reliability.fleet_harness import fleet_dict
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -37,15 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = ROOT / "exchange" / "scenarios" / "community.json"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 SCREENSHOT = ARTIFACTS / "flower_tasks.png"
-FLEET = {
-    "name": "browser-fleet", "shards": 2, "max_assets_per_task": 6,
-    "aggregators": [{"name": "households", "assets": ["Load *", "PV *", "Tesla Powerwall *"]},
-                    {"name": "operator", "markets": ["Community"]}],
-    "strategies": {"Load": {"name": "price_ramp", "params": {"initial_buying_rate": 20}},
-                   "PV": {"name": "price_ramp", "params": {"final_selling_rate": 10}},
-                   "Storage": {"name": "storage_arbitrage"},
-                   "Market": {"name": "grid_fee", "params": {"base_fee": 3}}},
-}
+FLEET = fleet_dict("browser-fleet", max_assets_per_task=6)
 # The dispatcher's argsrepr: first aggregator[slice], +more slices, shard, event, slot, tick, counts.
 SHARD_ARGS = re.compile(r"^(?P<aggregator>[\w-]+)\[(?P<slice>\d+)\](\+\d+)? (?P<shard>shard-\d+) market "
                         r"slot=(?P<slot>2026-06-01T\d\d:\d\d) tick=0% (assets|markets)=\d+")

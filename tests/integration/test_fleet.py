@@ -21,18 +21,11 @@ from orchestrator.config import load_fleet_config
 from orchestrator.dispatcher import Dispatcher
 from orchestrator.messages import slice_payloads
 from orchestrator.processes import exchange_command, wait_for_exchange, worker_command
+from tests.reliability.fleet_harness import fleet_dict
 
 pytestmark = pytest.mark.integration
 
-FLEET = {
-    "name": "test-fleet", "shards": 2, "max_assets_per_task": 5,
-    "aggregators": [{"name": "households", "assets": ["Load *", "PV *", "Tesla Powerwall *"]},
-                    {"name": "operator", "markets": ["Community"]}],
-    "strategies": {"Load": {"name": "price_ramp", "params": {"initial_buying_rate": 20}},
-                   "PV": {"name": "price_ramp", "params": {"final_selling_rate": 10}},
-                   "Storage": {"name": "storage_arbitrage"},
-                   "Market": {"name": "grid_fee", "params": {"base_fee": 3}}},
-}
+FLEET = fleet_dict("test-fleet")
 RESENDS = 2
 SCENARIO = Path(__file__).resolve().parents[2] / "exchange" / "scenarios" / "community.json"
 

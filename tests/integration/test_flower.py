@@ -24,6 +24,7 @@ from orchestrator.dispatcher import task_argsrepr
 from orchestrator.flower import basic_auth_from_env, flower_command
 from orchestrator.messages import AssetItem, MarketItem, SliceTask
 from orchestrator.processes import worker_command
+from tests.processes import Proc
 
 pytestmark = pytest.mark.integration
 
@@ -45,19 +46,16 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-class FlowerProcess:
+class FlowerProcess(Proc):
     """``python -m orchestrator.flower`` (the ``flower_command`` entrypoint) in a subprocess."""
 
     def __init__(self, redis_url: str, log_path: Path, password: str | None, *args: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self._log = open(log_path, "w")
         auth = {"GSY_FLOWER_BASIC_AUTH": f"{USER}:{password}"} if password else {}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator.flower", "--port", str(self.port), "--address", "127.0.0.1", *args],
-            env=clean_env(GSY_FLEET_BROKER_URL=redis_url, **auth), cwd=ROOT,
-            stdout=self._log, stderr=subprocess.STDOUT)
+        super().__init__([sys.executable, "-m", "orchestrator.flower", "--port", str(self.port),
+                          "--address", "127.0.0.1", *args],
+                         log_path, clean_env(GSY_FLEET_BROKER_URL=redis_url, **auth), inherit_env=False)
 
     def wait_ready(self, timeout: float = 30.0) -> "FlowerProcess":
         deadline = time.monotonic() + timeout
@@ -71,20 +69,6 @@ class FlowerProcess:
                 pass
             time.sleep(0.2)
         raise AssertionError(f"flower did not answer within {timeout:g} s:\n{self.output()}")
-
-    def output(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
 
 
 @pytest.fixture(scope="module")

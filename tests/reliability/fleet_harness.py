@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -38,6 +36,7 @@ from orchestrator.attach import aggregator_uuid
 from orchestrator.messages import TRANSACTION_NAMESPACE
 from orchestrator.processes import exchange_command, wait_for_exchange, worker_command
 from orchestrator.sharding import plan_slices
+from tests.processes import Proc
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = ROOT / "exchange" / "scenarios" / "community.json"
@@ -73,43 +72,6 @@ def fleet_dict(name: str, **overrides) -> dict:
     }
     fleet.update(overrides)
     return fleet
-
-
-class Proc:
-    """A child process with its output in a log file; SIGKILL-able and restartable by the test."""
-
-    def __init__(self, argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
-        self.argv = argv
-        self.log_path = log_path
-        self.env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
-        self._log = open(log_path, "a")
-        self.process = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, env=self.env, cwd=ROOT)
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def output(self) -> str:
-        if not self._log.closed:
-            self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def sigkill(self) -> None:
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self, timeout: float = 20.0) -> None:
-        if self.alive():
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
 
 
 class FreezableProxy:
