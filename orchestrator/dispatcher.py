@@ -38,6 +38,7 @@ TASK_FOR_EVENT = {"market": "workers.on_market_slot", "tick": "workers.on_tick",
 BURST_GAP_S = 0.003      # a burst of events has passed when none arrived for this long
 BURST_MAX_AGE_S = 0.05   # ... or when its first slice has waited this long
 MAX_ASSETS_PER_MESSAGE = 1_000  # a shard's message goes out once it holds this many assets
+ANSWERS_FLUSH_S = 0.2    # batch answers are recorded at most this often from the reader thread
 
 
 def task_argsrepr(slices: list[dict[str, Any]]) -> str:
@@ -145,7 +146,9 @@ class Dispatcher:
         self._unsaved_positions: dict[str, str] = {}  # aggregator uuid -> [slot, completion] to persist
         self._kinds: dict[str, str] = {}
         self._in_flight: OrderedDict[str, tuple[int, float]] = OrderedDict()  # batch id -> (shard, received)
-        self._in_flight_lock = threading.Lock()
+        self._in_flight_lock = threading.Lock()  # also guards the answers not recorded yet
+        self._answers: list[tuple[int, float, int, int]] = []
+        self._answers_flushed = time.monotonic()
 
     def start(self, fresh: bool = False) -> None:
         """Attach the fleet and start listening; raises FleetConfigError before anything runs.
@@ -210,7 +213,25 @@ class Dispatcher:
                 else:
                     rejected += 1
                     logger.info("command rejected: %s", entry)
-        self.store.record_answer(shard, time.time() - received, accepted, rejected)
+        with self._in_flight_lock:
+            self._answers.append((shard, time.time() - received, accepted, rejected))
+            due = time.monotonic() - self._answers_flushed >= ANSWERS_FLUSH_S
+        if due:
+            self.flush_answers()
+
+    def flush_answers(self) -> None:
+        """Record the answers counted since the last flush (a burst's in one round trip)."""
+        with self._in_flight_lock:
+            answers, self._answers = self._answers, []
+            self._answers_flushed = time.monotonic()
+        if not answers:
+            return
+        try:
+            self.store.record_answers(answers)
+        except Exception:  # noqa: BLE001 - Redis away: keep them for the next flush
+            logger.warning("could not record %d batch answers; retrying at the next flush", len(answers))
+            with self._in_flight_lock:
+                self._answers = answers + self._answers
 
     @property
     def done(self) -> bool:
@@ -226,6 +247,7 @@ class Dispatcher:
                 aggregator, payload, received = self._events.get(timeout=BURST_GAP_S if buffer else 0.5)
             except queue.Empty:
                 self._send(buffer.drain())  # the burst has passed
+                self.flush_answers()
                 continue
             try:
                 planned = self.dispatch(aggregator, payload, received)
@@ -235,6 +257,7 @@ class Dispatcher:
             now = time.monotonic()
             self._send([message for task_name, item in planned for message in buffer.add(task_name, item, now)])
         self._send(buffer.drain())
+        self.flush_answers()
 
     def dispatch(self, aggregator: AttachedAggregator, payload: dict[str, Any],
                  received: float) -> list[tuple[str, dict[str, Any]]]:

@@ -1,7 +1,7 @@
 """The fleet's own Prometheus metrics, read from the state store at scrape time.
 
 Workers and the dispatcher count into Redis as they go (``StateStore.record_task`` and
-``record_answer``); this collector turns those counters and the per-shard latency samples into
+``record_answers``); this collector turns those counters and the per-shard latency samples into
 Prometheus families, so any process that
 reaches the fleet's Redis (the dispatcher, or ``gsy-e-sdk fleet metrics``) can serve them beside
 Flower's ``/metrics``. Nothing is kept in process memory, so a restarted exporter loses nothing.

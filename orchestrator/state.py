@@ -107,14 +107,20 @@ class StateStore:
             pipe.hincrby(counters, "batches_failed", failed)
         pipe.execute()
 
-    def record_answer(self, shard: int | None, latency: float | None, accepted: int, rejected: int) -> None:
-        """The exchange answered a slice's batch: event received -> answer, and the verdicts."""
+    def record_answers(self, answers: list[tuple[int, float, int, int]]) -> None:
+        """Batches the exchange answered, as (shard, event received -> answer in s, commands
+        accepted, rejected), in one round trip."""
+        if not answers:
+            return
+        by_shard: dict[int, list[float]] = {}
+        for shard, latency, _, _ in answers:
+            by_shard.setdefault(shard, []).append(round(latency, 6))
         pipe = self.client.pipeline(transaction=False)
-        if shard is not None and latency is not None:
-            pipe.rpush(f"{self.prefix}:latency:shard-{shard}", round(latency, 6))
+        for shard, latencies in by_shard.items():
+            pipe.rpush(f"{self.prefix}:latency:shard-{shard}", *latencies)
             pipe.ltrim(f"{self.prefix}:latency:shard-{shard}", -20000, -1)
-        pipe.hincrby(f"{self.prefix}:counters", "commands_accepted", accepted)
-        pipe.hincrby(f"{self.prefix}:counters", "commands_rejected", rejected)
+        pipe.hincrby(f"{self.prefix}:counters", "commands_accepted", sum(answer[2] for answer in answers))
+        pipe.hincrby(f"{self.prefix}:counters", "commands_rejected", sum(answer[3] for answer in answers))
         pipe.execute()
 
     def latencies(self) -> dict[str, list[float]]:

@@ -25,11 +25,10 @@ def _free_port() -> int:
 def test_counters_and_per_shard_latency_are_exposed(redis_url: str) -> None:
     store = StateStore(redis.Redis.from_url(redis_url), "metrics-test")
     store.reset()
-    for latency in (0.010, 0.020, 0.030, 0.400):
+    for _ in range(4):
         store.record_task(0, submitted=5, skipped=0, worker="w0")
-        store.record_answer(0, latency, accepted=4, rejected=1)
+    store.record_answers([(0, latency, 4, 1) for latency in (0.010, 0.020, 0.030, 0.400)] + [(1, 0.050, 2, 0)])
     store.record_task(1, submitted=2, skipped=1, worker="w1")
-    store.record_answer(1, 0.050, accepted=2, rejected=0)
     store.incr("missed_events", 3)
     port = _free_port()
     serve_metrics(store, "metrics-test", port, registry=CollectorRegistry())
