@@ -247,6 +247,7 @@ class Dispatcher:
                 aggregator, payload, received = self._events.get(timeout=BURST_GAP_S if buffer else 0.5)
             except queue.Empty:
                 self._send(buffer.drain())  # the burst has passed
+                self._flush_positions()
                 self.flush_answers()
                 continue
             try:
@@ -256,7 +257,10 @@ class Dispatcher:
                 continue
             now = time.monotonic()
             self._send([message for task_name, item in planned for message in buffer.add(task_name, item, now)])
+            if not buffer:
+                self._flush_positions()  # only once every slice of the events is sent
         self._send(buffer.drain())
+        self._flush_positions()
         self.flush_answers()
 
     def dispatch(self, aggregator: AttachedAggregator, payload: dict[str, Any],
@@ -292,11 +296,11 @@ class Dispatcher:
                 self._note_kinds(item["assets"])
                 planned.append((TASK_FOR_EVENT[event], item))
         if event in ("market", "tick"):
-            self._save_position(aggregator, slot, completion)  # flushed after sending: a restart re-sends, never skips
+            self._save_position(aggregator, slot, completion)  # saved once sent: a restart re-sends, never skips
         return planned
 
     def _send(self, messages: list[Message]) -> None:
-        """Send shard messages (one Celery task each), then save the event positions."""
+        """Send shard messages, one Celery task each."""
         if not messages:
             return
         with self._in_flight_lock:
@@ -315,7 +319,6 @@ class Dispatcher:
                 logger.exception("could not send %d slice(s) to %s", len(slices), queue_name(shard))
                 continue
             self.tasks_sent += 1
-        self._flush_positions()
 
     def _note_kinds(self, assets: list[dict[str, Any]]) -> None:
         """Publish asset kinds as they become known (operators validate parameters by kind)."""

@@ -103,8 +103,8 @@ def _raw_devices(payload: Any) -> list[str]:
     """Device uuids of a payload not validated yet (a malformed one yields what it can)."""
     if not isinstance(payload, dict):
         return []
-    return [item["uuid"] for key in ("assets", "markets") for item in payload.get(key) or ()
-            if isinstance(item, dict) and isinstance(item.get("uuid"), str)]
+    return [item["uuid"] for key in ("assets", "markets") if isinstance(payload.get(key), list)
+            for item in payload[key] if isinstance(item, dict) and isinstance(item.get("uuid"), str)]
 
 
 def handle_slices(payloads: list[dict[str, Any]], worker: str = "",

@@ -55,7 +55,8 @@ def test_a_burst_of_slices_is_decided_and_published_and_a_bad_slice_fails_alone(
     pubsub = client.pubsub()
     pubsub.subscribe(channels.batch_commands())
     pubsub.get_message(timeout=2)  # the subscription confirmation
-    summaries = handle_slices([first, {"aggregator": "broken"}, second], worker="w1")
+    broken = [{"aggregator": "broken"}, {**first, "assets": 5}, "not a slice"]
+    summaries = handle_slices([first, *broken, second], worker="w1")
     envelopes = []
     deadline = time.monotonic() + 5
     while len(envelopes) < 2 and time.monotonic() < deadline:
