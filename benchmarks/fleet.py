@@ -33,7 +33,7 @@ import yaml
 from exchange.generate import generate_scenario
 from gsy_e_sdk.embedded_redis import PrivateRedis
 from gsy_e_sdk.wire import channels
-from orchestrator.processes import exchange_command, wait_for_exchange, worker_command
+from orchestrator.processes import exchange_command, stop_processes, wait_for_exchange, worker_command
 from orchestrator.sharding import queue_name, shards_for_worker
 
 RESULTS = Path(__file__).parent / "results"
@@ -87,13 +87,7 @@ class Probe:
 
     def stop(self) -> None:
         self.sample()
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_processes([self.process], timeout=20)
 
     def row(self) -> dict[str, Any]:
         return {"cpu_s": round(self.cpu_s, 2), "peak_rss_mb": round(self.peak_rss_mb, 1),

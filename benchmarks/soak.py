@@ -58,7 +58,7 @@ from orchestrator.celery_app import make_app
 from orchestrator.config import load_fleet_config
 from orchestrator.dispatcher import Dispatcher
 from orchestrator.messages import SliceTask, slice_payloads
-from orchestrator.processes import exchange_command, wait_for_exchange, worker_command
+from orchestrator.processes import exchange_command, stop_processes, wait_for_exchange, worker_command
 from workers.strategies.base import AssetView
 from workers.strategies.orders import BID, OFFER, energy_limit
 from workers.strategies.params import MIN_ORDER_ENERGY
@@ -164,14 +164,7 @@ class Workers:
         raise RuntimeError("workers did not start")
 
     def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_processes(self.processes.values(), timeout=20)
 
 
 TASK_LINE = re.compile(r"Task workers\.\w+\[([0-9a-f-]{36})\] (received|succeeded)")

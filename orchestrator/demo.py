@@ -22,7 +22,7 @@ from exchange.scenario import load_scenario
 from gsy_e_sdk.embedded_redis import RedisUnavailable, redis_url
 from gsy_e_sdk.wire import channels
 from orchestrator.cli import load_or_exit, start_dispatcher, worker_env
-from orchestrator.processes import LocalWorkers, exchange_command, wait_for_exchange
+from orchestrator.processes import LocalWorkers, exchange_command, stop_processes, wait_for_exchange
 from orchestrator.report import build_summary, per_slot, render_table, write_outputs
 
 logger = logging.getLogger(__name__)
@@ -87,9 +87,7 @@ def _run(scenario: Path, config_path: Path, config, workers: int, duration: str,
     finally:
         if pool is not None:
             pool.stop()
-        if exchange.poll() is None:
-            exchange.terminate()
-            exchange.wait(timeout=10)
+        stop_processes([exchange], timeout=10)
         exchange_log.close()
         client.close()
     click.echo(render_table(summary))

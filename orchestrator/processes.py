@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from celery import Celery
@@ -97,17 +98,24 @@ class LocalWorkers:
     def stop(self) -> None:
         with self._lock:  # no restart once stopping
             self._stopping.set()
-        for process in self.processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes(self.processes)
         for log in self._logs:
             log.close()
+
+
+def stop_processes(processes: Iterable[subprocess.Popen], timeout: float = 15.0) -> None:
+    """SIGTERM every live process at once, then SIGKILL whichever has not exited ``timeout`` s later."""
+    processes = list(processes)
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        try:
+            process.wait(timeout=max(deadline - time.monotonic(), 0))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def wait_for_exchange(client, process: subprocess.Popen | None = None, timeout: float = 30.0) -> None:

@@ -7,6 +7,8 @@ import signal
 import subprocess
 from pathlib import Path
 
+from orchestrator.processes import stop_processes
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -42,11 +44,5 @@ class Proc:
         self.process.wait(timeout=10)
 
     def stop(self, timeout: float = 20.0) -> None:
-        if self.alive():
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_processes([self.process], timeout)
         self._log.close()
