@@ -67,7 +67,7 @@ class StrategyAggregator(RedisAggregator):
                          slice=0, shard=0, event=message["event"], slot=message.get("market_slot"),
                          completion=int(str(message.get("slot_completion", "0%")).rstrip("%") or 0),
                          market_maker_rate=message.get("market_maker_rate"),
-                         feed_in_tariff_rate=message.get("feed_in_tariff_rate"), dispatched_at=time.time(),
+                         feed_in_tariff_rate=message.get("feed_in_tariff_rate"), dispatched_at=time.time(), transaction_id="",
                          assets=assets)
         batch, states, _ = decide_slice(task, self.context)
         self.context.store.states.update(states)

@@ -174,8 +174,8 @@ def run_one(assets: int, mode: str, workers: int, url: str, work: Path, duration
     client = redis.Redis.from_url(url)
     client.flushall()
     exchange = _spawn(run, "exchange", exchange_command(
-        scenario_path, url, "--paused", "--duration", duration, "--start-date", "2026-06-01T08:00",
-        "--results", str(results)))
+        scenario_path, "--paused", "--duration", duration, "--start-date", "2026-06-01T08:00",
+        "--results", str(results)), {"REDIS_URL": url})
     wait_for_exchange(client, exchange.process, timeout=120)
     env = {"GSY_FLEET_CONFIG": str(config_path), "REDIS_URL": url, "GSY_FLEET_BROKER_URL": url,
            "GSY_FLEET_WORKER_LOG_LEVEL": "WARNING"}

@@ -58,7 +58,7 @@ from orchestrator.celery_app import make_app
 from orchestrator.config import load_fleet_config
 from orchestrator.dispatcher import Dispatcher
 from orchestrator.messages import SliceTask, slice_payloads
-from orchestrator.processes import exchange_command, stop_processes, wait_for_exchange, worker_command
+from orchestrator.processes import exchange_command, exchange_env, stop_processes, wait_for_exchange, worker_command
 from workers.strategies.base import AssetView
 from workers.strategies.orders import BID, OFFER, energy_limit
 from workers.strategies.params import MIN_ORDER_ENERGY
@@ -101,7 +101,7 @@ class Recorder:
                                  >= MIN_ORDER_ENERGY for side in (OFFER, BID))]
                 with self.lock:
                     self.expected.update(active)
-                    self.transaction_ids.add(task.transaction_id())
+                    self.transaction_ids.add(task.transaction_id)
             return result
 
         app.send_task = recording
@@ -193,9 +193,9 @@ def soak(args: argparse.Namespace, url: str, work: Path) -> dict[str, Any]:
     client = redis.Redis.from_url(url)
     exchange_log = open(work / "exchange.log", "w")
     exchange = subprocess.Popen(exchange_command(
-        scenario_path, url, "--paused", "--duration", args.duration, "--tick-length", args.tick_length,
+        scenario_path, "--paused", "--duration", args.duration, "--tick-length", args.tick_length,
         "--pace", str(args.pace), "--start-date", "2026-06-01", "--results", str(results)),
-        stdout=exchange_log, stderr=subprocess.STDOUT, cwd=ROOT)
+        stdout=exchange_log, stderr=subprocess.STDOUT, cwd=ROOT, env=exchange_env(url))
     wait_for_exchange(client, exchange, timeout=120)
     env = {"GSY_FLEET_CONFIG": str(config_path), "REDIS_URL": url, "GSY_FLEET_BROKER_URL": url,
            "GSY_FLEET_VISIBILITY_TIMEOUT": str(args.visibility_timeout)}

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import signal
 import sys
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import click
 
+from exchange.batch_answers import MB, BatchLimits
 from exchange.clock import SimulationClock
 from exchange.descriptor import build_descriptor, default_simulation_id, publish_descriptor
 from exchange.durations import parse_duration
 from exchange.generate import generate_scenario
+from exchange.http.limits import FacadeLimits
 from exchange.http.server import HttpOptions, build_server, serve_in_thread, stop
+from exchange.http.state import publish_spot_slot
 from exchange.http.users import UsersError
 from exchange.redis_api import RedisEdge
 from exchange.results import RunResults
@@ -23,6 +29,7 @@ from exchange.runner import FAST, REALTIME, ExchangeRunner, RunOptions
 from exchange.scenario import ScenarioError, load_scenario
 from exchange.simulation import Simulation
 from gsy_e_sdk.embedded_redis import RedisUnavailable, redis_url
+from gsy_e_sdk.wire.redact import redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +78,7 @@ def http_options(port_required: bool):
     """Options of the HTTP facade, shared by ``exchange run`` and ``exchange http``."""
 
     def decorate(command):
+        command = facade_limit_options(command)
         for option in reversed([
             click.option("--http-port", type=click.IntRange(1, 65535), required=port_required, default=None,
                          help="Serve the REST + websocket API (REST.md) on this port."),
@@ -92,13 +100,60 @@ def http_options(port_required: bool):
     return decorate
 
 
+# --- Facade limits (issue 14): their own block, stored in the click context by a callback so the
+# commands' signatures stay as they are; start_http() reads them back.
+_FACADE_LIMITS = "facade_limits"
+
+
+def _facade_limit(name: str):
+    def store(ctx: click.Context, _param, value):
+        if value is not None and value != ():
+            ctx.meta.setdefault(_FACADE_LIMITS, {})[name] = value
+        return value
+
+    return store
+
+
+def facade_limit_options(command):
+    defaults = FacadeLimits()
+    for option in reversed([
+        click.option("--max-body-bytes", type=click.IntRange(min=1024), default=defaults.max_body_bytes,
+                     show_default=True, expose_value=False, callback=_facade_limit("max_body_bytes"),
+                     help="HTTP facade: larger request bodies get 413 unread."),
+        click.option("--max-batch-body-bytes", type=click.IntRange(min=1024), default=defaults.max_batch_body_bytes,
+                     show_default=True, expose_value=False, callback=_facade_limit("max_batch_body_bytes"),
+                     help="HTTP facade: body limit of batch-commands/."),
+        click.option("--http-max-batch-commands", type=click.IntRange(min=1), default=defaults.max_batch_commands,
+                     show_default=True, expose_value=False, callback=_facade_limit("max_batch_commands"),
+                     help="HTTP facade: commands per batch-commands/ request; more get 400."),
+        click.option("--trusted-proxy", multiple=True, expose_value=False, callback=_facade_limit("trusted_proxies"),
+                     help="HTTP facade: address of a reverse proxy whose X-Forwarded-For is believed (repeatable)."),
+        click.option("--graphql-introspection", is_flag=True, expose_value=False,
+                     callback=_facade_limit("graphql_introspection"), help="HTTP facade: allow GraphQL introspection."),
+    ]):
+        command = option(command)
+    return command
+
+
+def _slot_started(client, run_id: str):
+    """``on_slot`` of the runner: log progress, and tell the facade (REST forecasts in Wh name the next slot)."""
+
+    def on_slot(slot_index: int, slot_count: int) -> None:
+        _progress(slot_index, slot_count)
+        publish_spot_slot(client, run_id, slot_index)
+
+    return on_slot
+# --- end of facade limits
+
+
 def start_http(http_port: int | None, http_host: str, users_file: Path | None, token_lifetime, rate_limit: float,
                redis_url: str):
     """Start the facade in a thread, or exit 2 with the reason; (server, thread) or None."""
     if http_port is None:
         return None
+    limits = FacadeLimits(**click.get_current_context().meta.get(_FACADE_LIMITS, {}))
     options = HttpOptions(port=http_port, host=http_host, users_file=users_file,
-                          token_lifetime_s=token_lifetime.total_seconds(), rate_limit=rate_limit)
+                          token_lifetime_s=token_lifetime.total_seconds(), rate_limit=rate_limit, limits=limits)
     try:
         server = build_server(options, redis_url)
         thread = serve_in_thread(server)
@@ -136,9 +191,17 @@ def start_http(http_port: int | None, http_host: str, users_file: Path | None, t
 @click.option("--simulation-id", default=None, envvar="CONFIGURATION_ID",
               help="Configuration id REST clients use in URLs [env CONFIGURATION_ID]; "
                    "default: derived from the scenario file name.")
+@click.option("--strict-reference", is_flag=True, envvar="GSY_EXCHANGE_STRICT_REFERENCE",
+              help="Refuse what crashes the reference exchange: orders whose time_slot names the current spot "
+                   "slot (REDIS.md 11.1) get an error [env GSY_EXCHANGE_STRICT_REFERENCE=1].")
+@click.option("--max-batch-commands", type=click.IntRange(min=1), default=BatchLimits.max_commands,
+              show_default=True, help="Larger batches are refused whole with one error answer.")
+@click.option("--batch-cache-mb", type=click.IntRange(min=0), default=BatchLimits.cache_bytes // MB,
+              show_default=True, help="Memory for answers kept for re-sent batches (oldest evicted first).")
 @http_options(port_required=False)
 def run_command(scenario_path: Path, redis_url: str | None, slot_length, tick_length, duration,
                 start_date, pace, tick_deadline, paused, start_when_selected, results_dir, grid_tree, simulation_id,
+                strict_reference: bool, max_batch_commands: int, batch_cache_mb: int,
                 http_port, http_host, users_file, token_lifetime, rate_limit) -> None:
     """Run a scenario and serve the Redis protocol until the simulation ends."""
     overrides = {"slot_length": slot_length, "tick_length": tick_length, "sim_duration": duration}
@@ -155,36 +218,78 @@ def run_command(scenario_path: Path, redis_url: str | None, slot_length, tick_le
     try:
         asset_count = sum(1 for node, _ in scenario.iter_nodes() if not hasattr(node, "children"))
         compact = grid_tree == "compact" or (grid_tree == "auto" and asset_count > COMPACT_TREE_ABOVE)
-        simulation = Simulation(scenario, clock, compact_tree=compact)
+        limits = BatchLimits(max_commands=max_batch_commands, cache_bytes=batch_cache_mb * MB)
+        simulation = Simulation(scenario, clock, compact_tree=compact, limits=limits,
+                                strict_reference=strict_reference)
     except ValueError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
-    results = RunResults(results_dir)
+    results = RunResults(results_dir, strict_reference=strict_reference)
     options = RunOptions(pace=pace, tick_deadline=tick_deadline.total_seconds(), paused=paused,
                          start_when_selected=start_when_selected)
-    try:
-        with redis_url_or_exit(redis_url) as url:
-            click.echo(f"exchange: scenario {scenario_path.name}, {clock.slot_count} slots, redis {url}", err=True)
-            edge = RedisEdge(url)
-            descriptor = build_descriptor(simulation, simulation_id or default_simulation_id(scenario_path.stem))
-            publish_descriptor(edge.client, descriptor)
-            http = start_http(http_port, http_host, users_file, token_lifetime, rate_limit, url)
-            if http:
-                click.echo(f"http: simulation id {descriptor.simulation_id}", err=True)
-            runner = ExchangeRunner(simulation, edge, options, results, on_slot=_progress)
-            try:
-                runner.run()
-            except KeyboardInterrupt:
-                click.echo("interrupted", err=True)
-            finally:
-                if http:
-                    stop(*http)
-                edge.close()
-    finally:
-        results.close()
+    runner = None
+    stop_reason = None
+    with _SigtermAsInterrupt() as termination:
+        try:
+            with redis_url_or_exit(redis_url) as url:
+                click.echo(f"exchange: scenario {scenario_path.name}, {clock.slot_count} slots, "
+                           f"redis {redact_url(url)}", err=True)
+                edge = RedisEdge(url)
+                http = None
+                try:
+                    descriptor = build_descriptor(simulation,
+                                                  simulation_id or default_simulation_id(scenario_path.stem))
+                    publish_descriptor(edge.client, descriptor)
+                    http = start_http(http_port, http_host, users_file, token_lifetime, rate_limit, url)
+                    if http:
+                        click.echo(f"http: simulation id {descriptor.simulation_id}", err=True)
+                    runner = ExchangeRunner(simulation, edge, options, results,
+                                           on_slot=_slot_started(edge.client, descriptor.run_id))
+                    runner.run()
+                finally:
+                    if http:
+                        stop(*http)
+                    edge.close()
+        except KeyboardInterrupt:
+            termination.shield()
+            stop_reason = termination.received or "SIGINT"
+            click.echo(f"stopped by {stop_reason}", err=True)
+        finally:
+            if stop_reason is None and not simulation.finished:
+                stop_reason = "stop command" if runner is not None and runner.stopped else "error"
+            results.close(stop_reason)
     click.echo(results.table())
     if results_dir:
         click.echo(f"results written to {results_dir}/trades.csv and {results_dir}/summary.json")
+
+
+class _SigtermAsInterrupt:
+    """SIGTERM (docker stop, a supervisor) ends the run as Ctrl-C does, so results get written whole.
+
+    After the first one, SIGTERM and Ctrl-C are ignored until the results are closed (``shield``),
+    so a second signal cannot cut them short; SIGKILL remains for a shutdown that hangs.
+    """
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+
+    def __enter__(self) -> "_SigtermAsInterrupt":
+        self._previous = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
+        signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def _handle(self, _signum: int, _frame) -> None:
+        self.received = "SIGTERM"
+        self.shield()
+        raise KeyboardInterrupt
+
+    def shield(self) -> None:
+        for number in self._previous:
+            signal.signal(number, signal.SIG_IGN)
+
+    def __exit__(self, *_) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
 
 
 def effective_pace(option: str | float | None, settings) -> str | float:
@@ -198,9 +303,12 @@ def _progress(slot_index: int, slot_count: int) -> None:
     logger.info("slot %d/%d", slot_index + 1, slot_count)
 
 
-def redis_url_or_exit(explicit: str | None):
+@contextlib.contextmanager
+def redis_url_or_exit(explicit: str | None) -> Iterator[str]:
+    """``redis_url(explicit)``, or exit 2 with the reason (its URL redacted) when no Redis answers."""
     try:
-        return redis_url(explicit)
+        with redis_url(explicit) as url:  # it raises when entered, not when called
+            yield url
     except RedisUnavailable as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)

@@ -62,10 +62,17 @@ def _is_number(value: Any) -> bool:
 
 
 class CommandExecutor:
-    """Runs commands against the engine at the end of a tick (REDIS.md 6.3)."""
+    """Runs commands against the engine at the end of a tick (REDIS.md 6.3).
 
-    def __init__(self, engine: GridEngine) -> None:
+    ``strict_reference``: refuse orders whose ``time_slot`` string names the current spot slot.
+    The reference exchange accepts them and then dies when such a PV offer trades (REDIS.md
+    11.1), so a client tested here in strict mode cannot crash it. Either way they are counted.
+    """
+
+    def __init__(self, engine: GridEngine, strict_reference: bool = False) -> None:
         self.engine = engine
+        self.strict_reference = strict_reference
+        self.spot_time_slot_orders = 0  # orders naming the current slot instead of "time_slot": null
         self._asset_handlers: dict[str, Callable[[Asset, dict, str | None], dict]] = {
             "offer": self._offer, "bid": self._bid,
             "delete_offer": self._delete_offer, "delete_bid": self._delete_bid,
@@ -128,9 +135,16 @@ class CommandExecutor:
         replace = command.get("replace_existing", True)
         if not _is_number(energy) or not _is_number(price) or not isinstance(replace, bool):
             return failure("energy and price must be numbers, replace_existing a boolean.")
-        slot_error = self._check_time_slot(command.get("time_slot"))
+        time_slot = command.get("time_slot")
+        slot_error = self._check_time_slot(time_slot)
         if slot_error:
             return failure(slot_error)
+        if time_slot is not None and self.strict_reference:
+            self.spot_time_slot_orders += 1
+            return failure(
+                f"time_slot {time_slot!r} names the current spot slot: the reference exchange crashes when "
+                "such an order trades (KeyError on the slot string, REDIS.md 11.1); send \"time_slot\": null "
+                "for the spot market.")
         if price < 0 or energy < ENERGY_TOLERANCE or (side == BID and energy <= ENERGY_TOLERANCE):
             return failure()
         if not math.isfinite(price / energy):
@@ -145,6 +159,8 @@ class CommandExecutor:
         if replace:
             engine.remove_orders(asset, side)
         order = engine.place_order(asset, side, float(energy), price / energy, engine.market_time(engine.tick + 1))
+        if time_slot is not None:
+            self.spot_time_slot_orders += 1  # accepted here, a crash waiting to happen on the reference
         return {"command": label, "status": "ready",
                 label: order.to_wire_json(original_price=price),
                 "transaction_id": transaction_id, "area_uuid": asset.uuid,

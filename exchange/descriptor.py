@@ -9,7 +9,7 @@ state the facade keeps for one run is never mistaken for another's.
 
 from __future__ import annotations
 
-import json
+import logging
 import uuid
 from typing import Any
 
@@ -18,6 +18,9 @@ from pydantic import BaseModel
 
 from exchange.assets import Asset
 from exchange.engine import MarketArea
+from gsy_e_sdk.wire.log_limit import RateLimitedLog
+
+limited_log = RateLimitedLog(logging.getLogger(__name__))  # the facade re-reads the key every few seconds
 
 DESCRIPTOR_KEY = "gsy-e-sdk:exchange:descriptor"
 DEFAULT_SIMULATION_NAMESPACE = uuid.UUID("5b0c1a8e-64d2-4f27-9d4a-6c3c8f1e2a10")
@@ -88,5 +91,12 @@ def publish_descriptor(client: redis.Redis, descriptor: Descriptor) -> None:
 
 
 def read_descriptor(client: redis.Redis) -> Descriptor | None:
+    """The running exchange's descriptor; None when there is none or what the key holds is not one."""
     raw = client.get(DESCRIPTOR_KEY)
-    return Descriptor.model_validate(json.loads(raw)) if raw else None
+    if not raw:
+        return None
+    try:
+        return Descriptor.model_validate_json(raw)
+    except ValueError:  # pydantic's ValidationError: not JSON, too deep, not UTF-8, wrong fields
+        limited_log.warning("ignored %s: it does not hold an exchange descriptor", DESCRIPTOR_KEY)
+        return None

@@ -23,6 +23,7 @@ Outgoing = tuple[str, str]
 NOT_REGISTERED = {"status": "error", "error_message": "Client should be registered in order to access this area."}
 _ORDER_PARAMETERS = "{'price', 'energy'}"
 _ORDER_OPTIONAL = "{'replace_existing', 'time_slot'}"
+MAX_QUEUED_REQUESTS = 10_000  # waiting for the next tick, over all assets
 
 
 @dataclass
@@ -58,6 +59,10 @@ class DirectMode:
             # The reference omits the transaction id here; echoing it lets clients correlate the error.
             return [(response_channel, json.dumps({**NOT_REGISTERED, "transaction_id": transaction_id}))]
         problem = self._immediate_error(area, command, payload)
+        if problem is None and len(self._queue) >= MAX_QUEUED_REQUESTS:
+            problem = {"command": command, "status": "error",
+                       "error_message": f"Exchange busy: {MAX_QUEUED_REQUESTS} requests already wait for the next "
+                                        "tick; send it again"}
         if problem is not None:
             return [(response_channel, json.dumps({**problem, "transaction_id": transaction_id}))]
         self._queue.append(_Request(prefix, area, command, payload))
@@ -92,8 +97,8 @@ class DirectMode:
                         "error": f"Incorrect {command} request. Available parameters: ({key})."}
         return None
 
-    def execute_queued(self) -> list[Outgoing]:
-        """Run every queued request in arrival order (called during the tick)."""
+    def execute_queued(self, placed: list[tuple[str, str, str]]) -> list[Outgoing]:
+        """Run every queued request in arrival order (called during the tick); orders placed go to ``placed``."""
         outgoing = []
         while self._queue:
             request = self._queue.popleft()
@@ -102,6 +107,9 @@ class DirectMode:
             transaction_id = command.pop("transaction_id", None)
             response = self.executor.execute(request.area, command, transaction_id)
             response.setdefault("transaction_id", transaction_id)
+            if response.get("status") == "ready" and request.command in ("offer", "bid"):
+                placed.append((request.area.name, request.command,
+                               transaction_id if isinstance(transaction_id, str) else ""))
             outgoing.append((channels.area_command_response(request.prefix, request.command), json.dumps(response)))
         return outgoing
 

@@ -1,4 +1,4 @@
-"""The exchange's Redis edge: one subscriber thread feeding a queue, pipelined publishing.
+"""The exchange's Redis edge: one subscriber thread feeding a bounded queue, pipelined publishing.
 
 The engine never touches Redis; this adapter only moves bytes. Connection errors are retried
 by redis-py's own ``Retry`` with exponential backoff, and a PubSub reconnect resubscribes
@@ -19,13 +19,23 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
+from gsy_e_sdk.wire.log_limit import RateLimitedLog
+
 logger = logging.getLogger(__name__)
+# Clients choose what they publish: a flood of garbage is logged a few times per period, not per message.
+limited_log = RateLimitedLog(logger)
 
 Incoming = tuple[str, object]  # (channel, decoded JSON or None when undecodable)
 # Protocol messages nest at most 5 levels (batch > commands > uuid > command > forecast). Deeper
 # ones are dropped: echoing such a value (an id, a name) into a response would exhaust the
 # interpreter's recursion limit in json.dumps or repr, deep inside the tick.
 MAX_PAYLOAD_DEPTH = 32
+# Larger payloads are dropped before decoding: decoded JSON takes up to ~20x its size in memory.
+# A full batch (10,000 order commands by default) is about 1 MB.
+MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
+# Received messages wait for the main loop (a long tick, a flood) as bytes, decoded one at a time
+# when taken; beyond this many bytes waiting, new ones are dropped.
+MAX_INBOX_BYTES = 64 * 1024 * 1024
 
 
 def decode_payload(data: bytes | str, channel: str = "") -> object | None:
@@ -37,10 +47,10 @@ def decode_payload(data: bytes | str, channel: str = "") -> object | None:
     try:
         payload = json.loads(data)  # not orjson: it reads integers beyond 64 bits as floats
     except (ValueError, TypeError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        logger.warning("ignored a message on %s that is not JSON", channel)
+        limited_log.warning("ignored a message on %s that is not JSON", channel)
         return None
     if _nested_deeper_than(payload, MAX_PAYLOAD_DEPTH):
-        logger.warning("ignored a message on %s nested deeper than %d levels", channel, MAX_PAYLOAD_DEPTH)
+        limited_log.warning("ignored a message on %s nested deeper than %d levels", channel, MAX_PAYLOAD_DEPTH)
         return None
     return payload
 
@@ -67,7 +77,9 @@ class RedisEdge:
     def __init__(self, url: str) -> None:
         self.url = url
         self.client = connect(url)
-        self.inbox: queue.Queue[Incoming] = queue.Queue()
+        self._inbox: queue.SimpleQueue[tuple[str, bytes | str | None]] = queue.SimpleQueue()  # None: dropped
+        self._inbox_bytes = 0  # raw bytes of the queued messages, bounded by MAX_INBOX_BYTES
+        self._inbox_lock = threading.Lock()
         self._pubsub = self.client.pubsub(ignore_subscribe_messages=True)
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -80,6 +92,18 @@ class RedisEdge:
             self._thread = threading.Thread(target=self._read, name="exchange-redis-reader", daemon=True)
             self._thread.start()
 
+    def receive(self, timeout: float = 0) -> Incoming | None:
+        """The next received message, decoded, waiting up to ``timeout`` seconds (0: not at all); None if none."""
+        try:
+            channel, data = self._inbox.get(timeout=timeout) if timeout > 0 else self._inbox.get_nowait()
+        except queue.Empty:
+            return None
+        if data is None:
+            return channel, None
+        with self._inbox_lock:
+            self._inbox_bytes -= len(data)
+        return channel, decode_payload(data, channel)
+
     def _read(self) -> None:
         while not self._stopping.is_set():
             try:
@@ -87,13 +111,36 @@ class RedisEdge:
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 if self._stopping.is_set():
                     return
-                logger.warning("Redis connection lost (%s); retrying", exc)
+                limited_log.warning("Redis connection lost (%s); retrying", exc)
                 self._stopping.wait(0.5)
                 continue
-            if message is None or message.get("type") != "message":
+            except Exception:  # noqa: BLE001 - a reply redis-py cannot parse must not end the reader for good
+                limited_log.error("reading from Redis failed; retrying", exc_info=True)
+                self._stopping.wait(0.5)
                 continue
-            channel = message["channel"].decode() if isinstance(message["channel"], bytes) else message["channel"]
-            self.inbox.put((channel, decode_payload(message["data"], channel)))
+            if message is not None and message.get("type") == "message":
+                self._queue(message)
+
+    def _queue(self, message: dict) -> None:
+        try:
+            channel, data = message["channel"], message["data"]
+            channel = channel.decode(errors="replace") if isinstance(channel, bytes) else channel
+            size = len(data)
+            if size > MAX_PAYLOAD_BYTES:
+                limited_log.warning("ignored a message on %s of more than %d bytes", channel, MAX_PAYLOAD_BYTES)
+                self._inbox.put((channel, None))
+                return
+            with self._inbox_lock:
+                full = self._inbox_bytes + size > MAX_INBOX_BYTES
+                if not full:
+                    self._inbox_bytes += size
+            if full:
+                limited_log.warning("dropped a message on %s: %d bytes already wait to be handled", channel,
+                                    MAX_INBOX_BYTES)
+                return
+            self._inbox.put((channel, data))
+        except Exception:  # noqa: BLE001 - whatever a message holds, the exchange keeps reading
+            limited_log.error("dropped a message the reader could not handle", exc_info=True)
 
     def publish(self, messages: list[tuple[str, str]]) -> None:
         if not messages:

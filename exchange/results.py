@@ -44,6 +44,9 @@ class RunResults:
     orders: int = 0
     event_latencies: dict[str, list[float]] = field(default_factory=lambda: {"market": [], "tick": []})
     events_fully_answered: int = 0
+    strict_reference: bool = False
+    spot_time_slot_orders: int = 0  # orders naming the spot slot (refused when strict_reference)
+    stop_reason: str | None = None  # why the run ended before its last slot
     _writer: csv.writer | None = None
     _file: object | None = None
     _orders_writer: csv.writer | None = None
@@ -65,8 +68,10 @@ class RunResults:
             self.self_sufficiency = {market.name: market.kpi.self_sufficiency for market in simulation.engine.markets}
         if result.slot_started:
             self.slots += 1
+            self._flush()  # a killed exchange still leaves complete rows up to the last slot
         slot = format_slot(simulation.engine.slot_start)
         self.orders += len(result.client_orders)
+        self.spot_time_slot_orders = simulation.executor.spot_time_slot_orders
         if self._orders_writer:
             self._orders_writer.writerows([slot, *order] for order in result.client_orders)
         for trade in result.trades:
@@ -111,6 +116,8 @@ class RunResults:
             "energy_traded_kWh": round(self.energy, 6),
             "average_price_ct_per_kWh": round(self.paid / self.energy, 4) if self.energy else None,
             "event_to_last_batch": self._latency_summary(),
+            "stopped_early": self.stop_reason is not None, "stop_reason": self.stop_reason,
+            "strict_reference": self.strict_reference, "spot_orders_naming_time_slot": self.spot_time_slot_orders,
             "markets": {name: {"trades": totals.trades, "energy_traded_kWh": round(totals.energy, 6),
                                "average_price_ct_per_kWh": round(totals.average_rate, 4) if totals.energy else None,
                                "grid_fee_revenue_ct": round(totals.fees, 4),
@@ -130,7 +137,14 @@ class RunResults:
                      f"{average if average is not None else '-':>11}")
         return "\n".join(lines)
 
-    def close(self) -> None:
+    def _flush(self) -> None:
+        for handle in (self._file, self._orders_file):
+            if handle:
+                handle.flush()
+
+    def close(self, stop_reason: str | None = None) -> None:
+        """Close the CSV files and write summary.json; ``stop_reason`` when the run did not reach its end."""
+        self.stop_reason = stop_reason
         for handle in (self._file, self._orders_file):
             if handle:
                 handle.close()

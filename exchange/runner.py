@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -21,6 +20,7 @@ from gsy_e_sdk.wire import channels
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 5.0
+MESSAGES_PER_PUMP = 10_000
 FAST = "fast"
 REALTIME = "realtime"
 
@@ -142,18 +142,18 @@ class ExchangeRunner:
             self._pump(min(left, 0.05))
 
     def _pump(self, timeout: float) -> None:
-        """Handle every queued message, waiting up to ``timeout`` for the first one."""
+        """Handle queued messages, waiting up to ``timeout`` for the first one.
+
+        At most ``MESSAGES_PER_PUMP``: callers check their deadline between calls, so a flood
+        of messages cannot hold the clock back.
+        """
         self._heartbeat()
-        try:
-            channel, payload = self.edge.inbox.get(timeout=timeout) if timeout > 0 else self.edge.inbox.get_nowait()
-        except queue.Empty:
-            return
-        while True:
-            self._dispatch(channel, payload)
-            try:
-                channel, payload = self.edge.inbox.get_nowait()
-            except queue.Empty:
+        for _ in range(MESSAGES_PER_PUMP):
+            message = self.edge.receive(timeout)
+            if message is None:
                 return
+            self._dispatch(*message)
+            timeout = 0
 
     def _dispatch(self, channel: str, payload: object) -> None:
         command = self._control.get(channel)

@@ -9,25 +9,26 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
 from exchange.aggregators import AggregatorRegistry
 from exchange.assets import Asset
+from exchange.batch_answers import MB, BatchAnswers, BatchKey, BatchLimits, error_envelope
 from exchange.clock import SimulationClock
 from exchange.commands import CommandExecutor
 from exchange.direct import DirectMode
 from exchange.engine import GridEngine, MarketArea, TradeRecord
 from exchange.grid_tree import GridTreeBuilder
+from gsy_e_sdk.wire.log_limit import RateLimitedLog
 from exchange.scenario import Scenario
 from gsy_e_sdk.wire import channels
 from gsy_e_sdk.wire.times import format_slot, format_trade_time
 
 logger = logging.getLogger(__name__)
+limited_log = RateLimitedLog(logger)  # what clients send decides how often these are logged
 
 Outgoing = tuple[str, str]  # (channel, JSON payload)
-SEEN_BATCHES_KEPT = 200_000
 
 
 @dataclass
@@ -46,14 +47,40 @@ class _Batch:
     aggregator_uuid: str
     commands: dict[str, list]
     sequence: int
+    responses: dict[str, list[str]] = field(default_factory=dict)  # area uuid -> JSON of each response
+    answer_bytes: int = 0
+
+    @property
+    def key(self) -> BatchKey:
+        return self.aggregator_uuid, self.transaction_id
+
+    def answer(self, area_uuid: str, response: dict) -> None:
+        # Serialized one by one so the answer's size is known while the batch executes.
+        text = json.dumps(response)
+        self.responses.setdefault(area_uuid, []).append(text)
+        self.answer_bytes += len(text) + 2
+
+    def envelope(self) -> str:
+        responses = ", ".join(f"{json.dumps(area_uuid)}: [{', '.join(entries)}]"
+                              for area_uuid, entries in self.responses.items())
+        return (f'{{"command": "batch_commands", "transaction_id": {json.dumps(self.transaction_id)}, '
+                f'"aggregator_uuid": {json.dumps(self.aggregator_uuid)}, "responses": {{{responses}}}}}')
+
+
+def command_count(commands: dict) -> int:
+    """Commands of a batch; an area listed with no command counts as one (it still gets an answer entry)."""
+    return sum(max(len(value), 1) if isinstance(value, list) else 1 for value in commands.values())
 
 
 class Simulation:
-    def __init__(self, scenario: Scenario, clock: SimulationClock, compact_tree: bool = False) -> None:
-        """``compact_tree``: events carry every market but only the aggregator's own assets."""
+    def __init__(self, scenario: Scenario, clock: SimulationClock, compact_tree: bool = False,
+                 limits: BatchLimits = BatchLimits(), strict_reference: bool = False) -> None:
+        """``compact_tree``: events carry every market but only the aggregator's own assets;
+        ``strict_reference``: refuse what crashes the reference exchange (see CommandExecutor)."""
         self.clock = clock
+        self.limits = limits
         self.engine = GridEngine(scenario, clock)
-        self.executor = CommandExecutor(self.engine)
+        self.executor = CommandExecutor(self.engine, strict_reference)
         self.registry = AggregatorRegistry(self._selectable_problem)
         self.tree = GridTreeBuilder(self.engine, compact_tree)
         self.prefixes: dict[str, MarketArea | Asset] = {}
@@ -67,7 +94,8 @@ class Simulation:
         self.connected: set[str] = set()      # registered assets, in control from the next slot
         self._to_release: set[str] = set()    # unregistered: leave their aggregator next slot
         self._incoming: list[_Batch] = []
-        self._seen: OrderedDict[str, str | None] = OrderedDict()  # batch id -> response JSON
+        self._queued_commands = 0  # of self._incoming, bounded by limits.max_queued_commands
+        self._answers = BatchAnswers(limits)
         self._republish: list[Outgoing] = []
         self._batch_sequence = 0
         self.batches_received: dict[str, int] = {}  # aggregator uuid -> batches seen
@@ -130,33 +158,46 @@ class Simulation:
 
     def _receive_batch(self, payload: Any) -> list[Outgoing]:
         if not isinstance(payload, dict):
-            logger.warning("dropped a batch that is not a JSON object")
+            limited_log.warning("dropped a batch that is not a JSON object")
             return []
         transaction_id = payload.get("transaction_id")
         aggregator_uuid = payload.get("aggregator_uuid")
         if not isinstance(transaction_id, str) or not isinstance(aggregator_uuid, str):
-            logger.warning("dropped a batch without transaction_id/aggregator_uuid")
+            limited_log.warning("dropped a batch without transaction_id/aggregator_uuid")
             return []
-        self.batches_received[aggregator_uuid] = self.batches_received.get(aggregator_uuid, 0) + 1
-        if transaction_id in self._seen:
+        known = aggregator_uuid in self.registry.aggregators
+        if known:  # only real aggregators: anyone can send any uuid
+            self.batches_received[aggregator_uuid] = self.batches_received.get(aggregator_uuid, 0) + 1
+        key = (aggregator_uuid, transaction_id)
+        if key in self._answers:
             # Idempotency: a re-sent batch is never applied twice; its answer is sent again.
-            previous = self._seen[transaction_id]
+            previous = self._answers.replay(key)
             if previous is not None:
                 self._republish.append((channels.batch_response(aggregator_uuid), previous))
             return []
-        self._seen[transaction_id] = None
-        while len(self._seen) > SEEN_BATCHES_KEPT:
-            self._seen.popitem(last=False)
         commands = payload.get("batch_commands")
-        if aggregator_uuid not in self.registry.aggregators or not isinstance(commands, dict):
-            reason = (f"Aggregator {aggregator_uuid} does not exist" if aggregator_uuid not in self.registry.aggregators
-                      else "batch_commands must be an object mapping area uuids to lists of commands")
-            envelope = json.dumps({"command": "batch_commands", "transaction_id": transaction_id,
-                                   "aggregator_uuid": aggregator_uuid, "status": "error", "message": reason,
-                                   "responses": {}})
-            self._seen[transaction_id] = envelope
+        count = command_count(commands) if isinstance(commands, dict) else 0
+        if known and count <= self.limits.max_commands and (
+                self._queued_commands + count > self.limits.max_queued_commands):
+            # Not remembered: the same batch sent again after this tick is applied.
+            return [(channels.batch_response(aggregator_uuid), error_envelope(aggregator_uuid, transaction_id, (
+                f"Exchange busy: {self._queued_commands} commands already wait for the next tick; nothing was "
+                "applied, send the batch again")))]
+        self._answers.add(key)
+        reason = ""
+        if not known:
+            reason = f"Aggregator {aggregator_uuid} does not exist"
+        elif not isinstance(commands, dict):
+            reason = "batch_commands must be an object mapping area uuids to lists of commands"
+        elif count > self.limits.max_commands:
+            reason = (f"Batch of {count} commands refused: at most {self.limits.max_commands} commands per batch "
+                      "(exchange option --max-batch-commands); nothing was applied, send it in smaller batches")
+        if reason:
+            envelope = error_envelope(aggregator_uuid, transaction_id, reason)
+            self._answers.store(key, envelope)
             return [(channels.batch_response(aggregator_uuid), envelope)]
         self._batch_sequence += 1
+        self._queued_commands += count
         self._incoming.append(_Batch(transaction_id, aggregator_uuid, commands, self._batch_sequence))
         return []
 
@@ -175,9 +216,9 @@ class Simulation:
         result = StepResult([], slot_started=tick == 0)
         if tick == 0:
             self._start_slot()
-        processing, self._incoming = self._incoming, []
+        processing, self._incoming, self._queued_commands = self._incoming, [], 0
         engine.run_templates(self.controlled)
-        direct_responses = self.direct.execute_queued()
+        direct_responses = self.direct.execute_queued(result.client_orders)
         trades = engine.match()
         result.trades = trades
         responses = self._execute_batches(processing, result.client_orders)
@@ -211,42 +252,43 @@ class Simulation:
         if not batches:
             return []
         work = []
-        responses: dict[str, dict[str, list]] = {batch.transaction_id: {} for batch in batches}
         for batch in batches:
             for area_uuid, commands in batch.commands.items():
                 area = self.engine.areas.get(area_uuid)
                 owner = self.registry.owner.get(area_uuid)
-                entry = responses[batch.transaction_id].setdefault(area_uuid, [])
+                batch.responses.setdefault(area_uuid, [])
                 if not isinstance(commands, list):
                     commands = [commands]
                 if area is None or owner != batch.aggregator_uuid:
                     reason = (f"Area {area_uuid} does not exist" if area is None
                               else f"Area {area_uuid} is not controlled by aggregator {batch.aggregator_uuid}")
                     for command in commands:
-                        command_type = command.get("type") if isinstance(command, dict) else None
-                        entry.append({"command": command_type, "status": "error", "area_uuid": area_uuid,
-                                      "message": reason, "transaction_id": batch.transaction_id})
+                        batch.answer(area_uuid, _command_error(command, area_uuid, batch, reason))
                     continue
                 for index, command in enumerate(commands):
-                    work.append((self._area_order[area_uuid], batch.sequence, index, area, command, batch, entry))
+                    work.append((self._area_order[area_uuid], batch.sequence, index, area, command, batch))
         work.sort(key=lambda item: item[:3])
-        for _, _, _, area, command, batch, entry in work:
+        answer_limit = self.limits.max_answer_bytes
+        for _, _, _, area, command, batch in work:
+            if batch.answer_bytes > answer_limit:
+                # Its answer must still fit through Redis to its client: the rest of the batch is refused.
+                batch.answer(area.uuid, _command_error(command, area.uuid, batch, (
+                    f"Not executed: the answer to this batch passed {answer_limit / MB:g} MB; "
+                    "send fewer commands per batch")))
+                continue
             try:
                 response = self.executor.execute(area, command, batch.transaction_id)
-                entry.append(response)
+                batch.answer(area.uuid, response)
                 if response.get("status") == "ready" and response.get("command") in ("offer", "bid"):
                     placed.append((area.name, response["command"], batch.transaction_id))
             except Exception:  # noqa: BLE001 - a bug in one command must not stop the exchange
-                logger.exception("command %r on %s failed", command, area.uuid)
-                entry.append({"command": command.get("type") if isinstance(command, dict) else None,
-                              "status": "error", "area_uuid": area.uuid, "transaction_id": batch.transaction_id,
-                              "message": "Internal error while executing the command"})
+                limited_log.error("command %r on %s failed", command, area.uuid, exc_info=True)
+                batch.answer(area.uuid, _command_error(command, area.uuid, batch,
+                                                       "Internal error while executing the command"))
         outgoing = []
         for batch in batches:
-            envelope = json.dumps({"command": "batch_commands", "transaction_id": batch.transaction_id,
-                                   "aggregator_uuid": batch.aggregator_uuid,
-                                   "responses": responses[batch.transaction_id]})
-            self._seen[batch.transaction_id] = envelope
+            envelope = batch.envelope()
+            self._answers.store(batch.key, envelope)
             outgoing.append((channels.batch_response(batch.aggregator_uuid), envelope))
         return outgoing
 
@@ -336,3 +378,8 @@ class Simulation:
             "residual_bid_id": trade.residual_bid_id or "None",
             "residual_offer_id": trade.residual_offer_id or "None",
         }
+
+
+def _command_error(command: Any, area_uuid: str, batch: _Batch, message: str) -> dict:
+    return {"command": command.get("type") if isinstance(command, dict) else None, "status": "error",
+            "area_uuid": area_uuid, "message": message, "transaction_id": batch.transaction_id}

@@ -60,8 +60,9 @@ class Aggregator(AggregatorCore, RestAssetClient):
 
     def __init__(self, aggregator_name: str, simulation_id: str | None = None,
                  domain_name: str | None = None, websockets_domain_name: str | None = None,
-                 accept_all_devices: bool = True) -> None:
-        self._init_aggregator_state(aggregator_name, accept_all_devices)
+                 accept_all_devices: bool = True, *, drop_stale_ticks: bool | None = None) -> None:
+        """``drop_stale_ticks`` as for ``RedisAggregator`` (see ``gsy_e_sdk.hooks``)."""
+        self._init_aggregator_state(aggregator_name, accept_all_devices, drop_stale_ticks)
         self.aggregator_uuid = ""
         RestAssetClient.__init__(self, "", simulation_id, domain_name, websockets_domain_name,
                                  autoregister=False, start_websocket=False)
@@ -99,8 +100,9 @@ class Aggregator(AggregatorCore, RestAssetClient):
                                          f"at {self.aggregator_prefix} (answer: {response!r})")
         return response["uuid"]
 
-    def delete_aggregator(self) -> Any:
-        """Delete this aggregator at the exchange; the HTTP answer."""
+    def delete_aggregator(self, is_blocking: bool = True) -> Any:
+        """Delete this aggregator at the exchange; the HTTP answer (``is_blocking`` as for Redis
+        scripts: the call always waits for it)."""
         return self._request("POST", f"{self.aggregator_prefix}delete-aggregator/",
                              {"aggregator_uuid": self.aggregator_uuid})
 

@@ -6,7 +6,12 @@ list, the command buffer and the hooks live here once. The transports only say h
 sent and how a waiting batch call is answered (``_resolve_batch``, ``_release_waiting_batches``).
 
 Bookkeeping runs on the transport's reader thread *before* a hook is queued, so a hook always
-sees state at least as new as its event; hooks run in arrival order on the shared executor.
+sees state at least as new as its event; hooks run in arrival order on the shared executor (a
+tick superseded while the hooks are behind is skipped, see ``gsy_e_sdk.hooks``).
+
+Events and batch responses are validated here, at the boundary: one that does not have the
+protocol's shape (REDIS.md 6.4, 7) is logged (rate-limited) and dropped before any state or hook
+sees it, so garbage on a channel cannot corrupt the aggregator or reach user code.
 """
 
 from __future__ import annotations
@@ -16,16 +21,19 @@ import threading
 import weakref
 from typing import Any
 
+from gsy_e_sdk.wire.log_limit import RateLimitedLog
 from gsy_e_sdk import validation
 from gsy_e_sdk.commands import ClientCommandBuffer, Command
 from gsy_e_sdk.constants import MIN_SLOT_COMPLETION_TICK_TRIGGER_PERCENTAGE
 from gsy_e_sdk.grid_fee_calculation import GridFeeCalculation
-from gsy_e_sdk.hooks import HookRunner
+from gsy_e_sdk.hooks import Call, HookedClient
 from gsy_e_sdk.utils import (
     create_area_name_uuid_mapping_from_tree_info, flatten_info_dict, get_uuid_from_area_name_in_tree_dict,
     log_bid_offer_confirmation, log_trade_info)
+from gsy_e_sdk.wire.incoming import AggregatorEvent, BatchEnvelope, check
 
 logger = logging.getLogger(__name__)
+_dropped = RateLimitedLog(logger)
 
 AGGREGATOR_EVENTS = ("market", "tick", "trade", "finish")
 
@@ -39,13 +47,16 @@ class AggregatorCommandBuffer(ClientCommandBuffer):
         self._commands[:0] = taken
 
 
-class AggregatorCore:
+class AggregatorCore(HookedClient):
     """State, hooks and message handling common to the Redis and REST aggregators."""
 
     aggregator_name: str
     aggregator_uuid: str
 
-    def _init_aggregator_state(self, aggregator_name: str, accept_all_devices: bool) -> None:
+    def _init_aggregator_state(self, aggregator_name: str, accept_all_devices: bool,
+                               drop_stale_ticks: bool | None = None) -> None:
+        if drop_stale_ticks is not None:
+            self.drop_stale_ticks = drop_stale_ticks
         self.aggregator_name = aggregator_name
         self.accept_all_devices = accept_all_devices
         self.device_uuid_list: list[str] = []
@@ -56,7 +67,7 @@ class AggregatorCore:
         self.grid_fee_calculation = GridFeeCalculation()
         self.lock = threading.Lock()  # for scripts; the SDK does not take it
         self._buffer = AggregatorCommandBuffer()
-        self._hooks = HookRunner()
+        self._start_hooks(aggregator_name)
         self._devices_lock = threading.Lock()  # the reader thread and callers both update the list
 
     # Hooks (override in a subclass) -------------------------------------------------------------
@@ -78,10 +89,6 @@ class AggregatorCore:
 
     def on_event_or_response(self, message: dict[str, Any]) -> None:
         pass
-
-    def wait_for_hooks(self, timeout: float | None = None) -> bool:
-        """Block until every hook submitted so far has returned."""
-        return self._hooks.wait_idle(timeout)
 
     # Batch buffer -------------------------------------------------------------------------------
 
@@ -160,46 +167,53 @@ class AggregatorCore:
 
     def _on_aggregator_event(self, message: dict[str, Any]) -> None:
         """A ``market``/``tick``/``trade``/``finish`` event (REDIS.md 7): bookkeeping, then hooks."""
-        event = message.get("event")
-        if event in ("market", "tick", "trade") and isinstance(message.get("grid_tree"), dict):
-            self.latest_grid_tree = message["grid_tree"]
-            self.latest_grid_tree_flat = flatten_info_dict(self.latest_grid_tree)
+        if not check(AggregatorEvent, message, _dropped, f"the events of {self.aggregator_name}"):
+            return
+        event = message["event"]
+        if event in ("market", "tick", "trade") and message.get("grid_tree") is not None:
+            flat = flatten_info_dict(message["grid_tree"])
+            self.latest_grid_tree, self.latest_grid_tree_flat = message["grid_tree"], flat
+        calls: list[Call] = []
         if event == "market":
             self.area_name_uuid_mapping = create_area_name_uuid_mapping_from_tree_info(
                 self.latest_grid_tree_flat)
             self.grid_fee_calculation.handle_grid_stats(self.latest_grid_tree)
-            self._hooks.submit("on_market_slot", self.on_market_slot, message)
+            calls.append(("on_market_slot", self.on_market_slot, (message,)))
         elif event == "tick":
             if _completion_percent(message) >= MIN_SLOT_COMPLETION_TICK_TRIGGER_PERCENTAGE:
-                self._hooks.submit("on_tick", self.on_tick, message)
+                calls.append(("on_tick", self.on_tick, (message,)))
         elif event == "trade":
             for trade in message.get("trade_list") or []:
                 log_trade_info(trade)
-            self._hooks.submit("on_trade", self.on_trade, message)
+            calls.append(("on_trade", self.on_trade, (message,)))
         elif event == "finish":
             self.is_finished = True
             self._release_waiting_batches()
-            self._hooks.submit("on_finish", self.on_finish, message)
+            calls.append(("on_finish", self.on_finish, (message,)))
             on_finished = getattr(self, "on_finished", None)  # the README's spelling
             if callable(on_finished):
-                self._hooks.submit("on_finished", on_finished, message)
+                calls.append(("on_finished", on_finished, (message,)))
         else:
-            logger.warning("%s: unknown event %r", self.aggregator_name, event)
-        self._hooks.submit("on_event_or_response", self.on_event_or_response, message)
+            _dropped.warning("%s: unknown event %r", self.aggregator_name, event)
+        calls.append(("on_event_or_response", self.on_event_or_response, (message,)))
+        self._hooks.submit_event(event, calls)
+        if event == "finish" and self.dropped_ticks:
+            logger.info("%s: %d tick events were skipped because a newer event arrived before their "
+                        "hooks started.", self.aggregator_name, self.dropped_ticks)
 
     def _on_batch_envelope(self, message: dict[str, Any]) -> None:
         """A batch response envelope (REDIS.md 6.4) addressed to this aggregator."""
-        for uuid, responses in (message.get("responses") or {}).items():
-            for response in responses or []:
-                if not isinstance(response, dict):
-                    continue
+        if not check(BatchEnvelope, message, _dropped, f"the batch answers of {self.aggregator_name}"):
+            return
+        for uuid, responses in message.get("responses", {}).items():
+            for response in responses:
                 if response.get("status") == "error":
                     logger.warning("%s: %s on %s failed: %s", self.aggregator_name,
                                    response.get("command"), uuid,
                                    response.get("error_message") or response.get("message"))
                 else:
                     log_bid_offer_confirmation(response)
-        self._resolve_batch(message.get("transaction_id"), message)
+        self._resolve_batch(message["transaction_id"], message)
         self._hooks.submit("on_event_or_response", self.on_event_or_response, message)
 
 

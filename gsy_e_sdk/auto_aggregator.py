@@ -20,7 +20,7 @@ class AutoAggregator(RedisAggregator):
     def __init__(self, aggregator_name: str, accept_all_devices: bool = True,
                  redis_url: str | None = None, *, offer_price: float = 1.0,
                  bid_price: float = 30.0, energy_share: float = 0.5,
-                 grid_fee_cents_kwh: float | None = None) -> None:
+                 grid_fee_cents_kwh: float | None = None, drop_stale_ticks: bool | None = None) -> None:
         """Prices are **total** cents per order, as in the README example."""
         self.offer_price = offer_price
         self.bid_price = bid_price
@@ -28,7 +28,7 @@ class AutoAggregator(RedisAggregator):
         self.grid_fee_cents_kwh = grid_fee_cents_kwh
         self.trades: list[dict[str, Any]] = []
         self.last_batch_response: dict[str, Any] | None = None
-        super().__init__(aggregator_name, accept_all_devices, redis_url)
+        super().__init__(aggregator_name, accept_all_devices, redis_url, drop_stale_ticks=drop_stale_ticks)
 
     def on_market_slot(self, market_info: dict[str, Any]) -> None:
         batch = self.add_to_batch_commands

@@ -13,6 +13,10 @@ MIN_SLOT_COMPLETION_TICK_TRIGGER_PERCENTAGE = 10
 REGISTER_TIMEOUT = 120
 AGGREGATOR_COMMAND_TIMEOUT = 10
 BATCH_COMMAND_TIMEOUT = 10
+DIRECT_COMMAND_TIMEOUT = 120  # forecasts, grid fees ... on an area's own channels, as over REST
+# A command published before the exchange subscribed (started together, as in the README) is
+# sent again until it has a listener, for at most this long.
+LISTENER_WAIT_TIMEOUT = 30
 
 # REST + websockets (REST.md, SDK_API.md 5) ---------------------------------------------------
 REST_REGISTER_TIMEOUT = 900  # register/unregister responses on the websocket

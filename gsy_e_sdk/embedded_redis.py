@@ -21,6 +21,8 @@ from pathlib import Path
 
 import redis
 
+from gsy_e_sdk.wire.redact import redact_url
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_LOCAL_URL = "redis://127.0.0.1:6379"
@@ -117,7 +119,7 @@ def redis_url(explicit: str | None = None, *, allow_shared: bool = True) -> Iter
     chosen = explicit or os.environ.get("REDIS_URL")
     if chosen:
         if not answers(chosen):
-            raise RedisUnavailable(f"no Redis answers at {chosen}")
+            raise RedisUnavailable(f"no Redis answers at {redact_url(chosen)}")
         yield chosen
         return
     if allow_shared and answers(DEFAULT_LOCAL_URL):

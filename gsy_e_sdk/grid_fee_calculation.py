@@ -35,7 +35,7 @@ class GridFeeCalculation:
                 for fee_type, fees in self.market_area_uuid_grid_fee_mapping.items():
                     if fee_type in node:
                         fees[uuid] = node[fee_type]
-                if node.get("children"):
+                if isinstance(node.get("children"), dict):
                     stack.append((node["children"], path))
 
     def calculate_grid_fee(self, start_market_or_device_uuid: str,

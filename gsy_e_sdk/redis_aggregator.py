@@ -37,11 +37,13 @@ class AggregatorChannelNames:
 class RedisAggregator(AggregatorCore):
     def __init__(self, aggregator_name: str, accept_all_devices: bool = True,
                  redis_url: str | None = None, *, aggregator_uuid: str | None = None,
-                 device_uuids: list[str] | None = None) -> None:
+                 device_uuids: list[str] | None = None, drop_stale_ticks: bool | None = None) -> None:
         """``aggregator_uuid`` takes over an aggregator that already exists at the exchange (e.g.
         after a restart) instead of creating one; ``device_uuids`` are the devices that already
-        selected it (the SELECTED answers went out before this object listened)."""
-        self._init_aggregator_state(aggregator_name, accept_all_devices)
+        selected it (the SELECTED answers went out before this object listened).
+        ``drop_stale_ticks=False`` runs ``on_tick`` for every tick even when the hooks are behind
+        (default: the class attribute, True; see ``gsy_e_sdk.hooks``)."""
+        self._init_aggregator_state(aggregator_name, accept_all_devices, drop_stale_ticks)
         # The exchange names the aggregator after the CREATE transaction id (REDIS.md 4.1).
         self.aggregator_uuid = aggregator_uuid or new_transaction_id()
         self.device_uuid_list.extend(dict.fromkeys(device_uuids or ()))
@@ -61,13 +63,13 @@ class RedisAggregator(AggregatorCore):
             self._create()
 
     def _create(self) -> None:
-        pending = self._connection.pending
-        future = pending.expect(self.aggregator_uuid, owner=self)
-        self._connection.publish(self.channel_names.commands, {
-            "name": self.aggregator_name, "type": "CREATE", "transaction_id": self.aggregator_uuid})
-        response = pending.wait(self.aggregator_uuid, future, AGGREGATOR_COMMAND_TIMEOUT,
-                                RedisAggregatorAPIException, "API registration process timed out.",
-                                "CREATE")
+        # CREATE is sent again while nobody listens: a script started together with the exchange
+        # would otherwise publish it before the exchange subscribed, and wait forever.
+        response = self._connection.request(
+            self.channel_names.commands, {
+                "name": self.aggregator_name, "type": "CREATE", "transaction_id": self.aggregator_uuid},
+            owner=self, wait=True, timeout=AGGREGATOR_COMMAND_TIMEOUT, error=RedisAggregatorAPIException,
+            message="API registration process timed out.", command="CREATE")
         if response.get("status") == "error":
             raise RedisAggregatorAPIException(f"The exchange refused to create aggregator "
                                               f"{self.aggregator_name}: {response}")
@@ -99,15 +101,18 @@ class RedisAggregator(AggregatorCore):
     def delete_aggregator(self, is_blocking: bool = True) -> str | None:
         """Delete this aggregator at the exchange (on ``aggregator-commands``, where it listens)."""
         transaction_id = new_transaction_id()
-        pending = self._connection.pending
-        future = pending.expect(transaction_id, owner=self)
-        self._connection.publish(self.channel_names.commands, {
-            "name": self.aggregator_name, "aggregator_uuid": self.aggregator_uuid,
-            "type": "DELETE", "transaction_id": transaction_id})
+        command = {"name": self.aggregator_name, "aggregator_uuid": self.aggregator_uuid,
+                   "type": "DELETE", "transaction_id": transaction_id}
+        if self.is_finished:
+            # As the original: after finish nothing is waited for (the exchange may have exited).
+            self._connection.publish(self.channel_names.commands, command)
+            return transaction_id if is_blocking else None
+        response = self._connection.request(
+            self.channel_names.commands, command, owner=self, wait=is_blocking,
+            timeout=AGGREGATOR_COMMAND_TIMEOUT, error=RedisAggregatorAPIException,
+            message="API has timed out.", command="DELETE")
         if not is_blocking:
             return None
-        response = pending.wait(transaction_id, future, AGGREGATOR_COMMAND_TIMEOUT,
-                                RedisAggregatorAPIException, "API has timed out.", "DELETE")
         if response.get("status") == "error":
             logger.warning("The exchange could not delete aggregator %s: %s",
                            self.aggregator_uuid, response)

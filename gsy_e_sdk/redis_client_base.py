@@ -7,15 +7,18 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from gsy_e_sdk.wire.log_limit import RateLimitedLog
 from gsy_e_sdk import validation
 from gsy_e_sdk.client_interface import APIClientInterface
-from gsy_e_sdk.constants import AGGREGATOR_COMMAND_TIMEOUT, REGISTER_TIMEOUT
-from gsy_e_sdk.hooks import HookRunner
+from gsy_e_sdk.constants import AGGREGATOR_COMMAND_TIMEOUT, DIRECT_COMMAND_TIMEOUT, REGISTER_TIMEOUT
+from gsy_e_sdk.hooks import HookedClient
 from gsy_e_sdk.pending import new_transaction_id
 from gsy_e_sdk.redis_connection import get_connection
 from gsy_e_sdk.wire import channels
+from gsy_e_sdk.wire.incoming import AreaResponse, check
 
 logger = logging.getLogger(__name__)
+_dropped = RateLimitedLog(logger)
 
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 
@@ -44,7 +47,7 @@ class AreaChannelNames:
         )
 
 
-class RedisClientBase(APIClientInterface):
+class RedisClientBase(HookedClient, APIClientInterface):
     """A registered asset or market, identified by its channel prefix ``area_id``.
 
     ``pubsub_thread`` is accepted for compatibility: every client of the process shares one
@@ -61,7 +64,7 @@ class RedisClientBase(APIClientInterface):
         self._connection = get_connection(redis_url)
         self.redis_db = self._connection.redis
         self.pubsub = self._connection.pubsub
-        self._hooks = HookRunner()
+        self._start_hooks(area_id)
         self.executor = self._hooks.executor
         self._channel_handlers = {
             self.channel_names.register_response: self._on_register_response,
@@ -73,6 +76,7 @@ class RedisClientBase(APIClientInterface):
             {self.channel_names.all_messages: self._on_area_message}
             if type(self).on_event_or_response is not RedisClientBase.on_event_or_response else {})
         self._connection.subscribe(self._channel_handlers, self._pattern_handlers)
+        self._answer_channels: set[str] = set()  # of direct commands, subscribed on first use
         self._connection.watch_aggregator_responses()
         if autoregister:
             self.register(is_blocking=True)
@@ -84,10 +88,6 @@ class RedisClientBase(APIClientInterface):
 
     def on_event_or_response(self, message: dict[str, Any]) -> None:
         """Called with every message on ``<area_id>/*``."""
-
-    def wait_for_hooks(self, timeout: float | None = None) -> bool:
-        """Block until every hook submitted so far has returned."""
-        return self._hooks.wait_idle(timeout)
 
     # Registration -----------------------------------------------------------------------------
 
@@ -115,19 +115,18 @@ class RedisClientBase(APIClientInterface):
                                     f"Deactivating connection. (response: {response})")
 
     def _request(self, channel: str, command: str, is_blocking: bool, timeout_text: str) -> Any:
-        transaction_id = new_transaction_id()
-        future = self._connection.pending.expect(transaction_id, owner=self)
-        self._connection.publish(channel, {"name": self.area_id, "transaction_id": transaction_id})
-        if not is_blocking:
-            return None
-        return self._connection.pending.wait(transaction_id, future, REGISTER_TIMEOUT,
-                                             RedisAPIException, timeout_text, command)
+        return self._connection.request(
+            channel, {"name": self.area_id, "transaction_id": new_transaction_id()}, owner=self,
+            wait=is_blocking, timeout=REGISTER_TIMEOUT, error=RedisAPIException, message=timeout_text,
+            command=command)
 
-    def _on_register_response(self, _channel: str, payload: dict[str, Any]) -> None:
+    def _on_register_response(self, channel: str, payload: dict[str, Any]) -> None:
+        if not check(AreaResponse, payload, _dropped, channel):
+            return
         transaction_id = payload.get("transaction_id")
         if not self._connection.pending.owned_by(transaction_id, self):
-            logger.debug("Ignoring a register response for %s not requested here: %s",
-                         self.area_id, payload)
+            logger.debug("Ignoring a register response for %s not requested here (transaction %s)",
+                         self.area_id, transaction_id)
             return
         if payload.get("device_uuid"):
             self.area_uuid = payload["device_uuid"]
@@ -168,28 +167,53 @@ class RedisClientBase(APIClientInterface):
     def _aggregator_command(self, kind: str, aggregator_uuid: str, is_blocking: bool) -> str | None:
         validation.area_uuid(aggregator_uuid, "aggregator_uuid")
         transaction_id = new_transaction_id()
-        pending = self._connection.pending
-        future = pending.expect(transaction_id, owner=self)
-        self._connection.publish(channels.AGGREGATOR_COMMANDS, {
-            "aggregator_uuid": aggregator_uuid, "device_uuid": self.area_uuid, "type": kind,
-            "transaction_id": transaction_id})
+        response = self._connection.request(
+            channels.AGGREGATOR_COMMANDS, {
+                "aggregator_uuid": aggregator_uuid, "device_uuid": self.area_uuid, "type": kind,
+                "transaction_id": transaction_id},
+            owner=self, wait=is_blocking, timeout=AGGREGATOR_COMMAND_TIMEOUT, error=RedisAPIException,
+            message="API has timed out.", command=kind)
         if not is_blocking:
             return None
-        response = pending.wait(transaction_id, future, AGGREGATOR_COMMAND_TIMEOUT,
-                                RedisAPIException, "API has timed out.", kind)
         if response.get("status") == "error":
             logger.warning("%s of aggregator %s by %s was refused: %s", kind, aggregator_uuid,
                            self.area_id, response.get("msg", response))
         return transaction_id
 
+    # Direct commands (REDIS.md 9) ---------------------------------------------------------------
+
+    def _direct_command(self, command: str, body: dict[str, Any], wait: bool) -> dict[str, Any] | None:
+        """A command on the area's own channel, as the REST clients' calls are relayed; its answer.
+
+        The exchange runs it at its next tick. The answer channel is subscribed on first use, so
+        clients that never send one cost nothing.
+        """
+        answers = channels.area_command_response(self.area_id, command)
+        if answers not in self._answer_channels:
+            self._connection.subscribe({answers: self._on_direct_answer})
+            self._answer_channels.add(answers)
+        return self._connection.request(
+            channels.area_command(self.area_id, command), {**body, "transaction_id": new_transaction_id()},
+            owner=self, wait=wait, timeout=DIRECT_COMMAND_TIMEOUT, error=RedisAPIException,
+            message="API has timed out.", command=command)
+
+    def _on_direct_answer(self, channel: str, payload: dict[str, Any]) -> None:
+        # Forecasts are answered on their request channel: skip our own request, which has neither.
+        if ("command" in payload or "status" in payload) and check(AreaResponse, payload, _dropped, channel):
+            self._connection.pending.resolve(payload.get("transaction_id"), payload)
+
     # Messages on <area_id>/* ------------------------------------------------------------------
 
     def _on_area_message(self, _channel: str, payload: dict[str, Any]) -> None:
-        self._hooks.submit("on_event_or_response", self.on_event_or_response, payload)
+        event = payload.get("event")  # direct-mode events (REDIS.md 9): a stale tick may be skipped
+        self._hooks.submit_event(event if isinstance(event, str) else None,
+                                 [("on_event_or_response", self.on_event_or_response, (payload,))])
 
     def close(self) -> None:
         """Stop receiving messages for this client (the shared connection stays open)."""
-        self._connection.unsubscribe(self._channel_handlers, self._pattern_handlers)
+        self._connection.unsubscribe(
+            {**self._channel_handlers, **dict.fromkeys(self._answer_channels, self._on_direct_answer)},
+            self._pattern_handlers)
 
 
 def _unregistered(response: Any) -> bool:

@@ -13,17 +13,18 @@ class RestMarketClient(RestAreaClient):
     """A market (``area_id`` is its uuid): grid fees and DSO statistics.
 
     Like ``RestAssetClient``, its websocket opens lazily, just before the first call answered
-    over it (``grid_fees``, ``last_market_dso_stats``), unless a subclass overrides
-    ``on_event_or_response`` (then at construction). A market controlled through an aggregator
-    needs no socket of its own.
+    over it (``grid_fees``, ``last_market_dso_stats``, ``register``), unless a subclass overrides
+    ``on_event_or_response`` or ``autoregister`` is set (then at construction). A market
+    controlled through an aggregator needs no socket of its own. ``autoregister`` (shown by the
+    original README, absent from its code) registers the market at construction, as the Redis
+    client does; the hosted platform needs no registration to select an aggregator.
     """
 
     def __init__(self, area_id: str, simulation_id: str | None = None, domain_name: str | None = None,
-                 websockets_domain_name: str | None = None) -> None:
+                 websockets_domain_name: str | None = None, autoregister: bool = False) -> None:
         self.area_id = area_id
         self._init_rest(area_id, simulation_id, domain_name, websockets_domain_name, None)
-        if overrides_event_hooks(type(self), RestMarketClient):
-            self.start_websocket_connection()
+        self._open(autoregister, overrides_event_hooks(type(self), RestMarketClient))
 
     def on_event_or_response(self, message: dict[str, Any]) -> None:
         """Called with every message of this market's socket; override to observe them."""

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gsy_e_sdk.constants import API_CLIENT_SIMULATION_ID, DEFAULT_DOMAIN_NAME, DEFAULT_WEBSOCKET_DOMAIN
+from gsy_e_sdk.wire import json_codec
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def flatten_info_dict(indict: dict[str, Any]) -> dict[str, dict[str, Any]]:
     while stack:
         for uuid, node in stack.pop().items():
             flat[uuid] = node
-            if isinstance(node, dict) and node.get("children"):
+            if isinstance(node, dict) and isinstance(node.get("children"), dict):
                 stack.append(node["children"])
     return flat
 
@@ -138,7 +139,7 @@ def log_bid_offer_confirmation(message: dict[str, Any]) -> None:
     if message.get("status") != "ready" or command not in ("offer", "bid"):
         return
     try:
-        order = json.loads(message[command])
+        order = json_codec.loads(message[command])
         trader = order["seller" if command == "offer" else "buyer"]
         trader_name = trader["name"] if isinstance(trader, dict) else trader
         rate = order["energy_rate"]
@@ -276,7 +277,7 @@ def _read_scenario(collab_id: str, domain_name: str) -> tuple[dict[str, Any] | N
         return None, data["errors"]
     try:
         serialized = data["data"]["readConfiguration"]["scenarioData"]["latest"]["serialized"]
-        return json.loads(serialized), None
+        return json_codec.loads(serialized), None
     except (KeyError, TypeError, ValueError):
         logger.error("Unexpected readConfiguration answer for %s: %.300s", collab_id, data)
         return None, None

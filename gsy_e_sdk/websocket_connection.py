@@ -7,17 +7,19 @@ a thousand threads.
 Each ``WebsocketConnection`` keeps its socket open forever: at every (re)connect it asks the
 token provider for a current token (logging in again after a 401 handshake), and after any
 failure it waits with jittered exponential backoff (0.5 s doubling to 30 s; a connection that
-lived longer than 30 s resets it). Frames may be binary (decoded as UTF-8) or text; each must be
-a JSON object, which is handed to ``on_message`` on the loop thread - handlers must be quick
-(clients resolve futures and queue hooks, nothing more). ``on_disconnect`` is called when an
-open connection ends: answers in flight are lost then (the server does not redeliver). Reconnects are logged without secrets:
-the websockets library gets a logger whose filter blanks the ``Authorization`` header.
+lived longer than 30 s resets it). Frames may be binary or text, read as bytes and decoded here;
+each must be a JSON object, which is handed to ``on_message`` on the loop thread - handlers must
+be quick (clients resolve futures and queue hooks, nothing more). A frame that is not UTF-8, not
+JSON, nested too deeply or not an object, and a handler that raises, are logged (rate-limited),
+counted in ``dropped_messages`` and skipped: the socket stays open and reads on.
+``on_disconnect`` is called when an open connection ends: answers in flight are lost then (the
+server does not redeliver). Reconnects are logged without secrets: the websockets library gets a
+logger whose filter blanks the ``Authorization`` header.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import random
@@ -28,10 +30,12 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosedOK, InvalidStatus
 
+from gsy_e_sdk.wire.log_limit import RateLimitedLog
 from gsy_e_sdk import constants
 from gsy_e_sdk.jwt_auth import RedactingFilter, redact
+from gsy_e_sdk.wire import json_codec
 
 if TYPE_CHECKING:
     from gsy_e_sdk.jwt_auth import TokenProvider
@@ -42,6 +46,10 @@ wire_logger = logging.getLogger(f"{__name__}.wire")
 wire_logger.addFilter(RedactingFilter())
 
 LOOP_THREAD_NAME = "gsy-e-sdk-websockets"
+# Largest frame read (the library's default is 1 MiB, which a large grid tree can exceed); a
+# bigger one makes the library close the connection, which then reconnects.
+MAX_FRAME_BYTES = 32 * 2**20
+SHOWN_BYTES = 120  # of a dropped frame in the log
 
 MessageHandler = Callable[[dict[str, Any]], None]
 
@@ -71,6 +79,11 @@ class WebsocketLoop:
 
     def submit(self, coroutine: Any) -> Future:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+
+    @property
+    def alive(self) -> bool:
+        """True while the loop thread runs its loop (health checks ask)."""
+        return self.thread.is_alive() and self.loop.is_running()
 
 
 _loop: WebsocketLoop | None = None
@@ -103,6 +116,8 @@ class WebsocketConnection:
                  delays: Callable[[], Iterator[float]] = backoff_delays) -> None:
         self.url = url
         self.connections = 0  # successful handshakes so far; > 1 means we reconnected
+        self.dropped_messages = 0  # frames that were not JSON objects, or whose handler raised
+        self._faults = RateLimitedLog(logger)
         self._auth = auth
         self._on_message = on_message
         self._on_disconnect = on_disconnect
@@ -120,6 +135,11 @@ class WebsocketConnection:
     @property
     def is_connected(self) -> bool:
         return self._connected.is_set()
+
+    @property
+    def reader_alive(self) -> bool:
+        """True while this socket's task runs (connected or reconnecting) on a live loop."""
+        return self._task is not None and not self._task.done() and self._loop.alive
 
     def start(self) -> WebsocketConnection:
         if self._task is None:
@@ -140,12 +160,14 @@ class WebsocketConnection:
         loop = asyncio.get_running_loop()
         renewed = False  # the last handshake was refused for its token, which we have renewed
         while not self._closed:
-            token = await loop.run_in_executor(None, self._auth.token)
             opened_at = None
             retry_now = False
+            token = None
             try:
+                token = await loop.run_in_executor(None, self._auth.token)
                 async with connect(self.url, additional_headers=_headers(token), logger=wire_logger,
-                                   open_timeout=constants.HTTP_CONNECT_TIMEOUT_SECS * 2) as socket:
+                                   open_timeout=constants.HTTP_CONNECT_TIMEOUT_SECS * 2,
+                                   max_size=MAX_FRAME_BYTES) as socket:
                     opened_at = time.monotonic()
                     self.connections += 1
                     renewed = False
@@ -154,8 +176,11 @@ class WebsocketConnection:
                     else:
                         logger.debug("Websocket %s connected.", self.url)
                     self._connected.set()
-                    async for frame in socket:
-                        self._dispatch(frame)
+                    while True:
+                        # Bytes, text frames too: their UTF-8 is checked in _dispatch, where a bad
+                        # frame is dropped instead of failing the connection.
+                        self._dispatch(await socket.recv(decode=False))
+            except ConnectionClosedOK:
                 reason = "closed by the server"
             except asyncio.CancelledError:
                 raise
@@ -188,22 +213,26 @@ class WebsocketConnection:
                            "lost" if opened_at is not None else "unavailable", reason, delay)
             await asyncio.sleep(delay)
 
-    def _dispatch(self, frame: str | bytes) -> None:
+    def _dispatch(self, frame: bytes) -> None:
         try:
-            text = frame if isinstance(frame, str) else bytes(frame).decode("utf-8")
-            message = json.loads(text)
-        except (UnicodeDecodeError, ValueError):
-            logger.warning("Ignoring a websocket frame from %s that is not UTF-8 JSON: %.200r",
-                           self.url, frame)
+            message = json_codec.loads(frame)  # bytes: UTF-8 checked, as for Redis messages
+        except ValueError:
+            self._drop("that is not UTF-8 JSON (or is nested too deeply)", frame)
             return
         if not isinstance(message, dict):
-            logger.warning("Ignoring a websocket frame from %s that is not a JSON object: %.200r",
-                           self.url, message)
+            self._drop("that is not a JSON object", frame)
             return
         try:
             self._on_message(message)
         except Exception:  # noqa: BLE001 - one bad message must not drop the socket
-            logger.exception("Handling a websocket message from %s failed: %.500r", self.url, message)
+            self.dropped_messages += 1
+            # No payload in the record: it may be huge, or too deep for repr().
+            self._faults.error("Handling a websocket message from %s failed", self.url, exc_info=True)
+
+    def _drop(self, why: str, frame: bytes) -> None:
+        self.dropped_messages += 1
+        self._faults.warning("Dropped a websocket frame from %s %s: %r (%d bytes)", self.url, why,
+                             frame[:SHOWN_BYTES], len(frame))
 
 
 def _headers(token: str | None) -> dict[str, str]:

@@ -20,10 +20,13 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
+from gsy_e_sdk.wire.log_limit import RateLimitedLog
 from gsy_e_sdk.constants import REST_COMMAND_TIMEOUT
 from gsy_e_sdk.utils import log_bid_offer_confirmation, log_trade_info
+from gsy_e_sdk.wire.incoming import AggregatorEvent, CommandResponse, check
 
 logger = logging.getLogger(__name__)
+_dropped = RateLimitedLog(logger)
 
 UNCLAIMED_LIMIT = 1000
 
@@ -46,10 +49,14 @@ class WebsocketMessageReceiver:
     # Incoming -----------------------------------------------------------------------------------
 
     def received_message(self, message: dict[str, Any]) -> None:
+        """Dispatch one frame's object; one without the protocol's shape is logged and dropped."""
+        where = f"the websocket of {self.client!r}"
         if "event" in message:
-            self._on_event(message)
+            if check(AggregatorEvent, message, _dropped, where):
+                self._on_event(message)
         elif "command" in message:
-            self._on_command_response(message)
+            if check(CommandResponse, message, _dropped, where):
+                self._on_command_response(message)
 
     def _on_event(self, message: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -142,7 +149,7 @@ class DeviceWebsocketMessageReceiver(WebsocketMessageReceiver):
               "finish": "on_finish"}
 
     def _on_event(self, message: dict[str, Any]) -> None:
-        event = message.get("event")
+        event = message["event"]
         if event == "finish":
             self.client.is_finished = True
         elif event == "trade":
@@ -150,13 +157,13 @@ class DeviceWebsocketMessageReceiver(WebsocketMessageReceiver):
                 log_trade_info(trade)
         name = self._HOOKS.get(event)
         hook = getattr(self.client, name, None) if name else None
-        if hook is not None:
-            self.client._hooks.submit(name, hook, message)
-        elif name is None:
-            logger.error("Unknown event %r on the websocket of %s.", event, self.client)
-        else:
+        calls = [(name, hook, (message,))] if hook is not None else []
+        if name is None:
+            _dropped.warning("Unknown event %r on the websocket of %s.", event, self.client)
+        elif hook is None:
             logger.debug("%s has no %s hook; event %r ignored.", self.client, name, event)
-        self._notify(message)
+        calls.append(("on_event_or_response", self.client.on_event_or_response, (message,)))
+        self.client._hooks.submit_event(event, calls)
 
     def _on_command_response(self, message: dict[str, Any]) -> None:
         command = message.get("command")

@@ -2,8 +2,9 @@
 
 Everything an operator would otherwise find out mid-run is checked first: a configured name or
 pattern the exchange does not know, or a device another aggregator already controls, stops the
-start with one error listing all of them. Aggregator uuids derive from (fleet, aggregator name),
-so a restarted dispatcher re-attaches to the same aggregators instead of creating duplicates.
+start with one error listing all of them. Aggregator uuids derive from (fleet, aggregator name)
+under the fleet's key, so a restarted dispatcher re-attaches to the same aggregators instead of
+creating duplicates, and nobody without the key can predict (and pre-empt) them.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import fnmatch
 import json
 import logging
 import re
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,17 +21,17 @@ from gsy_e_sdk.redis_connection import RedisConnection
 from gsy_e_sdk.wire import channels
 from gsy_e_sdk.wire.slug import slugify
 from orchestrator.config import FleetConfig, FleetConfigError
+from orchestrator.fleet_key import fleet_key, keyed_uuid
 
 logger = logging.getLogger(__name__)
 
-AGGREGATOR_NAMESPACE = uuid.UUID("0d6c8f52-2b6a-4c55-8f3e-5f0f3c9d7a41")
 REQUEST_TIMEOUT = 20.0
 REGISTER_SUFFIX = "/register_participant"
 _GLOB = re.compile(r"[*?[]")  # fnmatch's wildcards
 
 
-def aggregator_uuid(fleet: str, aggregator: str) -> str:
-    return str(uuid.uuid5(AGGREGATOR_NAMESPACE, f"{fleet}/{aggregator}"))
+def aggregator_uuid(key: bytes, fleet: str, aggregator: str) -> str:
+    return keyed_uuid(key, f"aggregator:{fleet}/{aggregator}")
 
 
 @dataclass
@@ -129,8 +129,9 @@ class FleetAttacher:
             raise FleetConfigError("the exchange offers no externally controllable areas "
                                    "(is it running with this Redis?)")
         plan = plan_fleet(self.config, prefixes)
+        key = fleet_key(self.connection.redis, self.config.name)
         for attached, _, _ in plan:
-            attached.uuid = aggregator_uuid(self.config.name, attached.name)
+            attached.uuid = aggregator_uuid(key, self.config.name, attached.name)
         self._create(plan)
         self._register_and_select(plan)
         return [attached for attached, _, _ in plan]

@@ -12,9 +12,9 @@ import click
 from gsy_e_sdk.redis_connection import get_connection
 from orchestrator.celery_app import make_app
 from orchestrator.config import FleetConfig, FleetConfigError, load_fleet_config
-from orchestrator.dispatcher import Dispatcher
+from orchestrator.dispatcher import Dispatcher, ReaderDied
 from orchestrator.metrics import serve_metrics
-from orchestrator.processes import LocalWorkers
+from orchestrator.processes import LocalWorkers, sigterm_as_interrupt
 from orchestrator.state import StateStore
 
 logger = logging.getLogger(__name__)
@@ -42,6 +42,15 @@ def start_dispatcher(config: FleetConfig, redis_url: str, on_slot=None, fresh: b
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
     return dispatcher
+
+
+def run_or_exit(dispatcher: Dispatcher) -> None:
+    """Dispatch until the run ends; a dead event reader ends the command with exit code 1."""
+    try:
+        dispatcher.run()
+    except ReaderDied as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
 
 
 def worker_env(config_path: Path, config: FleetConfig, redis_url: str) -> dict[str, str]:
@@ -78,7 +87,7 @@ def dispatch_command(config_path: Path, redis_url: str | None, metrics_port: int
     if metrics_port is not None:
         serve_metrics(dispatcher.store, config.name, metrics_port, metrics_address)
     click.echo(f"dispatching {len(dispatcher.aggregators)} aggregators to {config.shards} shard queues", err=True)
-    dispatcher.run()
+    run_or_exit(dispatcher)
     click.echo(f"finished: {dispatcher.tasks_sent} tasks over {len(dispatcher.slots_seen)} slots", err=True)
 
 
@@ -111,9 +120,10 @@ def run_command(config_path: Path, workers: int, redis_url: str | None, metrics_
     if metrics_port is not None:
         serve_metrics(dispatcher.store, config.name, metrics_port, metrics_address)
     pool = LocalWorkers(dispatcher.app, workers, config.shards, worker_env(config_path, config, url))
-    pool.start()
-    try:
-        dispatcher.run()
-    finally:
-        pool.stop()
+    with sigterm_as_interrupt():
+        try:
+            pool.start()
+            run_or_exit(dispatcher)
+        finally:
+            pool.stop()
     click.echo(f"finished: {dispatcher.tasks_sent} tasks over {len(dispatcher.slots_seen)} slots", err=True)

@@ -21,8 +21,9 @@ from exchange.durations import parse_duration
 from exchange.scenario import load_scenario
 from gsy_e_sdk.embedded_redis import RedisUnavailable, redis_url
 from gsy_e_sdk.wire import channels
-from orchestrator.cli import load_or_exit, start_dispatcher, worker_env
-from orchestrator.processes import LocalWorkers, exchange_command, stop_processes, wait_for_exchange
+from orchestrator.cli import load_or_exit, run_or_exit, start_dispatcher, worker_env
+from orchestrator.processes import (LocalWorkers, exchange_command, exchange_env, sigterm_as_interrupt, stop_processes,
+                                    wait_for_exchange)
 from orchestrator.report import build_summary, per_slot, render_table, write_outputs
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ def demo_command(scenario: Path, config_path: Path, workers: int, duration: str,
     config = load_or_exit(config_path)
     started = time.monotonic()
     try:
-        with redis_url(redis_url_option) as url:
+        with sigterm_as_interrupt(), redis_url(redis_url_option) as url:
             _run(scenario, config_path, config, workers, duration, results_dir, url, started)
     except RedisUnavailable as exc:
         click.echo(f"Error: {exc}", err=True)
@@ -63,9 +64,9 @@ def _run(scenario: Path, config_path: Path, config, workers: int, duration: str,
     logs.mkdir(parents=True, exist_ok=True)
     client = redis.Redis.from_url(url)
     exchange_log = open(logs / "exchange.log", "w")
-    exchange = subprocess.Popen(exchange_command(scenario, url, "--pace", "fast", "--paused", "--duration", duration,
+    exchange = subprocess.Popen(exchange_command(scenario, "--strict-reference", "--pace", "fast", "--paused", "--duration", duration,
                                                  "--results", str(exchange_dir)),
-                                stdout=exchange_log, stderr=subprocess.STDOUT)
+                                stdout=exchange_log, stderr=subprocess.STDOUT, env=exchange_env(url))
     pool = None
     try:
         try:
@@ -77,7 +78,7 @@ def _run(scenario: Path, config_path: Path, config, workers: int, duration: str,
             pool = LocalWorkers(dispatcher.app, workers, config.shards, worker_env(config_path, config, url),
                                 log_dir=logs).start()
             client.publish(channels.simulation_control("resume"), json.dumps({"transaction_id": "demo-resume"}))
-            dispatcher.run()
+            run_or_exit(dispatcher)
         exchange.wait(timeout=60)
         _drain(dispatcher, pool)
         exchange_summary = json.loads((exchange_dir / "summary.json").read_text())

@@ -26,6 +26,8 @@ from orchestrator.attach import AttachedAggregator
 from orchestrator.batching import Message, ShardBuffer
 from orchestrator.config import FleetConfig
 from orchestrator.exchange_link import ExchangeLink, make_link
+from orchestrator.finish import FinishWatch
+from orchestrator.fleet_key import fleet_key
 from orchestrator.grid_view import TreeIndex, asset_kind, index_tree
 from orchestrator.messages import slice_transaction_id
 from orchestrator.sharding import Slice, plan_slices, queue_name
@@ -58,14 +60,17 @@ def task_argsrepr(slices: list[dict[str, Any]]) -> str:
 
 
 def slice_payload(fleet: str, aggregator: AttachedAggregator, piece: Slice, event: dict[str, Any], kind: str,
-                  slot: str | None, completion: int, tree: TreeIndex, received: float) -> dict[str, Any] | None:
+                  slot: str | None, completion: int, tree: TreeIndex, received: float,
+                  key: bytes) -> dict[str, Any] | None:
     """One slice's task payload (the fields of ``SliceTask``) for one event; None when the event
-    holds nothing for it. Pure."""
+    holds nothing for it. ``key`` is the fleet's, for the batch's transaction id. Pure."""
     payload: dict[str, Any] = {
         "fleet": fleet, "aggregator": aggregator.name, "aggregator_uuid": aggregator.uuid, "slice": piece.index,
         "shard": piece.shard, "event": kind, "slot": slot, "completion": completion,
         "market_maker_rate": event.get("market_maker_rate"), "feed_in_tariff_rate": event.get("feed_in_tariff_rate"),
-        "dispatched_at": received, "assets": [], "markets": []}
+        "dispatched_at": received,
+        "transaction_id": slice_transaction_id(key, aggregator.uuid, slot, kind, completion, piece.index),
+        "assets": [], "markets": []}
     if kind == "finish":
         return payload
     for device in piece.assets:
@@ -85,6 +90,10 @@ def slice_payload(fleet: str, aggregator: AttachedAggregator, piece: Slice, even
                     "current_market_fee": node.get("current_market_fee"),
                     "last_market_fee": node.get("last_market_fee")})
     return payload if payload["assets"] or payload["markets"] else None
+
+
+class ReaderDied(RuntimeError):
+    """The dispatcher's event reader is gone; no event would ever arrive again."""
 
 
 class SequenceCheck(NamedTuple):
@@ -135,9 +144,10 @@ class Dispatcher:
         self.app = app
         self.link = link or make_link(config, connection)
         self.store = StateStore(connection.redis, config.name)
+        self.key = b""  # the fleet's, read by start()
         self.aggregators: list[AttachedAggregator] = []
         self.slices: dict[str, list[Slice]] = {}
-        self.finished: set[str] = set()
+        self.finish = FinishWatch()
         self.slots_seen: list[str] = []
         self.tasks_sent = 0
         self._on_slot = on_slot
@@ -156,6 +166,7 @@ class Dispatcher:
         ``fresh`` starts a new run: the fleet's metrics are cleared and tasks an interrupted run
         left in the shard queues are dropped (a restarted dispatcher keeps both).
         """
+        self.key = fleet_key(self.store.client, self.config.name)
         self.aggregators = self.link.attach()
         if fresh:
             self.store.reset()
@@ -235,7 +246,7 @@ class Dispatcher:
 
     @property
     def done(self) -> bool:
-        return bool(self.aggregators) and len(self.finished) == len(self.aggregators)
+        return self.finish.done(len(self.aggregators))
 
     def run(self, stop: threading.Event | None = None) -> None:
         """Dispatch until every aggregator received ``finish`` (or ``stop`` is set)."""
@@ -249,6 +260,10 @@ class Dispatcher:
                 self._send(buffer.drain())  # the burst has passed
                 self._flush_positions()
                 self.flush_answers()
+                if not self.link.listening():
+                    # Waiting on would look healthy while nothing arrives: fail loudly, so the
+                    # operator or a supervisor restarts the dispatcher (it resumes where it was).
+                    raise ReaderDied("the thread reading exchange events has died; restart the dispatcher")
                 continue
             try:
                 planned = self.dispatch(aggregator, payload, received)
@@ -279,6 +294,10 @@ class Dispatcher:
         if event == "tick" and completion < 10:
             return []  # the slot's market event already covers 0 %
         if event in ("market", "tick"):
+            if self.finish.on_event(aggregator.uuid):
+                self.store.incr("forged_finish_events")
+                logger.warning("%s: events after a finish event; that finish was not the exchange's, ignored",
+                               aggregator.name)
             check = self._check_sequence(aggregator, slot, completion, event)
             if check.duplicate:
                 return []
@@ -287,11 +306,12 @@ class Dispatcher:
         if event == "market":
             self._note_slot(slot)
         if event == "finish":
-            self.finished.add(aggregator.uuid)
+            self.finish.on_finish(aggregator.uuid)
         tree = index_tree(payload.get("grid_tree") or {})
         planned = []
         for piece in self.slices[aggregator.uuid]:
-            item = slice_payload(self.config.name, aggregator, piece, payload, event, slot, completion, tree, received)
+            item = slice_payload(self.config.name, aggregator, piece, payload, event, slot, completion, tree, received,
+                                 self.key)
             if item is not None:
                 self._note_kinds(item["assets"])
                 planned.append((TASK_FOR_EVENT[event], item))
@@ -307,9 +327,7 @@ class Dispatcher:
             for message in messages:
                 for item in message.slices:
                     if item["event"] in ("market", "tick"):
-                        key = slice_transaction_id(item["aggregator_uuid"], item["slot"], item["event"],
-                                                   item["completion"], item["slice"])
-                        self._in_flight[key] = (item["shard"], item["dispatched_at"])
+                        self._in_flight[item["transaction_id"]] = (item["shard"], item["dispatched_at"])
             while len(self._in_flight) > IN_FLIGHT_KEPT:
                 self._in_flight.popitem(last=False)
         for task_name, shard, slices in messages:
@@ -330,6 +348,7 @@ class Dispatcher:
     def _note_slot(self, slot: str | None) -> None:
         if slot and (not self.slots_seen or self.slots_seen[-1] != slot):
             self.slots_seen.append(slot)
+            self.store.set_current_slot(slot)  # workers drop tasks of the slots before it
             if self._on_slot:
                 self._on_slot(slot)
 

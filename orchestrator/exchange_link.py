@@ -53,6 +53,9 @@ class ExchangeLink(Protocol):
         """Send several batches without waiting for answers; per batch, the error that kept it
         from the exchange (None when sent), so one failure never holds back the others."""
 
+    def listening(self) -> bool:
+        """False once the thread that reads events is dead: nothing would reach the fleet again."""
+
 
 class RedisLink:
     """The local exchange's Redis protocol (REDIS.md); batch answers come back to the worker."""
@@ -65,6 +68,9 @@ class RedisLink:
 
     def attach(self) -> list[AttachedAggregator]:
         return FleetAttacher(self.config, self.connection).attach()
+
+    def listening(self) -> bool:
+        return self.connection.reader_alive
 
     def listen(self, aggregator: AttachedAggregator, on_event: EventHandler, on_batch_response: EventHandler) -> None:
         self.connection.subscribe({
@@ -116,6 +122,9 @@ class RestLink:
 
     def _request(self, method: str, url: str, body: dict[str, Any] | None = None) -> Any:
         return rest_session.request_json(method, url, body, auth=self.auth)
+
+    def listening(self) -> bool:
+        return all(socket.thread.is_alive() for socket in self.sockets)
 
     # Attaching ----------------------------------------------------------------------------------
     def attach(self) -> list[AttachedAggregator]:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# Fixed namespace: transaction ids derived from it are the same on every machine and run.
-TRANSACTION_NAMESPACE = uuid.UUID("6f1c1e1a-5b0e-4f0e-9a55-3c3d8a1f2b10")
+from orchestrator.fleet_key import keyed_uuid
 
 
 class _Message(BaseModel):
@@ -45,16 +43,16 @@ class SliceTask(_Message):
     market_maker_rate: float | None = None
     feed_in_tariff_rate: float | None = None
     dispatched_at: float
+    transaction_id: str   # of the slice's batch, derived by the dispatcher (``slice_transaction_id``)
     assets: list[AssetItem] = Field(default_factory=list)
     markets: list[MarketItem] = Field(default_factory=list)
 
-    def transaction_id(self) -> str:
-        return slice_transaction_id(self.aggregator_uuid, self.slot, self.event, self.completion, self.slice)
 
-
-def slice_transaction_id(aggregator_uuid: str, slot: str | None, event: str, completion: int, index: int) -> str:
-    """Same decision, same id: a redelivered task can never place its orders twice."""
-    return str(uuid.uuid5(TRANSACTION_NAMESPACE, f"{aggregator_uuid}:{slot}:{event}:{completion}:{index}"))
+def slice_transaction_id(key: bytes, aggregator_uuid: str, slot: str | None, event: str, completion: int,
+                         index: int) -> str:
+    """Same decision, same id (a redelivered task can never place its orders twice), keyed with
+    the fleet's secret so no other user of the exchange can predict it."""
+    return keyed_uuid(key, f"{aggregator_uuid}:{slot}:{event}:{completion}:{index}")
 
 
 def slice_payloads(argument: dict[str, Any] | list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -55,7 +55,7 @@ class OperatorCommand(BaseModel):
     fee: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     replace_existing: bool = True  # an order replaces the asset's open orders of that side
     params: dict[str, Any] = Field(default_factory=dict)
-    slice: int | None = None  # resync: the slice to redo
+    slice: int | None = None  # the slice it acts on (one task, and one batch id, per slice)
 
     @field_validator("energy", "rate", "fee")
     @classmethod
@@ -145,7 +145,7 @@ class Operator:
     def resync(self, aggregator: str) -> Enqueued:
         _, members = self._aggregator(aggregator)
         groups = self._by_slice(members)
-        return self._send([self._command("resync", first, devices, slice=first.slice) for first, devices in groups],
+        return self._send([self._command("resync", first, devices) for first, devices in groups],
                           [first.shard for first, _ in groups])
 
     # ------------------------------------------------------------------ plumbing
@@ -184,7 +184,8 @@ class Operator:
 
     def _command(self, kind: str, placement: Placement, devices: dict[str, str], **fields: Any) -> OperatorCommand:
         return OperatorCommand(fleet=self.config.name, kind=kind, aggregator=placement.aggregator,
-                               aggregator_uuid=placement.aggregator_uuid, devices=devices, **fields)
+                               aggregator_uuid=placement.aggregator_uuid, devices=devices, slice=placement.slice,
+                               **fields)
 
     def _send(self, commands: list[OperatorCommand], shards: list[int]) -> Enqueued:
         command_id = str(uuid.uuid4())

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 import yaml
+from pydantic import ValidationError
 
 from gsy_e_sdk.redis_connection import get_connection
 from orchestrator.celery_app import make_app
@@ -44,6 +45,10 @@ def _run(ctx: click.Context, action) -> None:
         enqueued = action(operator)
     except OperatorError as exc:
         click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    except ValidationError as exc:  # a value click let through, e.g. nan
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors())
+        click.echo(f"Error: {problems}", err=True)
         sys.exit(2)
     _finish(operator, enqueued, options["wait"], options["timeout"])
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from celery import Celery
@@ -103,6 +105,29 @@ class LocalWorkers:
             log.close()
 
 
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within this block SIGTERM (``kill``, ``docker stop``, systemd) ends the command as Ctrl-C does.
+
+    Python's default for SIGTERM is to die on the spot, skipping every ``finally``: the Celery
+    workers and the exchange a command started would run on as orphans. Raising
+    KeyboardInterrupt instead runs the same clean-up as Ctrl-C (children stopped, results
+    written). Only the main thread may install handlers; elsewhere this does nothing.
+    """
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt("SIGTERM")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def stop_processes(processes: Iterable[subprocess.Popen], timeout: float = 15.0) -> None:
     """SIGTERM every live process at once, then SIGKILL whichever has not exited ``timeout`` s later."""
     processes = list(processes)
@@ -130,6 +155,13 @@ def wait_for_exchange(client, process: subprocess.Popen | None = None, timeout: 
     raise RuntimeError(f"the exchange did not start listening within {timeout:g} s")
 
 
-def exchange_command(scenario: Path, redis_url: str, *args: str) -> list[str]:
+def exchange_command(scenario: Path, *args: str) -> list[str]:
+    """The local exchange's command line; its Redis URL goes in the environment (``exchange_env``)."""
     return [sys.executable, "-m", "gsy_e_sdk", "--log-level", "WARNING", "exchange", "run",
-            "--scenario", str(scenario), "--redis-url", redis_url, *args]
+            "--scenario", str(scenario), *args]
+
+
+def exchange_env(redis_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """A child's environment carrying the Redis URL: argv is readable by every user (``ps``), and a
+    URL may hold a password."""
+    return {**os.environ, **(extra or {}), "REDIS_URL": redis_url}

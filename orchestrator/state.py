@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 
 from gsy_e_sdk.wire import json_codec
+
+
+WAIT_SLICE_S = 1.0
+
+
+class Snapshot(NamedTuple):
+    states: dict[str, dict]     # strategy state per device
+    controls: dict[str, dict]   # operator controls per device
+    current_slot: str | None    # the exchange's spot slot as the dispatcher last saw it
 
 
 class StateStore:
@@ -22,12 +31,24 @@ class StateStore:
         """(strategy states, operator controls) of these devices, in one round trip."""
         if not asset_uuids:
             return {}, {}
+        states, controls, _ = self.snapshot(asset_uuids)
+        return states, controls
+
+    def snapshot(self, asset_uuids: list[str]) -> Snapshot:
+        """States and controls of these devices and the current slot, in one round trip."""
         keys = [self._key(uuid) for uuid in asset_uuids] + [self._control_key(uuid) for uuid in asset_uuids]
-        values = self.client.mget(keys)
+        *values, slot = self.client.mget([*keys, self._slot_key()])
         count = len(asset_uuids)
         states = {uuid: json_codec.loads(value) for uuid, value in zip(asset_uuids, values[:count]) if value}
         controls = {uuid: json_codec.loads(value) for uuid, value in zip(asset_uuids, values[count:]) if value}
-        return states, controls
+        return Snapshot(states, controls, slot.decode() if isinstance(slot, bytes) else slot)
+
+    def _slot_key(self) -> str:
+        return f"{self.prefix}:current_slot"
+
+    def set_current_slot(self, slot: str) -> None:
+        """The dispatcher saw the exchange open ``slot``: tasks of earlier slots are now stale."""
+        self.client.set(self._slot_key(), slot)
 
     def save(self, states: dict[str, dict], last_events: list[tuple[str, int, dict]] = ()) -> None:
         """Store new states and, for ``resync``, each slice's last event (aggregator uuid, slice, task)."""
@@ -83,11 +104,14 @@ class StateStore:
         deadline = time.monotonic() + timeout
         while len(results) < count:
             left = deadline - time.monotonic()
-            popped = self.client.blpop([key], timeout=max(left, 0.01)) if left > 0 else None
-            if popped is None:
+            if left <= 0:
                 raise TimeoutError(f"{len(results)} of {count} answers to operator command {command_id} "
                                    f"within {timeout:g} s")
-            results.append(json_codec.loads(popped[1]))
+            # Short blocking pops: one as long as the client's socket timeout would be cut by the
+            # socket and retried by redis-py from the start, far past the deadline.
+            popped = self.client.blpop([key], timeout=min(left, WAIT_SLICE_S))
+            if popped is not None:
+                results.append(json_codec.loads(popped[1]))
         return results
 
     # ------------------------------------------------------------------ metrics

@@ -12,7 +12,6 @@ import uuid
 from typing import Any
 
 from orchestrator.celery_app import app
-from orchestrator.messages import TRANSACTION_NAMESPACE
 from orchestrator.operator import TASK_NAME, OperatorCommand
 from orchestrator.worker_context import WorkerContext, context
 from workers.tasks import handle_event
@@ -24,7 +23,10 @@ _WITHDRAW = {"PV": ("delete_offer",), "Load": ("delete_bid",)}
 
 
 def _transaction_id(command: OperatorCommand) -> str:
-    return str(uuid.uuid5(TRANSACTION_NAMESPACE, f"operator:{command.id}:{command.aggregator_uuid}:{command.slice}"))
+    """One id per (command, slice): the exchange applies each slice's batch once, and each one.
+
+    Unpredictable because the command id is random (uuid4)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_OID, f"gsy-operator:{command.id}:{command.aggregator_uuid}:{command.slice}"))
 
 
 def execute(command: OperatorCommand, ctx: WorkerContext, worker: str = "") -> dict[str, Any]:

@@ -3,9 +3,10 @@
 A task carries the slices one shard got from a burst of exchange events (or one slice, a dict).
 Their states and controls are read in one round trip, their batches published in one and their
 new states written in one. A strategy that raises for one asset skips that asset for this event
-(logged with its traceback); a malformed slice is skipped alone. Each batch's transaction id is
-derived from (aggregator, slot, event, completion, slice), so a redelivered task re-sends the
-same ids and the exchange answers them again instead of placing the orders twice.
+(logged with its traceback); a malformed slice is skipped alone. Each batch's transaction id was
+derived by the dispatcher from (aggregator, slot, event, completion, slice) and travels in the
+slice, so a redelivered task re-sends the same ids and the exchange answers them again instead
+of placing the orders twice.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from orchestrator.worker_context import WorkerContext, context
 from workers.strategies.base import AssetView, MarketNodeView, MarketView
 
 logger = logging.getLogger(__name__)
-ORDER_TYPES = ("offer", "bid")
 
 
 def _market_view(task: SliceTask, fee_to_root: float = 0.0) -> MarketView:
@@ -64,9 +64,11 @@ def decide_slice(task: SliceTask, ctx: WorkerContext, loaded: tuple[dict[str, di
             skipped += 1
             continue
         if decision.commands:
-            # Pin orders to the event's slot: a late batch can never spill into the next slot.
-            batch[asset.uuid] = [dict(command, time_slot=task.slot) if command.get("type") in ORDER_TYPES
-                                 else command for command in decision.commands]
+            # Orders go out as the strategy made them: ``"time_slot": null`` for the spot slot. The
+            # reference exchange passes a non-null time_slot through as a string into the order,
+            # and dies (KeyError) when a PV offer placed that way trades (REDIS.md 11.1). A late
+            # decision is kept out of the next slot by ``_closed_slot`` instead.
+            batch[asset.uuid] = decision.commands
         new_states[asset.uuid] = decision.state
     for market in task.markets:
         control = controls.get(market.uuid, {})
@@ -88,6 +90,17 @@ def decide_slice(task: SliceTask, ctx: WorkerContext, loaded: tuple[dict[str, di
             batch[market.uuid] = decision.commands
         new_states[market.uuid] = decision.state
     return batch, new_states, skipped
+
+
+def slot_closed(task: SliceTask, current_slot: str | None) -> bool:
+    """True when the exchange has opened a later slot than the one this market/tick task decides.
+
+    Spot orders carry no time_slot (see ``decide_slice``), and the exchange applies a batch at
+    its next tick, so a decision sent after its slot closed would land in the next slot with
+    the last slot's energy and prices. Such a task is dropped instead; the next slot's own
+    events decide afresh. Slots are "YYYY-MM-DDTHH:mm" strings, which order as times do.
+    """
+    return task.event != "finish" and bool(task.slot and current_slot) and task.slot < current_slot
 
 
 class _Decided(NamedTuple):
@@ -119,14 +132,18 @@ def handle_slices(payloads: list[dict[str, Any]], worker: str = "",
     dispatcher counts the answers as they arrive.
     """
     ctx = context()
-    states, controls = ctx.store.load(list(dict.fromkeys(uuid for payload in payloads
-                                                         for uuid in _raw_devices(payload))))
+    states, controls, current_slot = ctx.store.snapshot(list(dict.fromkeys(uuid for payload in payloads
+                                                                           for uuid in _raw_devices(payload))))
     decided: list[_Decided] = []
+    stale = 0
     for payload in payloads:
         try:
             task = SliceTask.model_validate(payload)
         except ValidationError as exc:
             logger.error("skipped a malformed slice: %s", exc)
+            continue
+        if slot_closed(task, current_slot):
+            stale += 1
             continue
         batch, new_states, skipped = decide_slice(task, ctx, (states, controls))
         states.update(new_states)  # a later slice of the same devices (a second tick) builds on this one
@@ -134,8 +151,11 @@ def handle_slices(payloads: list[dict[str, Any]], worker: str = "",
                    "completion": task.completion, "slice": task.slice, "shard": task.shard,
                    "commands": sum(len(commands) for commands in batch.values()), "skipped": skipped,
                    "sent_after_s": round(time.time() - task.dispatched_at, 4)}
-        decided.append(_Decided(payload, summary, task.aggregator_uuid, transaction_id or task.transaction_id(),
+        decided.append(_Decided(payload, summary, task.aggregator_uuid, transaction_id or task.transaction_id,
                                 batch, new_states))
+    if stale:
+        ctx.store.incr("stale_slices_dropped", stale)
+        logger.info("dropped %d slice(s) of a slot that has closed (the exchange is at %s)", stale, current_slot)
     if not decided:
         return []
     errors = ctx.link.submit_many([(item.aggregator_uuid, item.batch, item.transaction_id) for item in decided])
@@ -162,7 +182,7 @@ def handle_event(payload: dict[str, Any], worker: str = "", transaction_id: str 
     """One slice (an operator's resync); ``transaction_id`` replaces the event's."""
     summaries = handle_slices([payload], worker, transaction_id)
     if not summaries:
-        raise ValueError("not a valid slice task")
+        raise ValueError("not a valid slice task, or its slot has closed (the next event decides it afresh)")
     return summaries[0]
 
 

@@ -41,18 +41,30 @@ class _Exact(Body):
 
 
 def _energy_series(field: str) -> type[Body]:
-    """A body of exactly ``{<field>: {slot: kWh}, transaction_id?}`` (REDIS.md 9 forecast channels)."""
+    """A body of ``{<field>: {slot: kWh}}`` (REDIS.md 9) or ``{"energy_Wh": Wh}`` (the README's raw
+    REST form, for one slot the facade picks), exactly one of them, plus ``transaction_id``."""
 
-    def check(cls, value: dict[str, float]) -> dict[str, float]:
-        return _energy_per_slot(value)
+    def check(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        return None if value is None else _energy_per_slot(value)
+
+    def one_form(self):
+        if (getattr(self, field) is None) == (self.energy_Wh is None):
+            raise ValueError(f"give exactly one of {field} ({{slot: kWh}}) and energy_Wh (Wh)")
+        return self
 
     return create_model(field.title().replace("_", ""), __base__=_Exact,
-                        __validators__={"_slots": field_validator(field)(check)},
-                        **{field: (dict[str, float], ...)})
+                        __validators__={"_slots": field_validator(field)(check),
+                                        "_one_form": model_validator(mode="after")(one_form)},
+                        **{field: (dict[str, float] | None, None),
+                           "energy_Wh": (float | None, Field(default=None, ge=0, allow_inf_nan=False))})
 
 
 Forecast = _energy_series("energy_forecast")
 Measurement = _energy_series("energy_measurement")
+
+
+class LiveGeneration(Body):
+    live_data: dict[str, Any]
 
 
 class GridFee(Body):

@@ -23,8 +23,11 @@ logger = logging.getLogger(__name__)
 
 DESCRIPTOR_TTL_S = 2.0
 AGGREGATOR_COMMAND_TIMEOUT_S = 10.0
+# Commands the facade sends on its own behalf carry this prefix; their answers are not relayed.
+OWN_TRANSACTION = "facade-"
 _AREA_COMMANDS = (*channels.ASSET_DIRECT_COMMANDS, *channels.MARKET_DIRECT_COMMANDS)
 _EVENTS = ("market", "tick", "trade", "finish")
+_SELECTION_EVENTS = {"SELECTED": "selected_by_device", "UNSELECTED": "unselected_by_device"}
 
 
 class ExchangeUnavailable(RuntimeError):
@@ -51,6 +54,7 @@ class ExchangeRelay:
         self._nodes: dict[str, Node] = {}
         self._read_at = 0.0
         self._watched: set[str] = set()
+        self._markets_registered: set[str] = set()
         self._lock = threading.Lock()
 
     # The exchange's description --------------------------------------------------------------
@@ -65,12 +69,20 @@ class ExchangeRelay:
                 if self._descriptor is None or descriptor.run_id != self._descriptor.run_id:
                     self._nodes = descriptor.nodes()
                     self._watched.clear()  # a new run: subscribe again on first use
+                    self._markets_registered.clear()
                 self._descriptor, self._read_at = descriptor, now
         return self._descriptor
 
     def node(self, area_uuid: str) -> Node | None:
         self.descriptor()
         return self._nodes.get(area_uuid)
+
+    def reader_problem(self) -> str | None:
+        """Why answers and events would no longer reach websockets, or None."""
+        self.connection.watch_aggregator_responses()  # starts the reader if nothing has yet
+        if not self.connection.reader_alive:
+            return "the facade's Redis reader has stopped: no answer or event reaches a websocket"
+        return None
 
     # Areas (assets and markets) --------------------------------------------------------------
     def watch_area(self, node: Node) -> None:
@@ -91,7 +103,12 @@ class ExchangeRelay:
             names.extend(channels.area_event(prefix, event) for event in _EVENTS)
 
         def forward(_channel: str, payload: dict[str, Any]) -> None:
-            if "command" in payload or "event" in payload:
+            transaction_id = payload.get("transaction_id")
+            if isinstance(transaction_id, str) and transaction_id.startswith(OWN_TRANSACTION):
+                return
+            if "command" in payload:
+                self.hub.deliver(key, encode(payload), hold=True)
+            elif "event" in payload:
                 self.hub.deliver(key, encode(payload))
 
         self.connection.subscribe({name: forward for name in names})
@@ -100,7 +117,18 @@ class ExchangeRelay:
     def area_request(self, node: Node, command: str, payload: dict[str, Any]) -> None:
         """Publish a request on ``<prefix>/<command>``; the answer reaches the area's socket."""
         self.watch_area(node)
+        if node.is_market:
+            self._register_market(node)
         self.connection.publish(channels.area_command(node.prefix, command), payload)
+
+    def _register_market(self, node: Node) -> None:
+        """Markets need no registration on the hosted platform; the exchange's direct mode does."""
+        with self._lock:
+            if node.uuid in self._markets_registered:
+                return
+            self._markets_registered.add(node.uuid)
+        self.connection.publish(channels.register(node.prefix), {
+            "name": node.prefix, "transaction_id": OWN_TRANSACTION + new_transaction_id()})
 
     # Aggregators -----------------------------------------------------------------------------
     def watch_aggregator(self, aggregator_uuid: str) -> None:
@@ -118,11 +146,23 @@ class ExchangeRelay:
             self.hub.deliver(key, encode(payload))
 
         def forward_response(_channel: str, payload: dict[str, Any]) -> None:
-            self.hub.deliver(key, encode(payload))
+            self.hub.deliver(key, encode(payload), hold=True)
+
+        def forward_selection(payload: dict[str, Any]) -> None:
+            # On the reader thread, in the order Redis delivered it: a selection that starts the
+            # run reaches the socket before the run's first events (REST.md, reference behaviour 2).
+            event = _SELECTION_EVENTS.get(payload.get("status"))  # type: ignore[arg-type]
+            device_uuid = payload.get("device_uuid")
+            if event is not None and isinstance(device_uuid, str):
+                self.hub.deliver(key, encode({"event": event, "device_uuid": device_uuid}), hold=True)
 
         self.connection.subscribe({channels.aggregator_events(aggregator_uuid): forward_event,
                                    channels.batch_response(aggregator_uuid): forward_response})
+        self.connection.watch_aggregator_responses(aggregator_uuid, forward_selection)
         self._watched.add(key)
+
+    def forget_aggregator(self, aggregator_uuid: str) -> None:
+        self.connection.forget_aggregator(aggregator_uuid)
 
     def aggregator_command(self, payload: dict[str, Any]) -> dict[str, Any]:
         """Send one ``aggregator-commands`` message and wait for its ``aggregator-response``."""

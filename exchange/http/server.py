@@ -12,6 +12,7 @@ import uvicorn
 
 from exchange.http.app import create_app
 from exchange.http.hub import WebsocketHub
+from exchange.http.limits import FacadeLimits
 from exchange.http.rate_limit import RateLimiter
 from exchange.http.relay import ExchangeRelay
 from exchange.http.tokens import DEFAULT_LIFETIME_S, TokenIssuer
@@ -19,6 +20,8 @@ from exchange.http.users import load_users
 from gsy_e_sdk.redis_connection import get_connection
 
 logger = logging.getLogger(__name__)
+
+WS_MAX_FRAME_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -28,15 +31,23 @@ class HttpOptions:
     users_file: Path | None = None
     token_lifetime_s: float = DEFAULT_LIFETIME_S
     rate_limit: float = 0.0  # requests per second per user; 0 = unlimited
+    limits: FacadeLimits = FacadeLimits()
 
 
 def build_server(options: HttpOptions, redis_url: str) -> uvicorn.Server:
     """Raises ``UsersError`` before anything listens when no valid user list is configured."""
     users = load_users(options.users_file)
     relay = ExchangeRelay(get_connection(redis_url), WebsocketHub())
-    app = create_app(relay, users, TokenIssuer.from_env(options.token_lifetime_s), RateLimiter(options.rate_limit))
+    limits = options.limits
+    app = create_app(relay, users, TokenIssuer.from_env(options.token_lifetime_s), RateLimiter(options.rate_limit),
+                     limits)
+    # Forwarded headers only from configured proxies: uvicorn would otherwise believe any
+    # X-Forwarded-For from loopback, letting a local client pick the address it is throttled
+    # and logged under. Clients never send on a websocket, so a small frame limit suffices.
     config = uvicorn.Config(app, host=options.host, port=options.port, ws="websockets-sansio", lifespan="off",
-                            log_level="warning", access_log=False, ws_ping_interval=20, ws_ping_timeout=20)
+                            log_level="warning", access_log=False, ws_ping_interval=20, ws_ping_timeout=20,
+                            ws_max_size=WS_MAX_FRAME_BYTES, proxy_headers=bool(limits.trusted_proxies),
+                            forwarded_allow_ips=list(limits.trusted_proxies) or None)
     logger.info("http: %d user(s) may log in", len(users.names))
     return uvicorn.Server(config)
 

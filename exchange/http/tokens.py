@@ -23,6 +23,12 @@ class TokenError(Exception):
 
 
 @dataclass(frozen=True)
+class Identity:
+    user: str
+    expires_at: float  # epoch seconds: a websocket opened with the token is closed then
+
+
+@dataclass(frozen=True)
 class TokenIssuer:
     secret: str
     lifetime_s: float = DEFAULT_LIFETIME_S
@@ -36,8 +42,8 @@ class TokenIssuer:
         claims = {"sub": username, "iat": int(now), "exp": int(now + self.lifetime_s), "jti": uuid.uuid4().hex}
         return jwt.encode(claims, self.secret, algorithm=ALGORITHM)
 
-    def user_of(self, authorization: str | None) -> str:
-        """The user name an ``Authorization`` header proves, or ``TokenError``."""
+    def identity(self, authorization: str | None) -> Identity:
+        """Who an ``Authorization`` header proves to be, and until when; or ``TokenError``."""
         if not authorization:
             raise TokenError("Authentication credentials were not provided.")
         scheme, _, token = authorization.partition(" ")
@@ -50,4 +56,4 @@ class TokenIssuer:
             raise TokenError("Signature has expired.") from None
         except jwt.InvalidTokenError:
             raise TokenError("Error decoding signature.") from None
-        return str(claims["sub"])
+        return Identity(str(claims["sub"]), float(claims["exp"]))

@@ -15,7 +15,7 @@ from gsy_e_sdk import rest_session, validation
 from gsy_e_sdk.aggregator_core import selection_confirmed
 from gsy_e_sdk.client_interface import APIClientInterface
 from gsy_e_sdk.constants import REST_COMMAND_TIMEOUT, REST_REGISTER_TIMEOUT, WEBSOCKET_CONNECT_WAIT_SECS
-from gsy_e_sdk.hooks import HookRunner
+from gsy_e_sdk.hooks import HookedClient
 from gsy_e_sdk.jwt_auth import token_provider
 from gsy_e_sdk.pending import new_transaction_id
 from gsy_e_sdk.utils import (
@@ -37,7 +37,7 @@ def overrides_event_hooks(cls: type, base: type) -> bool:
     return any(getattr(cls, name, None) is not getattr(base, name, None) for name in EVENT_HOOKS)
 
 
-class RestAreaClient:
+class RestAreaClient(HookedClient):
     """An asset or market of the hosted exchange, addressed by uuid."""
 
     def _init_rest(self, area_uuid: str, simulation_id: str | None, domain_name: str | None,
@@ -52,7 +52,9 @@ class RestAreaClient:
         self.aggregator_prefix = get_aggregator_prefix(self.domain_name, self.simulation_id)
         self.configuration_prefix = get_configuration_prefix(self.domain_name, self.simulation_id)
         self.active_aggregator: str | None = None
-        self._hooks = HookRunner()
+        self.registered = False
+        if not hasattr(self, "_hooks"):  # an Aggregator has started its own, named after it
+            self._start_hooks(area_uuid)
         self.callback_thread = self._hooks.executor
         self.dispatcher = self._new_dispatcher()
         self._socket: WebsocketConnection | None = None
@@ -74,10 +76,6 @@ class RestAreaClient:
     def simulation_endpoint_prefix(self) -> str:
         return f"{self.domain_name}/external-connection/api/{self.simulation_id}"
 
-    def wait_for_hooks(self, timeout: float | None = None) -> bool:
-        """Block until every hook submitted so far has returned."""
-        return self._hooks.wait_idle(timeout)
-
     # Websocket ----------------------------------------------------------------------------------
 
     def _new_dispatcher(self) -> WebsocketMessageReceiver:
@@ -94,6 +92,13 @@ class RestAreaClient:
     @property
     def websocket_connected(self) -> bool:
         return self._socket is not None and self._socket.is_connected
+
+    def _open(self, autoregister: bool, wants_events: bool) -> None:
+        """At construction: the socket when events or an answer will come over it, then register."""
+        if autoregister or wants_events:
+            self.start_websocket_connection()
+        if autoregister:
+            self.register(is_blocking=True)
 
     def start_websocket_connection(self) -> None:
         """Open this client's socket (idempotent); it reconnects by itself until ``close()``."""
@@ -149,9 +154,33 @@ class RestAreaClient:
             return None
         return self.dispatcher.wait_for_command_response(command, transaction_id, timeout)
 
-    # Aggregator selection -----------------------------------------------------------------------
+    # Registration -------------------------------------------------------------------------------
 
-    def select_aggregator(self, aggregator_uuid: str) -> None:
+    def register(self, is_blocking: bool = True) -> dict[str, Any] | None:
+        """Register with the exchange; the websocket ``register`` answer when blocking.
+
+        Non-blocking, ``registered`` is still updated when the answer arrives.
+        """
+        response = self._command("POST", f"{self.endpoint_prefix}/register/", {}, "register",
+                                 REGISTER_COMMAND_TIMEOUT, wait=is_blocking, needs_socket=True)
+        if isinstance(response, dict):
+            self.registered = bool(response.get("registered"))
+        return response
+
+    def unregister(self, is_blocking: bool = True) -> dict[str, Any] | None:
+        """Unregister; the websocket ``unregister`` answer when blocking (the original required
+        the argument, its README calls ``unregister()``: both work)."""
+        response = self._command("POST", f"{self.endpoint_prefix}/unregister/", {}, "unregister",
+                                 REGISTER_COMMAND_TIMEOUT, wait=is_blocking, needs_socket=True)
+        if is_blocking:
+            self.registered = False
+        return response
+
+    # Aggregator selection -----------------------------------------------------------------------
+    # ``is_blocking`` is accepted so that scripts written for the Redis clients run unchanged; the
+    # HTTP call always returns with the exchange's answer.
+
+    def select_aggregator(self, aggregator_uuid: str, is_blocking: bool = True) -> None:
         """Hand control of this area to an aggregator; ``active_aggregator`` tells the outcome."""
         validation.area_uuid(aggregator_uuid, "aggregator_uuid")
         response = self._request("POST", f"{self.aggregator_prefix}select-aggregator/",
@@ -162,7 +191,7 @@ class RestAreaClient:
             selection_confirmed(self.active_aggregator, self._rest_uuid, selected=True)
             logger.info("%r selected aggregator %s.", self, self.active_aggregator)
 
-    def unselect_aggregator(self, aggregator_uuid: str) -> None:
+    def unselect_aggregator(self, aggregator_uuid: str, is_blocking: bool = True) -> None:
         validation.area_uuid(aggregator_uuid, "aggregator_uuid")
         response = self._request("POST", f"{self.aggregator_prefix}unselect-aggregator/",
                                  {"aggregator_uuid": aggregator_uuid, "device_uuid": self._rest_uuid})
@@ -189,14 +218,10 @@ class RestAssetClient(RestAreaClient, APIClientInterface):
                  autoregister: bool = False, start_websocket: bool = True,
                  sim_api_domain_name: str | None = None) -> None:
         self.asset_uuid = asset_uuid
-        self.registered = False
         self.is_finished = False
         self._init_rest(asset_uuid, simulation_id, domain_name, websockets_domain_name,
                         sim_api_domain_name)
-        if autoregister or (start_websocket and overrides_event_hooks(type(self), RestAssetClient)):
-            self.start_websocket_connection()
-        if autoregister:
-            self.register(is_blocking=True)
+        self._open(autoregister, start_websocket and overrides_event_hooks(type(self), RestAssetClient))
 
     # Hooks (override in a subclass) -------------------------------------------------------------
 
@@ -219,26 +244,6 @@ class RestAssetClient(RestAreaClient, APIClientInterface):
 
     def on_event_or_response(self, message: dict[str, Any]) -> None:
         pass
-
-    # Registration -------------------------------------------------------------------------------
-
-    def register(self, is_blocking: bool = True) -> dict[str, Any] | None:
-        """Register with the exchange; the websocket ``register`` answer when blocking.
-
-        Non-blocking, ``registered`` is still updated when the answer arrives.
-        """
-        response = self._command("POST", f"{self.endpoint_prefix}/register/", {}, "register",
-                                 REGISTER_COMMAND_TIMEOUT, wait=is_blocking, needs_socket=True)
-        if isinstance(response, dict):
-            self.registered = bool(response.get("registered"))
-        return response
-
-    def unregister(self, is_blocking: bool) -> dict[str, Any] | None:
-        response = self._command("POST", f"{self.endpoint_prefix}/unregister/", {}, "unregister",
-                                 REGISTER_COMMAND_TIMEOUT, wait=is_blocking, needs_socket=True)
-        if is_blocking:
-            self.registered = False
-        return response
 
     # Forecasts, measurements, live data ---------------------------------------------------------
 

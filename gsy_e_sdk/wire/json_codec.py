@@ -22,11 +22,20 @@ _SMALL = 4096
 
 
 def loads(data: str | bytes | bytearray | memoryview) -> Any:
-    """Parse JSON text; raises ``ValueError`` (a ``json.JSONDecodeError``) as ``json.loads`` does."""
+    """Parse JSON text; raises ``ValueError`` for anything that is not JSON.
+
+    That includes bytes that are not UTF-8 (``UnicodeDecodeError``) and values nested too deeply
+    (orjson stops at 1,024 levels, the standard library raises ``RecursionError`` at about 1,000,
+    turned into a ``ValueError`` here), so one ``except ValueError`` covers every bad input.
+    """
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
+        pass
+    try:
         return json.loads(bytes(data) if isinstance(data, memoryview) else data)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def dumps(value: Any) -> str:

@@ -28,7 +28,7 @@ from gsy_e_sdk.wire import channels
 from orchestrator.celery_app import make_app
 from orchestrator.config import load_fleet_config
 from orchestrator.dispatcher import Dispatcher
-from orchestrator.processes import exchange_command, wait_for_exchange
+from orchestrator.processes import exchange_command, exchange_env, wait_for_exchange
 from tests.integration.test_flower import FlowerProcess, clean_env
 from tests.reliability.fleet_harness import fleet_dict
 
@@ -83,9 +83,9 @@ def fleet_with_flower(tmp_path_factory, redis_url):
     flower = FlowerProcess(redis_url, tmp / "flower.log", password)
     exchange_log = open(tmp / "exchange.log", "w")
     exchange = subprocess.Popen(
-        exchange_command(SCENARIO, redis_url, "--paused", "--duration", "30m", "--tick-length", "30s",
+        exchange_command(SCENARIO, "--paused", "--duration", "30m", "--tick-length", "30s",
                          "--start-date", "2026-06-01T10:00", "--results", str(tmp / "exchange")),
-        stdout=exchange_log, stderr=subprocess.STDOUT)
+        stdout=exchange_log, stderr=subprocess.STDOUT, env=exchange_env(redis_url))
     workers: list[subprocess.Popen] = []
     worker_logs = []
     try:

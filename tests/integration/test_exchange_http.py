@@ -8,15 +8,11 @@ from __future__ import annotations
 
 import json
 import os
-import queue
-import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable
 
 import jwt
 import pytest
@@ -24,105 +20,13 @@ import requests
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
+from tests.integration.raw_client import (FORECAST_LOAD, HOUSE_2, LOAD, NOT_CONTROLLABLE, PV, SECRET, SIM, USER,
+                                          RawRest, free_port)
+from tests.integration.raw_client import facade_env, http_exchange  # noqa: F401 - fixtures
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-SIM = "84d221fa-46e1-49e0-823b-26cfb3425a5a"
-USER, PASSWORD = "operator@example.com", "correct horse battery staple"
-SECRET = "test-signing-secret-0123456789abcdef-long-enough"
-PV = "b37fa597-9a6d-4c5e-a724-312c98687c3b"
-LOAD = "a8360191-b0c2-40a5-bc0f-3f9ede459e15"
-FORECAST_LOAD = "2daa372a-b964-414b-aa57-e163e5dfdad2"  # forecast-measurement-load
-HOUSE_2 = "533b09da-abb3-47ee-b8e0-706599b14f3a"
-NOT_CONTROLLABLE = "06b29ce5-43ca-4e54-8b95-d8458a079b0f"  # H1 General Load
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture()
-def facade_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Users and signing secret reach the exchange subprocess through its environment only."""
-    monkeypatch.setenv("GSY_EXCHANGE_USERS", json.dumps({USER: PASSWORD, "other": "other-password"}))
-    monkeypatch.setenv("GSY_EXCHANGE_JWT_SECRET", SECRET)
-
-
-class Rest:
-    """The REST.md wire by hand: JSON bodies (on GET too), ``Authorization: JWT <token>``."""
-
-    def __init__(self, port: int, user: str = USER, password: str = PASSWORD) -> None:
-        self.base = f"http://127.0.0.1:{port}"
-        self.ws_base = f"ws://127.0.0.1:{port}/external-ws"
-        self.user, self.password = user, password
-        self.token = self.login()
-
-    def login(self) -> str:
-        response = requests.post(f"{self.base}/api-token-auth/", json={"username": self.user,
-                                                                       "password": self.password}, timeout=5)
-        assert response.status_code == 200, response.text
-        return response.json()["access"]
-
-    def call(self, method: str, path: str, body: dict | None = None, token: str | None = None) -> requests.Response:
-        headers = {"Authorization": f"JWT {token or self.token}"}
-        payload = {"transaction_id": str(uuid.uuid4()), **(body or {})}
-        return requests.request(method, self.base + path, data=json.dumps(payload), headers=headers, timeout=15)
-
-    def aggregator_api(self, name: str, body: dict | None = None, method: str = "POST") -> requests.Response:
-        return self.call(method, f"/external-connection/aggregator-api/{SIM}/{name}/", body)
-
-    def socket(self, path: str) -> "Socket":
-        return Socket(connect(f"{self.ws_base}/{SIM}/{path}/", legacy=True,
-                              additional_headers={"Authorization": f"JWT {self.token}"}))
-
-
-class Socket:
-    """Collects a websocket's frames on a thread; frames must be binary JSON (REST.md 4.2)."""
-
-    def __init__(self, ws) -> None:
-        self.ws = ws
-        self.frames: queue.Queue[Any] = queue.Queue()
-        self.kinds: list[type] = []
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self) -> None:
-        try:
-            for frame in self.ws:
-                self.kinds.append(type(frame))
-                self.frames.put(json.loads(frame))
-        except Exception:  # noqa: BLE001 - the socket closed
-            pass
-        self.frames.put(None)
-
-    def wait_for(self, predicate: Callable[[dict], bool], timeout: float = 20.0) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            assert left > 0, "no matching websocket frame in time"
-            try:
-                frame = self.frames.get(timeout=left)
-            except queue.Empty:
-                continue
-            assert frame is not None, "websocket closed"
-            if predicate(frame):
-                return frame
-
-    def close(self) -> None:
-        self.ws.close()
-
-
-@pytest.fixture()
-def http_exchange(start_exchange, facade_env) -> Callable[..., tuple[Any, Rest]]:
-    def _start(*args: str) -> tuple[Any, Rest]:
-        port = free_port()
-        process = start_exchange("external_devices.json", "--http-port", str(port), "--simulation-id", SIM,
-                                 "--start-date", "2026-06-01T11:00", *args)
-        return process, Rest(port)
-
-    return _start
 
 
 def test_tokens_missing_forged_and_expired_are_refused(http_exchange) -> None:
@@ -174,7 +78,7 @@ def test_aggregators_belong_to_their_user_and_creation_is_idempotent(http_exchan
     aggregator = created.json()["uuid"]
     listed = rest.aggregator_api("list-aggregators", method="GET").json()
     assert listed == [{"name": "mine", "uuid": aggregator}]
-    other = Rest(int(rest.base.rsplit(":", 1)[1]), "other", "other-password")
+    other = RawRest(rest.port, "other", "other-password")
     assert other.aggregator_api("list-aggregators", method="GET").json() == []
     stolen = other.call("POST", f"/external-connection/aggregator-api/{SIM}/select-aggregator/",
                         {"aggregator_uuid": aggregator, "device_uuid": PV})
@@ -287,7 +191,7 @@ def test_standalone_facade_restart_keeps_aggregators_and_resumes_events(start_ex
 
     first = facade()
     try:
-        rest = Rest(port)
+        rest = RawRest(port)
         aggregator = rest.aggregator_api("create-aggregator", {"name": "survivor"}).json()["uuid"]
         events = rest.socket(f"aggregator/{aggregator}")
         assert rest.aggregator_api("select-aggregator", {"aggregator_uuid": aggregator, "device_uuid": PV}).ok

@@ -166,6 +166,37 @@ def test_resent_batch_is_applied_once(start_exchange, client):
     assert len(listing["responses"][devices["load"]][0]["bid_list"]) == 1
 
 
+def test_transaction_ids_are_scoped_per_aggregator(start_exchange, client):
+    """Two aggregators using one transaction id: both batches applied, each answer to its own sender."""
+    start_exchange("external_devices.json", "--duration", "30m", "--tick-length", "90s", "--pace", "3",
+                   "--start-when-selected", "2", "--start-date", "2025-06-01T12:00")
+    alice, alice_devices = _setup_aggregator(client, ["load"])
+    bob, bob_devices = _setup_aggregator(client, ["pv"])
+    client.wait_for(lambda ch, d: ch == AGG_EVENTS.format(bob) and d.get("event") == "market")
+    shared = str(uuid.uuid4())
+    commands = {alice: {alice_devices["load"]: [{"type": "bid", "energy": 0.001, "price": 0.0001}]},
+                bob: {bob_devices["pv"]: [{"type": "offer", "energy": 0.01, "price": 1.0}]}}
+    after = client.mark()
+    for aggregator in (alice, bob):  # back to back, so both land in the same tick
+        client.publish("external-aggregator//batch_commands", {"type": "BATCHED", "aggregator_uuid": aggregator,
+                                                                "batch_commands": commands[aggregator],
+                                                                "transaction_id": shared})
+    answers = {aggregator: client.wait_for(lambda ch, d: ch == AGG_BATCH_RESPONSE.format(aggregator)
+                                           and d.get("transaction_id") == shared, after=after)[1]
+               for aggregator in (alice, bob)}
+    for aggregator, devices, command in ((alice, alice_devices, "bid"), (bob, bob_devices, "offer")):
+        answer = answers[aggregator]
+        assert answer["aggregator_uuid"] == aggregator and set(answer["responses"]) == set(devices.values())
+        [entry] = next(iter(answer["responses"].values()))
+        assert entry["command"] == command and entry["status"] == "ready"
+        # A re-send is answered with the sender's own answer, and not applied again.
+        assert _batch(client, aggregator, commands[aggregator], shared) == answer
+    bids = _batch(client, alice, {alice_devices["load"]: [{"type": "list_bids"}]})
+    offers = _batch(client, bob, {bob_devices["pv"]: [{"type": "list_offers"}]})
+    assert len(bids["responses"][alice_devices["load"]][0]["bid_list"]) == 1
+    assert len(offers["responses"][bob_devices["pv"]][0]["offer_list"]) == 1
+
+
 def test_registration_lifecycle_and_control_channels(start_exchange, client):
     exchange = start_exchange("external_devices.json", "--duration", "30m", "--paused", "--pace", "100")
     not_registered = client.request("pv/unregister_participant", {"name": "pv"}, "pv/response/unregister_participant")

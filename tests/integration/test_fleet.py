@@ -20,7 +20,7 @@ from orchestrator.celery_app import make_app
 from orchestrator.config import load_fleet_config
 from orchestrator.dispatcher import Dispatcher
 from orchestrator.messages import slice_payloads
-from orchestrator.processes import exchange_command, wait_for_exchange, worker_command
+from orchestrator.processes import exchange_command, exchange_env, wait_for_exchange, worker_command
 from tests.reliability.fleet_harness import fleet_dict
 
 pytestmark = pytest.mark.integration
@@ -39,9 +39,9 @@ def fleet_run(tmp_path_factory, redis_url):
     fleet_file.write_text(yaml.safe_dump(FLEET))
     exchange_log = open(tmp / "exchange.log", "w")
     exchange = subprocess.Popen(
-        exchange_command(SCENARIO, redis_url, "--paused", "--duration", "1h", "--tick-length", "30s",
+        exchange_command(SCENARIO, "--strict-reference", "--paused", "--duration", "1h", "--tick-length", "30s",
                          "--start-date", "2026-06-01T10:00", "--results", str(results)),
-        stdout=exchange_log, stderr=subprocess.STDOUT)
+        stdout=exchange_log, stderr=subprocess.STDOUT, env=exchange_env(redis_url))
     connection = get_connection(redis_url)
     wait_for_exchange(connection.redis, exchange)
     config = load_fleet_config(fleet_file)
@@ -100,6 +100,8 @@ def _orders(results: Path) -> list[dict]:
 def test_every_asset_orders_in_every_slot_and_trades_happen(fleet_run):
     summary = json.loads((fleet_run["results"] / "summary.json").read_text())
     assert summary["trades"] > 0 and summary["energy_traded_kWh"] > 0
+    # Strict like the reference exchange: no order named the spot slot, which crashes it (REDIS.md 11.1).
+    assert summary["strict_reference"] and summary["spot_orders_naming_time_slot"] == 0
     by_slot = defaultdict(set)
     for order in _orders(fleet_run["results"]):
         by_slot[order["slot"]].add(order["asset"])

@@ -21,7 +21,7 @@ from gsy_e_sdk.wire import channels
 from orchestrator.celery_app import make_app
 from orchestrator.config import FleetConfigError, load_fleet_config
 from orchestrator.dispatcher import Dispatcher
-from orchestrator.processes import exchange_command, wait_for_exchange, worker_command
+from orchestrator.processes import exchange_command, exchange_env, wait_for_exchange, worker_command
 
 pytestmark = pytest.mark.integration
 
@@ -51,10 +51,10 @@ def test_fleet_trades_through_the_rest_facade(redis_url, tmp_path, monkeypatch):
     results = tmp_path / "exchange"
     log = open(tmp_path / "exchange.log", "w")
     exchange = subprocess.Popen(
-        exchange_command(SCENARIO, redis_url, "--duration", "1h", "--tick-length", "30s", "--start-date",
+        exchange_command(SCENARIO, "--duration", "1h", "--tick-length", "30s", "--start-date",
                          "2026-06-01T10:00", "--paused", "--http-port", str(port),
                          "--simulation-id", SIM, "--results", str(results)),
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **credentials})
+        stdout=log, stderr=subprocess.STDOUT, env=exchange_env(redis_url, credentials))
     connection = get_connection(redis_url)
     wait_for_exchange(connection.redis, exchange)
     for name, value in credentials.items():

@@ -179,7 +179,7 @@ def test_tasks_are_readable_in_flower():
     assert app.conf.worker_send_task_events and app.conf.task_send_sent_event
     assert "-E" in worker_command(["shard-0"], "w")
     task = SliceTask(fleet="f", aggregator="households", aggregator_uuid="u", slice=2, shard=1, event="tick",
-                     slot="2026-06-01T10:00", completion=30, dispatched_at=0.0,
+                     slot="2026-06-01T10:00", completion=30, dispatched_at=0.0, transaction_id="t",
                      assets=[AssetItem(uuid="a", name="Load 1", kind="Load", info={"big": "x" * 5000})])
     summary = task_argsrepr([task.model_dump()])
     assert summary == "households[2] shard-1 tick slot=2026-06-01T10:00 tick=30% assets=1"
@@ -189,3 +189,34 @@ def test_tasks_are_readable_in_flower():
     other = task.model_copy(update={"aggregator": "offices", "slice": 0, "markets": [MarketItem(uuid="m", name="C")]})
     assert task_argsrepr([task.model_dump(), other.model_dump()]) == \
         "households[2]+1 shard-1 tick slot=2026-06-01T10:00 tick=30% assets=2 markets=1"
+
+
+def _celery_flower(redis_url: str, log_path: Path, **env: str) -> tuple[Proc, str]:
+    port = free_port()
+    process = Proc([sys.executable, "-m", "celery", "-A", "workers", "flower", f"--port={port}",
+                    "--address=127.0.0.1"], log_path, clean_env(GSY_FLEET_BROKER_URL=redis_url, **env),
+                   inherit_env=False)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def test_plain_celery_flower_takes_the_fleet_credentials_and_refuses_without(redis_url, password, tmp_path):
+    """``celery -A workers flower``, which the README used to offer, served the UI with no login."""
+    refused, _ = _celery_flower(redis_url, tmp_path / "refused.log")
+    assert refused.process.wait(timeout=30) != 0
+    assert "GSY_FLOWER_BASIC_AUTH" in refused.output()
+    served, url = _celery_flower(redis_url, tmp_path / "served.log", GSY_FLOWER_BASIC_AUTH=f"{USER}:{password}")
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert served.process.poll() is None, served.output()
+            try:
+                response = requests.get(f"{url}/tasks", timeout=1)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, served.output()
+                time.sleep(0.2)
+        assert response.status_code == 401
+        assert requests.get(f"{url}/tasks", auth=(USER, password), timeout=5).status_code == 200
+        assert password not in served.output()
+    finally:
+        served.stop()

@@ -21,7 +21,7 @@ from orchestrator.config import load_fleet_config
 from orchestrator.dispatcher import Dispatcher
 from orchestrator.operator import Operator, OperatorError
 from orchestrator.operator_cli import enqueue_group
-from orchestrator.processes import exchange_command, wait_for_exchange, worker_command
+from orchestrator.processes import exchange_command, exchange_env, wait_for_exchange, worker_command
 
 pytestmark = pytest.mark.integration
 
@@ -46,9 +46,10 @@ def running_fleet(tmp_path_factory, redis_url):
     fleet_file.write_text(yaml.safe_dump(FLEET))
     results = tmp / "exchange"
     log = open(tmp / "exchange.log", "w")
-    exchange = subprocess.Popen(exchange_command(SCENARIO, redis_url, "--duration", "90m", "--pace", "5",
+    exchange = subprocess.Popen(exchange_command(SCENARIO, "--duration", "90m", "--pace", "5",
                                                  "--start-date", "2026-06-01T10:00", "--start-when-selected", "1",
-                                                 "--results", str(results)), stdout=log, stderr=subprocess.STDOUT)
+                                                 "--results", str(results)), stdout=log, stderr=subprocess.STDOUT,
+                                env=exchange_env(redis_url))
     connection = get_connection(redis_url)
     wait_for_exchange(connection.redis, exchange)
     config = load_fleet_config(fleet_file)
@@ -100,6 +101,14 @@ def test_unknown_targets_and_parameters_are_refused_before_anything_is_sent(runn
 
 def test_order_fee_parameter_and_resync_reach_the_exchange(running_fleet):
     operator = _operator(running_fleet)
+    # At a slot's start, before its strategy bid has traded the load's whole need (by 60 % of a
+    # slot it often has, and a bid beyond what the load still needs is refused).
+    dispatcher = running_fleet["dispatcher"]
+    seen = len(dispatcher.slots_seen)
+    deadline = time.monotonic() + 15
+    while len(dispatcher.slots_seen) == seen:
+        assert time.monotonic() < deadline, "no new slot"
+        time.sleep(0.01)
     order = operator.order("Load 1 L13", "bid", 0.01, 5)
     (answer,) = operator.wait(order, 30)
     (entry,) = next(iter(answer["response"]["responses"].values()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from datetime import timedelta
@@ -296,3 +297,82 @@ def test_lifecycle_commands_against_the_exchange(start_exchange, redis_url):
     assert (delete["command"], delete["status"], delete["deleted_bids"]) == (
         "bid_delete", "ready", [chosen.bid_id])
     assert (listing["command"], listing["status"], listing["bid_list"]) == ("list_bids", "ready", [])
+
+
+class SlowTicker(RedisAggregator):
+    """The issue's script: bids at each slot, an ``on_tick`` far slower than the exchange's ticks."""
+
+    TICK_SECONDS = 0.4
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.seen: list[tuple] = []  # market, trade and finish events, as the hooks got them
+        self.tick_spans: list[tuple[float, float]] = []
+        self.ticks_run = 0  # tick events whose hooks ran
+        self.finish_started: float | None = None
+        super().__init__(*args, **kwargs)
+
+    def on_market_slot(self, market_info: dict) -> None:
+        self.seen.append(("market", market_info["market_slot"]))
+        for uuid, node in self.latest_grid_tree_flat.items():
+            required = (node.get("asset_info") or {}).get("energy_requirement_kWh", 0)
+            if uuid in self.device_uuid_list and required > 0:
+                self.add_to_batch_commands.bid_energy(uuid, required, 35)
+        self.execute_batch_commands(is_blocking=False)
+
+    def on_tick(self, tick_info: dict) -> None:
+        started = time.monotonic()
+        time.sleep(self.TICK_SECONDS)
+        self.tick_spans.append((started, time.monotonic()))
+
+    def on_trade(self, trade_info: dict) -> None:
+        self.seen.append(("trade", tuple(t["trade_id"] for t in trade_info["trade_list"])))
+
+    def on_finish(self, finish_info: dict) -> None:
+        self.finish_started = time.monotonic()
+        self.seen.append(("finish",))
+
+    def on_event_or_response(self, message: dict) -> None:
+        if message.get("event") == "tick":
+            self.ticks_run += 1
+
+
+def test_slow_hooks_skip_stale_ticks_keep_every_market_and_trade_and_finish_on_time(
+        start_exchange, redis_url, redis_client, caplog):
+    exchange = start_exchange("external_devices.json", "--duration", "2h", *FAST, "--start-when-selected", "2")
+    aggregator = SlowTicker("slow_ticker", redis_url=redis_url)
+    arrivals: list[tuple[float, dict]] = []  # every event as published, when it arrived
+    recorder = redis_client.pubsub(ignore_subscribe_messages=True)
+    recorder.subscribe(**{aggregator.channel_names.events:
+                          lambda m: arrivals.append((time.monotonic(), json.loads(m["data"])))})
+    recording = recorder.run_in_thread(sleep_time=0.01, daemon=True)
+    try:
+        with caplog.at_level(logging.INFO, logger="gsy_e_sdk"):
+            for name in ("load", "pv"):
+                RedisAssetClient(name, redis_url=redis_url).select_aggregator(aggregator.aggregator_uuid)
+            wait_until_finished(aggregator, exchange, timeout=60)
+            assert exchange.wait(30) == 0  # nothing more will be published (a trade may follow finish)
+            time.sleep(0.2)  # for the recorder's thread
+            assert aggregator.wait_for_hooks(5)
+    finally:
+        recording.stop()
+        recording.join(2)
+    published = [event for _, event in arrivals]
+    finish_arrived = next(at for at, event in arrivals if event["event"] == "finish")
+    ticks = [event for event in published if event["event"] == "tick"]
+    # Every market, trade and finish event reached its hook, in the exchange's order.
+    expected = [("market", e["market_slot"]) if e["event"] == "market" else
+                ("trade", tuple(t["trade_id"] for t in e["trade_list"])) if e["event"] == "trade" else ("finish",)
+                for e in published if e["event"] != "tick"]
+    assert aggregator.seen == expected and any(kind == "trade" for kind, *_ in expected), exchange.output()[-2000:]
+    # Ticks: each one either ran its hooks or was counted as dropped; most were dropped.
+    assert aggregator.ticks_run + aggregator.dropped_ticks == len(ticks)
+    assert aggregator.dropped_ticks > len(ticks) / 2 and len(aggregator.tick_spans) >= 1
+    # on_finish ran within 1 s of the finish event, once the hook running then had returned.
+    running_until = max((end for start, end in aggregator.tick_spans if start <= finish_arrived),
+                        default=finish_arrived)
+    assert aggregator.finish_started - max(finish_arrived, running_until) < 1.0
+    logged = [r for r in caplog.records if "tick events superseded" in r.getMessage()]
+    assert len(logged) == 1 and logged[0].levelno == logging.INFO
+    logging.getLogger(__name__).info(
+        "slow hooks: %d tick events, %d dropped, %d on_tick calls; on_finish %.3f s after the finish event",
+        len(ticks), aggregator.dropped_ticks, len(aggregator.tick_spans), aggregator.finish_started - finish_arrived)

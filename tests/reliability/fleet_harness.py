@@ -21,7 +21,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -33,8 +32,9 @@ import yaml
 from gsy_e_sdk.embedded_redis import PrivateRedis
 
 from orchestrator.attach import aggregator_uuid
-from orchestrator.messages import TRANSACTION_NAMESPACE
-from orchestrator.processes import exchange_command, wait_for_exchange, worker_command
+from orchestrator.fleet_key import fleet_key
+from orchestrator.messages import slice_transaction_id
+from orchestrator.processes import exchange_command, exchange_env, wait_for_exchange, worker_command
 from orchestrator.sharding import plan_slices
 from tests.processes import Proc
 
@@ -140,11 +140,11 @@ class Fleet:
 
     # ------------------------------------------------------------------ processes
     def start_exchange(self, duration: str, pace: str | None, *extra: str) -> Proc:
-        args = ["--paused", "--duration", duration, "--tick-length", "30s", "--start-date", START,
+        args = ["--strict-reference", "--paused", "--duration", duration, "--tick-length", "30s", "--start-date", START,
                 "--results", str(self.results), *extra]
         if pace is not None:
             args += ["--pace", pace]
-        self.exchange = Proc(exchange_command(SCENARIO, self.redis_url, *args), self.tmp / "exchange.log")
+        self.exchange = Proc(exchange_command(SCENARIO, *args), self.tmp / "exchange.log", exchange_env(self.redis_url))
         wait_for_exchange(self.client, self.exchange.process)
         return self.exchange
 
@@ -176,12 +176,13 @@ class Fleet:
 
     def wait_listening(self, process: Proc | None = None, timeout: float = 60.0) -> None:
         """Until every aggregator's event channel has a subscriber (the dispatcher is attached)."""
-        channels_ = [f"external-aggregator//{uuid_}/events/all" for uuid_ in self.aggregator_uuids().values()]
         deadline = time.monotonic() + timeout
+        channels_: list[str] = []
         while time.monotonic() < deadline:
             if process is not None:
                 assert process.alive(), f"dispatcher exited:\n{process.output()[-3000:]}"
-            if all(count for _, count in self.client.pubsub_numsub(*channels_)):
+            channels_ = [f"external-aggregator//{uuid_}/events/all" for uuid_ in self.aggregator_uuids().values()]
+            if channels_ and all(count for _, count in self.client.pubsub_numsub(*channels_)):
                 return
             time.sleep(0.05)
         raise AssertionError(f"the dispatcher did not subscribe to {channels_} within {timeout:g} s")
@@ -203,8 +204,12 @@ class Fleet:
         self.client.close()
 
     # ------------------------------------------------------------------ what happened
+    def key(self) -> bytes:
+        return fleet_key(self.client, self.name)
+
     def aggregator_uuids(self) -> dict[str, str]:
-        return {aggregator["name"]: aggregator_uuid(self.name, aggregator["name"])
+        """As the dispatcher derives them, under the fleet's key (created now if it is the first)."""
+        return {aggregator["name"]: aggregator_uuid(self.key(), self.name, aggregator["name"])
                 for aggregator in self.fleet["aggregators"]}
 
     def orders(self) -> list[dict]:
@@ -234,10 +239,11 @@ def duplicate_orders(orders: list[dict]) -> dict[tuple[str, str, str], int]:
     return {key: count for key, count in counts.items() if count > 1}
 
 
-def decision_ids(aggregator_uuid_: str, slices: int, slots: list[str]) -> dict[str, tuple[str, str, int, int]]:
+def decision_ids(key: bytes, aggregator_uuid_: str, slices: int, slots: list[str]
+                 ) -> dict[str, tuple[str, str, int, int]]:
     """Every transaction id a fleet task can submit under -> (slot, event, completion, slice).
 
-    The same formula as ``SliceTask.transaction_id``; an order under any other id was not placed
+    The dispatcher's formula under the fleet's key; an order under any other id was not placed
     by a task of this fleet (e.g. a resubmission that invented a new id).
     """
     ids = {}
@@ -245,8 +251,8 @@ def decision_ids(aggregator_uuid_: str, slices: int, slots: list[str]) -> dict[s
         for event in ("market", "tick"):
             for completion in range(0, 100, 10):
                 for index in range(slices):
-                    key = f"{aggregator_uuid_}:{slot}:{event}:{completion}:{index}"
-                    ids[str(uuid.uuid5(TRANSACTION_NAMESPACE, key))] = (slot, event, completion, index)
+                    ids[slice_transaction_id(key, aggregator_uuid_, slot, event, completion, index)] = \
+                        (slot, event, completion, index)
     return ids
 
 

@@ -84,7 +84,7 @@ def _assert_every_household_orders_once_per_decision(fleet: Fleet, slots: list[s
     assert len(households) == HOUSEHOLDS
     assert missing_by_slot(orders, slots, households) == {}
     assert duplicate_orders(orders) == {}
-    known = decision_ids(fleet.aggregator_uuids()["households"], household_slices(fleet.fleet), slots)
+    known = decision_ids(fleet.key(), fleet.aggregator_uuids()["households"], household_slices(fleet.fleet), slots)
     assert {order["transaction_id"] for order in orders} <= set(known), "an order under an id no task derives"
 
 
@@ -151,7 +151,7 @@ def test_sigkilled_worker_tasks_are_redelivered_within_the_slot(private_redis, t
     for task_id, _, payload in sent:
         task = SliceTask.model_validate(payload)
         if task_id in held and task.assets:
-            placed = {order["slot"] for order in orders if order["transaction_id"] == task.transaction_id()}
+            placed = {order["slot"] for order in orders if order["transaction_id"] == task.transaction_id}
             assert placed == {task.slot}, (task_id, task.event, task.completion, placed)
             redelivered_with_orders += 1
     assert redelivered_with_orders, "no held task carried assets"
@@ -238,7 +238,7 @@ def test_a_lost_market_event_is_detected_and_the_slot_resynced(private_redis, tm
     _assert_every_household_orders_once_per_decision(fleet, SLOTS[:4], households)
     # The resynced market decisions reached the exchange, within 10:15.
     placed = {order["slot"] for order in fleet.orders()
-              if order["transaction_id"] in {task.transaction_id() for task in resynced}}
+              if order["transaction_id"] in {task.transaction_id for task in resynced}}
     assert placed == {SLOTS[1]}
 
 
@@ -329,7 +329,7 @@ def test_a_killed_dispatcher_reattaches_without_duplicates_and_resumes_at_the_cu
     # Resumed at the current tick: the ticks of 10:15 lost while it was down are counted, the slot
     # was not started over, and the households ordered in 10:15 after the restart and in 10:30.
     assert counters.get("missed_events", 0) >= 2 and counters.get("resynced_slots", 0) == 0, counters
-    known = decision_ids(uuids["households"], household_slices(fleet.fleet), SLOTS[:3])
+    known = decision_ids(fleet.key(), uuids["households"], household_slices(fleet.fleet), SLOTS[:3])
     ticks = {known[order["transaction_id"]][2] for order in fleet.orders()
              if known[order["transaction_id"]][:2] == (SLOTS[1], "tick")}
     assert not ticks & {20, 30} and max(ticks) == 90, ticks
@@ -428,7 +428,7 @@ def test_a_dead_local_worker_of_fleet_run_is_started_again(private_redis, tmp_pa
         pool.wait_ready(60)
         # The new worker consumes shard-1: a task sent there runs.
         payload = SliceTask(fleet="fault-local-workers", aggregator="households", aggregator_uuid="a", slice=1,
-                            shard=1, event="finish", dispatched_at=time.time()).model_dump()
+                            shard=1, event="finish", dispatched_at=time.time(), transaction_id="t").model_dump()
         app.send_task("workers.on_finish", args=[payload], queue="shard-1")
         wait_until(lambda: fleet.counters().get("finished_slices") == 1, 30, "the task on shard-1")
     finally:
@@ -442,8 +442,8 @@ def test_a_subscription_that_failed_while_redis_was_down_works_once_it_is_back(p
     back, the channel must really be subscribed (not skipped as "already subscribed")."""
     connection = RedisConnection(private_redis.url)
     # One quick retry instead of ~30 s of them, so the failing call returns at once; nothing else
-    # about the connection changes (the pub/sub connection is made from these settings).
-    connection.redis.connection_pool.connection_kwargs["retry"] = Retry(NoBackoff(), 1)
+    # about the connection changes (the pub/sub connection is made from its pool's settings).
+    connection.pubsub.connection_pool.connection_kwargs["retry"] = Retry(NoBackoff(), 1)
     received: list[dict] = []
     try:
         connection.subscribe({"before": lambda _channel, payload: None})

@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-import queue
+import sys
 import threading
 from collections import Counter
 from datetime import datetime, timedelta
@@ -46,9 +46,11 @@ from hypothesis import strategies as st
 
 from exchange.assets import ENERGY_TOLERANCE, Storage
 from exchange.clock import SimulationClock
+from exchange import redis_api
 from exchange.commands import MAX_CONSTANT_FEE
+from gsy_e_sdk.wire.log_limit import RateLimitedLog
 from exchange.orders import BID, OFFER
-from exchange.redis_api import MAX_PAYLOAD_DEPTH, RedisEdge, decode_payload
+from exchange.redis_api import MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH, RedisEdge, decode_payload
 from exchange.scenario import load_scenario
 from exchange.simulation import Simulation, StepResult
 from gsy_e_sdk.wire import channels
@@ -280,9 +282,11 @@ def batch_plans(draw) -> tuple[dict[str, Any], dict[str, list[str]]]:
 
 
 # ---------------------------------------------------------------------------------------------- checks
-def controlled_simulation() -> Simulation:
-    """A simulation in its first slot whose aggregator ``AGG`` controls pv, load, the forecast load and House 2."""
-    simulation = Simulation(SCENARIO, CLOCK)
+def controlled_simulation(**options: Any) -> Simulation:
+    """A simulation in its first slot whose aggregator ``AGG`` controls pv, load, the forecast load and House 2.
+
+    ``options``: of :class:`Simulation` (limits, strict_reference)."""
+    simulation = Simulation(SCENARIO, CLOCK, **options)
     [(channel, reply)] = simulation.handle(channels.AGGREGATOR_COMMANDS,
                                            {"type": "CREATE", "name": "fuzz", "transaction_id": AGG})
     assert channel == channels.AGGREGATOR_RESPONSE and json.loads(reply)["status"] == "ready"
@@ -655,10 +659,13 @@ class _Records(logging.Handler):
 
 @pytest.fixture(scope="module")
 def redis_api_warnings():
+    """Every warning of the decoder; its rate limit (tested below) is lifted so each one is seen."""
     handler = _Records()
     logger = logging.getLogger("exchange.redis_api")
     logger.addHandler(handler)
+    limited, redis_api.limited_log = redis_api.limited_log, RateLimitedLog(logger, burst=sys.maxsize)
     yield handler
+    redis_api.limited_log = limited
     logger.removeHandler(handler)
 
 
@@ -696,6 +703,8 @@ def test_decode_payload_never_raises(redis_api_warnings, data) -> None:
 
 
 class _FakePubSub:
+    """Hands the reader these messages (an exception instance is raised instead), then stops it."""
+
     def __init__(self, messages: list, edge: RedisEdge) -> None:
         self.messages = list(messages)
         self.edge = edge
@@ -704,26 +713,60 @@ class _FakePubSub:
         if not self.messages:
             self.edge._stopping.set()
             return None
-        return self.messages.pop(0)
+        item = self.messages.pop(0)
+        if isinstance(item, Exception):
+            raise item
+        return item
 
 
-def test_reader_thread_survives_undecodable_payloads() -> None:
-    """The subscriber thread queues (channel, None) for garbage and keeps reading."""
-    edge = RedisEdge("redis://127.0.0.1:1")  # never connects: the pubsub is replaced
-    garbage = [b"\xff\xfe", b"[" * 100_000, b"[" * 900 + b"]" * 900, b"{", b"1" * 5000, "\ud800", b'{"ok": 1}']
-    edge._pubsub = _FakePubSub([{"type": "message", "channel": b"c", "data": data} for data in garbage], edge)
+def _read_all(edge: RedisEdge, items: list) -> list:
+    """Run the real reader loop over ``items``; what it queued for the main loop."""
+    edge._stopping.clear()
+    edge._pubsub = _FakePubSub(items, edge)
     reader = threading.Thread(target=edge._read)
     reader.start()
     reader.join(timeout=10)
     assert not reader.is_alive()
     received = []
-    while True:
-        try:
-            received.append(edge.inbox.get_nowait())
-        except queue.Empty:
-            break
-    assert received == [("c", None)] * 6 + [("c", {"ok": 1})]
+    while (message := edge.receive()) is not None:
+        received.append(message)
+    return received
+
+
+def test_reader_thread_survives_undecodable_payloads() -> None:
+    """The subscriber thread queues (channel, None) for garbage and keeps reading, whatever fails."""
+    edge = RedisEdge("redis://127.0.0.1:1")  # never connects: the pubsub is replaced
+    garbage = [b"\xff\xfe", b"[" * 100_000, b"[" * 900 + b"]" * 900, b"{", b"1" * 5000, "\ud800",
+               b" " * (MAX_PAYLOAD_BYTES + 1)]
+    items = [{"type": "message", "channel": b"c", "data": data} for data in garbage]
+    items += [ValueError("a reply redis-py cannot parse"), {"type": "message"},  # no channel, no data
+              {"type": "message", "channel": b"c", "data": b'{"ok": 1}'}]
+    assert _read_all(edge, items) == [("c", None)] * len(garbage) + [("c", {"ok": 1})]
     edge.client.close()
+
+
+def test_reader_drops_what_exceeds_the_inbox_bound(monkeypatch) -> None:
+    """Messages the main loop has not taken yet are bounded in bytes; taking them frees the room."""
+    monkeypatch.setattr(redis_api, "MAX_INBOX_BYTES", 100)
+    edge = RedisEdge("redis://127.0.0.1:1")
+    message = {"type": "message", "channel": b"c", "data": b'{"n": "' + b"x" * 32 + b'"}'}  # 41 bytes
+    assert _read_all(edge, [message] * 5) == [("c", {"n": "x" * 32})] * 2
+    assert _read_all(edge, [message] * 2) == [("c", {"n": "x" * 32})] * 2
+    edge.client.close()
+
+
+def test_rate_limited_log_counts_what_it_suppresses(caplog) -> None:
+    now = [0.0]
+    log = RateLimitedLog(logging.getLogger("test.limit"), period=10, burst=3, clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, "test.limit"):
+        for index in range(1000):
+            log.warning("garbage on %s", f"c{index}")
+        log.warning("another kind")  # limited separately
+        now[0] = 10.0
+        log.warning("garbage on %s", "later")
+    assert [record.getMessage() for record in caplog.records] == [
+        "garbage on c0", "garbage on c1", "garbage on c2", "another kind",
+        "garbage on later (997 similar messages suppressed)"]
 
 
 def _with_stack(frames: int, function):

@@ -50,7 +50,7 @@ def test_a_pickled_task_is_refused_and_never_executed(private_redis, tmp_path):
         # A real on_finish task (its side effect: the fleet's finished_slices counter), pickled,
         # with an argument whose unpickling touches the marker file.
         payload = SliceTask(fleet="security-pickle", aggregator="households", aggregator_uuid="a", slice=0, shard=0,
-                            event="finish", dispatched_at=time.time()).model_dump()
+                            event="finish", dispatched_at=time.time(), transaction_id="t").model_dump()
         app.send_task("workers.on_finish", args=[payload, Exploit(marker)], queue="shard-0", serializer="pickle")
         wait_until(lambda: "ContentDisallowed" in worker.output() or "untrusted content" in worker.output(),
                    30, "the worker to refuse the pickled message")

@@ -8,11 +8,12 @@ from orchestrator.messages import SliceTask, slice_payloads
 from orchestrator.sharding import Slice
 
 TICK, MARKET = "workers.on_tick", "workers.on_market_slot"
+KEY = b"k" * 32
 
 
 def _slice(aggregator: str, shard: int, assets: int, event: str = "tick", completion: int = 10) -> dict:
     return SliceTask(fleet="f", aggregator=aggregator, aggregator_uuid=f"u-{aggregator}", slice=0, shard=shard,
-                     event=event, slot="2026-06-01T10:00", completion=completion, dispatched_at=0.0,
+                     event=event, slot="2026-06-01T10:00", completion=completion, dispatched_at=0.0, transaction_id="t",
                      assets=[{"uuid": f"{aggregator}-{i}", "name": f"a{i}", "kind": "Load"} for i in range(assets)]
                      ).model_dump()
 
@@ -63,15 +64,20 @@ def test_a_slice_payload_is_exactly_what_the_worker_validates():
                                     markets={"root": "community"})
     piece = Slice("hh", 0, 1, ("bus", "load", "pv"), ("root",))
     event = {"market_maker_rate": 30, "feed_in_tariff_rate": 5}
-    payload = slice_payload("fleet", aggregator, piece, event, "market", "2026-06-01T10:00", 0, tree, 12.5)
+    payload = slice_payload("fleet", aggregator, piece, event, "market", "2026-06-01T10:00", 0, tree, 12.5, KEY)
     assert SliceTask.model_validate(payload).model_dump() == payload
     assert [(a["name"], a["kind"], a["fee_to_root"]) for a in payload["assets"]] == [("Load 1", "Load", 2.0),
                                                                                     ("PV 1", "PV", 2.0)]
     assert [market["uuid"] for market in payload["markets"]] == ["root"]
-    tick = slice_payload("fleet", aggregator, piece, event, "tick", "2026-06-01T10:00", 30, tree, 12.5)
+    tick = slice_payload("fleet", aggregator, piece, event, "tick", "2026-06-01T10:00", 30, tree, 12.5, KEY)
     assert tick["markets"] == [] and len(tick["assets"]) == 2  # markets act on market events only
+    # Each decision has its own id, the same every time, and only the fleet's key derives it.
+    again = slice_payload("fleet", aggregator, piece, event, "tick", "2026-06-01T10:00", 30, tree, 99.0, KEY)
+    other_key = slice_payload("fleet", aggregator, piece, event, "tick", "2026-06-01T10:00", 30, tree, 12.5, b"x" * 32)
+    assert again["transaction_id"] == tick["transaction_id"] != payload["transaction_id"]
+    assert other_key["transaction_id"] != tick["transaction_id"]
     empty = Slice("hh", 1, 0, ("bus",))
-    assert slice_payload("fleet", aggregator, empty, event, "tick", "2026-06-01T10:00", 30, tree, 12.5) is None
+    assert slice_payload("fleet", aggregator, empty, event, "tick", "2026-06-01T10:00", 30, tree, 12.5, KEY) is None
 
 
 def test_a_task_argument_is_one_slice_or_a_list():

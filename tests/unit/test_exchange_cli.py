@@ -19,7 +19,8 @@ def test_bad_scenario_names_the_field_and_exits_2(tmp_path):
 
 def test_bad_duration_and_pace_are_usage_errors(tmp_path):
     runner = CliRunner()
-    for option, value in (("--duration", "soon"), ("--pace", "sometimes"), ("--pace", "-1")):
+    for option, value in (("--duration", "soon"), ("--pace", "sometimes"), ("--pace", "-1"),
+                          ("--max-batch-commands", "0"), ("--batch-cache-mb", "-1")):
         result = runner.invoke(exchange_group, ["run", "--scenario", "x.json", option, value])
         assert result.exit_code == 2 and option in result.output
 

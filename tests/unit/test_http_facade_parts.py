@@ -1,7 +1,9 @@
-"""Pure parts of the HTTP facade: users, tokens, rate limit, request models, registry views."""
+"""Pure parts of the HTTP facade: users, tokens, rate limits, request models, registry views, held
+answers, GraphQL bounds."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -11,7 +13,9 @@ import pytest
 from pydantic import ValidationError
 
 from exchange.descriptor import Node
+from exchange.http import graphql_api
 from exchange.http import models as m
+from exchange.http.hub import HeldAnswers, WebsocketHub
 from exchange.http.rate_limit import RateLimiter
 from exchange.http.registry import registry_tree, scenario_tree
 from exchange.http.tokens import TokenError, TokenIssuer
@@ -51,7 +55,7 @@ def test_user_file_errors_do_not_leak_passwords(tmp_path: Path) -> None:
 def test_tokens_round_trip_and_every_failure_has_its_reason() -> None:
     issuer = TokenIssuer(SECRET, lifetime_s=60)
     token = issuer.issue("alice")
-    assert issuer.user_of(f"JWT {token}") == "alice"
+    assert issuer.identity(f"JWT {token}").user == "alice"
     claims = jwt.decode(token, SECRET, algorithms=["HS256"])
     assert 59 <= claims["exp"] - claims["iat"] <= 60
     expired = jwt.encode({"sub": "alice", "exp": int(time.time()) - 1}, SECRET, algorithm="HS256")
@@ -60,7 +64,7 @@ def test_tokens_round_trip_and_every_failure_has_its_reason() -> None:
              f"JWT {expired}": "expired", f"JWT {forged}": "decoding", "JWT garbage": "decoding"}
     for header, reason in cases.items():
         with pytest.raises(TokenError, match=reason):
-            issuer.user_of(header)
+            issuer.identity(header)
 
 
 def test_rate_limiter_allows_a_burst_then_asks_to_wait_until_refilled() -> None:
@@ -99,4 +103,87 @@ def test_registry_marks_controllable_nodes_and_their_aggregator() -> None:
     assert house["children"][0] == {"name": "pv", "type": "PV", "uuid": "p", "attributes": None,
                                     "registered": True, "aggregator_name": "agg"}
     assert house["children"][1]["registered"] is None and "children" not in house["children"][1]
+    taken = registry_tree(root, {}, {"p"})["children"][0]["children"][0]  # another user's
+    assert taken["registered"] is False and taken["aggregator_name"] is None
     assert scenario_tree(root)["children"][0]["children"][1] == {"name": "fixed", "uuid": "f", "type": "Load"}
+
+
+def test_rate_limiter_can_check_without_counting_and_forgets_the_oldest_keys() -> None:
+    now = [0.0]
+    limiter = RateLimiter(1, burst=2, clock=lambda: now[0], max_keys=3)
+    assert [limiter.blocked_for("peer") for _ in range(5)] == [0] * 5  # checking costs nothing
+    assert [limiter.retry_after("peer") for _ in range(3)] == [0, 0, 1]
+    assert limiter.blocked_for("peer") == 1
+    for key in ("b", "c", "d"):
+        limiter.retry_after(key)
+    assert limiter.blocked_for("peer") == 0  # evicted: at most max_keys buckets are kept
+
+
+def test_held_answers_keep_order_and_their_bounds() -> None:
+    now = [0.0]
+    held = HeldAnswers(max_age=30, per_key=3, max_frames=5, max_bytes=1000, clock=lambda: now[0])
+    for index in range(4):
+        held.add("area:a", b"a%d" % index)
+    assert held.take("area:a") == [b"a1", b"a2", b"a3"]  # the oldest went past the per-key bound
+    for index in range(3):
+        held.add("area:b", b"b%d" % index)
+        held.add("area:c", b"c%d" % index)
+    assert len(held) == 5 and held.take("area:b") == [b"b1", b"b2"]  # the oldest overall went first
+    held.add("area:d", b"x" * 1001)
+    assert held.take("area:d") == []  # larger than everything held may be
+    now[0] += 31
+    held.add("area:e", b"e")
+    assert held.take("area:c") == [] and held.take("area:e") == [b"e"] and held.bytes == 0
+
+
+def test_a_socket_gets_held_answers_after_its_prelude_and_never_twice() -> None:
+    hub = WebsocketHub()
+    hub.deliver("aggregator:x", b"selected", hold=True)
+    hub.deliver("aggregator:x", b"batch answer", hold=True)
+    hub.deliver("aggregator:x", b"tick event")  # events are not held
+
+    async def open_socket(prelude: list[bytes]) -> list[bytes]:
+        subscriber = hub.attach("aggregator:x", prelude)
+        hub.deliver("aggregator:x", b"later")
+        await asyncio.sleep(0.01)
+        hub.detach(subscriber)
+        return [subscriber.queue.get_nowait() for _ in range(subscriber.queue.qsize())]
+
+    assert asyncio.run(open_socket([b"selected"])) == [b"selected", b"batch answer", b"later"]
+    assert asyncio.run(open_socket([])) == [b"later"]  # delivered once: nothing stays held
+
+
+def test_forecast_bodies_take_a_slot_map_or_watt_hours() -> None:
+    assert m.Forecast.model_validate({"energy_Wh": 400}).energy_Wh == 400
+    assert m.Measurement.model_validate({"energy_measurement": {"2026-01-01T10:00": 0.2}}).energy_Wh is None
+    for body in ({}, {"energy_Wh": 1, "energy_forecast": {}}, {"energy_Wh": -1}, {"energy_Wh": float("inf")}):
+        with pytest.raises(ValidationError):
+            m.Forecast.model_validate(body)
+
+
+def test_graphql_refuses_costly_queries_before_running_them() -> None:
+    calls: list[str] = []
+
+    def configuration(uuid: str) -> dict:
+        calls.append(uuid)
+        return {"uuid": uuid, "name": "Grid", "serialized": "{}"}
+
+    def run(query: str, introspection: bool = False) -> dict:
+        return graphql_api.execute(query, None, None, configuration, list, introspection)
+
+    assert run('{ readConfiguration(uuid: "s") { uuid } }') == {"data": {"readConfiguration": {"uuid": "s"}}}
+    nested = ("query { ...F8 } fragment F0 on Query { aggregatorsList { name } } "
+              + " ".join(f"fragment F{i} on Query {{ ...F{i - 1} ...F{i - 1} }}" for i in range(1, 9)))
+    refused = {
+        "more than 4 root fields": "{ " + " ".join(f'a{i}: readConfiguration(uuid: "s") {{ uuid }}' for i in range(5))
+                                   + " }",
+        "more than 500 tokens": "{ " + " ".join(f'a{i}: readConfiguration(uuid: "s") {{ uuid }}' for i in range(99))
+                                + " }",
+        "more than 100 fields": nested,
+        "introspection has been disabled": "{ __schema { queryType { name } } }",
+    }
+    for reason, query in refused.items():
+        answer = run(query)
+        assert answer["data"] is None and reason in answer["errors"][0]["message"], answer
+    assert calls == ["s"]  # nothing refused ever resolved
+    assert run("{ __schema { queryType { name } } }", introspection=True)["data"]["__schema"]["queryType"]

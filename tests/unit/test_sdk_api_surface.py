@@ -55,7 +55,44 @@ def test_constructor_signatures_match_the_original():
     assert parameters(RedisAggregator)[:3] == ["aggregator_name", "accept_all_devices", "redis_url"]
     keyword_only = [name for name, parameter in inspect.signature(RedisAggregator).parameters.items()
                     if parameter.kind is inspect.Parameter.KEYWORD_ONLY]
-    assert keyword_only == parameters(RedisAggregator)[3:] == ["aggregator_uuid", "device_uuids"]
+    assert keyword_only == parameters(RedisAggregator)[3:] == ["aggregator_uuid", "device_uuids",
+                                                               "drop_stale_ticks"]
+
+
+def test_rest_signatures_take_the_readme_arguments_and_keep_the_original_ones():
+    from gsy_e_sdk.aggregator import Aggregator
+    from gsy_e_sdk.clients.rest_asset_client import RestAssetClient
+    from gsy_e_sdk.rest_market import RestMarketClient
+
+    def parameters(function):
+        return {name: parameter.default for name, parameter in inspect.signature(function).parameters.items()}
+
+    assert list(parameters(RestAssetClient)) == ["asset_uuid", "simulation_id", "domain_name", "websockets_domain_name",
+                                                 "autoregister", "start_websocket", "sim_api_domain_name"]
+    # The README's RestMarketClient(<market_uuid>, autoregister=True), after the original's four.
+    assert parameters(RestMarketClient) == {"area_id": inspect.Parameter.empty, "simulation_id": None,
+                                            "domain_name": None, "websockets_domain_name": None, "autoregister": False}
+    # The README's asset_client.unregister(); Redis scripts' is_blocking on every transport.
+    for client in (RestAssetClient, RestMarketClient):
+        assert parameters(client.unregister)["is_blocking"] is True
+        assert parameters(client.register)["is_blocking"] is True
+        assert parameters(client.select_aggregator)["is_blocking"] is True
+    assert parameters(Aggregator.delete_aggregator)["is_blocking"] is True
+    assert list(parameters(Aggregator))[:5] == ["aggregator_name", "simulation_id", "domain_name",
+                                                "websockets_domain_name", "accept_all_devices"]
+
+
+def test_redis_clients_offer_the_rest_clients_direct_calls():
+    from gsy_e_sdk.clients.redis_asset_client import RedisAssetClient
+    from gsy_e_sdk.clients.rest_asset_client import RestAssetClient
+    from gsy_e_sdk.redis_market import RedisMarketClient
+    from gsy_e_sdk.rest_market import RestMarketClient
+
+    for redis_class, rest_class, names in (
+            (RedisAssetClient, RestAssetClient, ("set_energy_forecast", "set_energy_measurement")),
+            (RedisMarketClient, RestMarketClient, ("grid_fees", "last_market_dso_stats"))):
+        for name in names:
+            assert inspect.signature(getattr(redis_class, name)) == inspect.signature(getattr(rest_class, name))
 
 
 def test_auto_aggregator_is_a_library_class():

@@ -134,6 +134,8 @@ def stub(redis_url):
 
 
 class RecordingAggregator(RedisAggregator):
+    drop_stale_ticks = False  # the replay is faster than any hook: count every event
+
     def __init__(self, *args, **kwargs):
         self.calls: list[tuple[str, dict]] = []
         super().__init__(*args, **kwargs)
@@ -390,3 +392,29 @@ def test_ten_thousand_asset_clients_share_one_reader(redis_url, stub):
     logging.getLogger(__name__).info("10,000 clients registered and selected in %.1f s", elapsed)
     for client in clients:
         client.close()
+
+
+def test_a_command_sent_before_the_exchange_listens_is_delivered_once_it_does(redis_url, monkeypatch):
+    """The README's recipe starts the exchange and the script together: CREATE may go out first."""
+    monkeypatch.setattr(get_connection(redis_url), "listener_timeout", 10)
+    late: dict[str, StubExchange] = {}
+    starting = threading.Timer(0.5, lambda: late.update(stub=StubExchange(redis_url)))
+    starting.start()
+    try:
+        started = time.monotonic()
+        aggregator = RedisAggregator("early bird", redis_url=redis_url)  # returns once CREATE is answered
+        assert 0.4 < time.monotonic() - started < 5
+        creates = [request for _, request in late["stub"].commands if request.get("type") == "CREATE"]
+        # Sent again with the same transaction id, and only until someone received it: one copy arrived.
+        assert [request["transaction_id"] for request in creates] == [aggregator.aggregator_uuid]
+    finally:
+        starting.join()
+        late["stub"].close()
+
+
+def test_a_command_nobody_ever_listens_to_fails_naming_the_channel(redis_url, monkeypatch):
+    monkeypatch.setattr(get_connection(redis_url), "listener_timeout", 0.3)
+    with pytest.raises(RedisAggregatorAPIException) as raised:
+        RedisAggregator("alone", redis_url=redis_url)
+    text = str(raised.value)
+    assert text.startswith("API registration process timed out.") and "nobody listened on aggregator-commands" in text

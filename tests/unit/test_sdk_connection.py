@@ -118,7 +118,8 @@ def test_bad_messages_and_failing_handlers_do_not_stop_the_reader(connection, re
         assert [p for _, p in inbox.wait_for(2)] == [{"ok": 1}, {"ok": 2}]
     failures = [r for r in caplog.records if "failed" in r.getMessage()]
     assert len(failures) == 2 and all(r.exc_info for r in failures)
-    assert "not JSON" in caplog.text and "not an object" in caplog.text
+    assert "not JSON" in caplog.text and "not a JSON object" in caplog.text
+    assert (connection.dropped_messages, connection.handler_failures) == (2, 2)
     assert connection.reader_alive
 
 

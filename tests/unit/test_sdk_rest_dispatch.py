@@ -58,13 +58,14 @@ def test_binary_and_text_frames_are_decoded_and_junk_is_skipped(caplog):
     received: list[dict] = []
     connection = WebsocketConnection("ws://unused/", FakeAuth(), received.append)
     connection._dispatch(json.dumps({"event": "tick", "n": 1}).encode())
-    connection._dispatch(json.dumps({"command": "register", "ü": "é"}))
+    connection._dispatch(json.dumps({"command": "register", "ü": "é"}, ensure_ascii=False).encode())
     with caplog.at_level(logging.WARNING):
         connection._dispatch(b"\xff\xfe not utf-8")
-        connection._dispatch("[1, 2]")
-        connection._dispatch("{not json")
+        connection._dispatch(b"[1, 2]")
+        connection._dispatch(b"{not json")
+        connection._dispatch(b"[" * 3000 + b"]" * 3000)
     assert received == [{"event": "tick", "n": 1}, {"command": "register", "ü": "é"}]
-    assert caplog.text.count("Ignoring a websocket frame") == 3
+    assert caplog.text.count("Dropped a websocket frame") == 4 and connection.dropped_messages == 4
 
 
 def test_a_failing_handler_does_not_escape_the_socket(caplog):
@@ -75,6 +76,26 @@ def test_a_failing_handler_does_not_escape_the_socket(caplog):
     with caplog.at_level(logging.ERROR):
         connection._dispatch(b'{"event": "tick"}')
     assert "Handling a websocket message from ws://unused/ failed" in caplog.text
+
+
+def test_reader_alive_is_true_while_the_socket_task_runs_even_when_login_fails():
+    """A token provider that raises (no credentials) used to end the socket's task for good."""
+
+    class NoCredentials:
+        def token(self) -> str:
+            raise KeyError("API_CLIENT_PASSWORD")
+
+    connection = WebsocketConnection("ws://127.0.0.1:9/", NoCredentials(), lambda _message: None,
+                                     delays=lambda: iter(lambda: 0.05, None))
+    assert not connection.reader_alive  # not started
+    connection.start()
+    time.sleep(0.3)  # several failed attempts
+    assert connection.reader_alive and not connection.is_connected
+    connection.close()
+    deadline = time.monotonic() + 2
+    while connection.reader_alive and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not connection.reader_alive
 
 
 def test_reconnect_delays_grow_jittered_to_the_cap():

@@ -4,11 +4,11 @@ import time
 from dataclasses import dataclass, field
 
 from orchestrator.config import parse_fleet_config
-from orchestrator.messages import AssetItem, SliceTask
+from orchestrator.messages import AssetItem, SliceTask, slice_transaction_id
 from orchestrator.worker_context import WorkerContext
 from workers.strategies import get_strategy
 from workers.strategies.base import Decision
-from workers.tasks import decide_slice
+from workers.tasks import decide_slice, slot_closed
 
 
 @dataclass
@@ -46,7 +46,7 @@ class _Context:
 
 def _task(assets):
     return SliceTask(fleet="f", aggregator="a", aggregator_uuid="u", slice=0, shard=0, event="market",
-                     slot="2026-06-01T10:00", completion=0, market_maker_rate=30, dispatched_at=time.time(),
+                     slot="2026-06-01T10:00", completion=0, market_maker_rate=30, dispatched_at=time.time(), transaction_id="t-1",
                      assets=assets)
 
 
@@ -56,16 +56,25 @@ def test_a_raising_strategy_skips_only_its_asset(caplog):
                               "energy_traded": 0.0, "total_cost": 0.0}) for i in range(3)]
     batch, states, skipped = decide_slice(_task(assets), _Context(broken="load-1"))
     assert skipped == 1 and set(batch) == {"id-0", "id-2"}
-    assert all(cmd["type"] == "bid" and cmd["time_slot"] == "2026-06-01T10:00" for cmds in batch.values() for cmd in cmds)
+    # Spot orders go out with "time_slot": null (REDIS.md 11.1: a string crashes the reference exchange).
+    assert all(cmd["type"] == "bid" and cmd["time_slot"] is None for cmds in batch.values() for cmd in cmds)
     assert "load-1" in caplog.text and "ZeroDivisionError" in caplog.text
     assert set(states) == {"id-0", "id-2"}
 
 
-def test_transaction_ids_are_stable_per_decision():
+def test_only_tasks_of_a_slot_before_the_current_one_are_stale():
     task = _task([])
-    same = _task([])
-    later = task.model_copy(update={"completion": 10, "event": "tick"})
-    assert task.transaction_id() == same.transaction_id() != later.transaction_id()
+    assert slot_closed(task, "2026-06-01T10:15")
+    assert not slot_closed(task, "2026-06-01T10:00") and not slot_closed(task, None)
+    assert not slot_closed(task.model_copy(update={"event": "finish"}), "2026-06-01T10:15")
+    assert not slot_closed(task.model_copy(update={"slot": "2026-06-02T00:00"}), "2026-06-01T23:45")
+
+
+def test_transaction_ids_are_stable_per_decision_and_keyed():
+    ids = {slice_transaction_id(b"k" * 32, "agg", "2026-06-01T10:00", "tick", completion, 0) for completion in (10, 10)}
+    later = slice_transaction_id(b"k" * 32, "agg", "2026-06-01T10:00", "tick", 20, 0)
+    other_key = slice_transaction_id(b"j" * 32, "agg", "2026-06-01T10:00", "tick", 10, 0)
+    assert len(ids) == 1 and later not in ids and other_key not in ids
     assert isinstance(Decision(commands=[], state={}).commands, list)
 
 
