@@ -30,15 +30,12 @@ from gsy_e_sdk.utils import (
     get_aggregators_list, get_area_uuid_and_name_mapping_from_simulation_id,
     get_area_uuid_from_area_name_and_collaboration_id)
 from tests.conftest import ROOT
+from tests.integration.raw_client import HOUSE_2, LOAD, PV, SIM
 
 pytestmark = pytest.mark.integration
 
-SIM = "84d221fa-46e1-49e0-823b-26cfb3425a5a"
 USER, PASSWORD = "rest-user@example.com", "pw-Vq8#not-in-any-log"
 SECOND_USER, SECOND_PASSWORD = "second-user", "pw-second-Zk2#also-secret"
-LOAD = "a8360191-b0c2-40a5-bc0f-3f9ede459e15"
-PV = "b37fa597-9a6d-4c5e-a724-312c98687c3b"
-HOUSE_2 = "533b09da-abb3-47ee-b8e0-706599b14f3a"
 # A slot of 10 ticks; the exchange waits at most 0.5 s for an aggregator's batch at a tick.
 FAST = ("--slot-length", "15m", "--tick-length", "90s", "--pace", "fast", "--tick-deadline", "0.5s")
 JWT_PATTERN = re.compile(r"eyJ[\w-]{8,}\.[\w-]{8,}\.[\w-]{8,}")
