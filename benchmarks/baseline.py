@@ -44,8 +44,9 @@ class StrategyAggregator(RedisAggregator):
         self.context = WorkerContext(config, connection=None, store=_MemoryStore(), link=None)
         self.fleet = config.name
         self.batches = 0
-        super().__init__(attached.name, redis_url=redis_url, aggregator_uuid=attached.uuid,
-                         device_uuids=list(attached.assets))
+        super().__init__(
+            attached.name, redis_url=redis_url, aggregator_uuid=attached.uuid, device_uuids=list(attached.assets)
+        )
 
     def on_market_slot(self, market_info: dict[str, Any]) -> None:
         self._act(market_info)
@@ -61,14 +62,24 @@ class StrategyAggregator(RedisAggregator):
             info = node.get("asset_info") if node else None
             kind = asset_kind(info) if info else None
             if kind is not None:
-                assets.append(AssetItem(uuid=device, name=name, kind=kind, info=info,
-                                        fee_to_root=tree.fee_to_root(device)))
-        task = SliceTask(fleet=self.fleet, aggregator=self.aggregator_name, aggregator_uuid=self.aggregator_uuid,
-                         slice=0, shard=0, event=message["event"], slot=message.get("market_slot"),
-                         completion=int(str(message.get("slot_completion", "0%")).rstrip("%") or 0),
-                         market_maker_rate=message.get("market_maker_rate"),
-                         feed_in_tariff_rate=message.get("feed_in_tariff_rate"), dispatched_at=time.time(), transaction_id="",
-                         assets=assets)
+                assets.append(
+                    AssetItem(uuid=device, name=name, kind=kind, info=info, fee_to_root=tree.fee_to_root(device))
+                )
+        task = SliceTask(
+            fleet=self.fleet,
+            aggregator=self.aggregator_name,
+            aggregator_uuid=self.aggregator_uuid,
+            slice=0,
+            shard=0,
+            event=message["event"],
+            slot=message.get("market_slot"),
+            completion=int(str(message.get("slot_completion", "0%")).rstrip("%") or 0),
+            market_maker_rate=message.get("market_maker_rate"),
+            feed_in_tariff_rate=message.get("feed_in_tariff_rate"),
+            dispatched_at=time.time(),
+            transaction_id="",
+            assets=assets,
+        )
         batch, states, _ = decide_slice(task, self.context)
         self.context.store.states.update(states)
         buffer = self.add_to_batch_commands
@@ -77,8 +88,13 @@ class StrategyAggregator(RedisAggregator):
                 kind = command["type"]
                 if kind in ("offer", "bid"):
                     add = buffer.offer_energy if kind == "offer" else buffer.bid_energy
-                    add(uuid, command["energy"], command["price"], command.get("replace_existing", True),
-                        command.get("time_slot"))
+                    add(
+                        uuid,
+                        command["energy"],
+                        command["price"],
+                        command.get("replace_existing", True),
+                        command.get("time_slot"),
+                    )
                 elif kind == "delete_offer":
                     buffer.delete_offer(uuid, None, command.get("time_slot"))
                 elif kind == "delete_bid":

@@ -16,16 +16,17 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from exchange.clock import SimulationClock
-from exchange.generate import generate_scenario
-from exchange.scenario import parse_scenario
-from exchange.simulation import Simulation
+from gsy_local_exchange.clock import SimulationClock
+from gsy_local_exchange.generate import generate_scenario
+from gsy_local_exchange.scenario import parse_scenario
+from gsy_local_exchange.simulation import Simulation
 
 
 def measure(assets: int, slots: int, with_aggregators: bool) -> dict:
     scenario = parse_scenario(generate_scenario(assets, max(assets // 100, 1)))
-    clock = SimulationClock(datetime(2026, 6, 1, 10), timedelta(minutes=15), timedelta(seconds=15),
-                            timedelta(minutes=15 * slots))
+    clock = SimulationClock(
+        datetime(2026, 6, 1, 10), timedelta(minutes=15), timedelta(seconds=15), timedelta(minutes=15 * slots)
+    )
     simulation = Simulation(scenario, clock)
     if with_aggregators:
         markets = [m for m in simulation.engine.markets if m.parent is not None]
@@ -33,8 +34,14 @@ def measure(assets: int, slots: int, with_aggregators: bool) -> dict:
             aggregator = f"00000000-0000-4000-8000-{index:012d}"
             simulation.registry.handle({"type": "CREATE", "name": market.name, "transaction_id": aggregator})
             for child in market.children:
-                simulation.registry.handle({"type": "SELECT", "aggregator_uuid": aggregator,
-                                            "device_uuid": child.uuid, "transaction_id": child.uuid})
+                simulation.registry.handle(
+                    {
+                        "type": "SELECT",
+                        "aggregator_uuid": aggregator,
+                        "device_uuid": child.uuid,
+                        "transaction_id": child.uuid,
+                    }
+                )
     durations, event_durations, payload_bytes = [], [], 0
     while not simulation.finished:
         started = time.perf_counter()
@@ -44,7 +51,9 @@ def measure(assets: int, slots: int, with_aggregators: bool) -> dict:
         payload_bytes += sum(len(payload) for _, payload in result.messages)
     every = durations + event_durations
     return {
-        "assets": assets, "aggregators": len(simulation.registry.aggregators), "ticks": len(every),
+        "assets": assets,
+        "aggregators": len(simulation.registry.aggregators),
+        "ticks": len(every),
         "tick_mean_ms": round(1000 * statistics.fmean(every), 3),
         "tick_p99_ms": round(1000 * sorted(every)[int(0.99 * (len(every) - 1))], 3),
         "event_tick_mean_ms": round(1000 * statistics.fmean(event_durations), 3) if event_durations else None,
@@ -65,10 +74,13 @@ def main() -> None:
             row = measure(assets, args.slots, with_aggregators)
             row["mode"] = "aggregators" if with_aggregators else "templates"
             rows.append(row)
-            print(f"{row['assets']:>7} assets {row['mode']:<11} {row['aggregators']:>4} aggs  "
-                  f"tick mean {row['tick_mean_ms']:>8} ms  p99 {row['tick_p99_ms']:>8} ms  "
-                  f"event tick {row['event_tick_mean_ms']} ms  plain {row['plain_tick_mean_ms']} ms  "
-                  f"{row['published_MB_per_slot']} MB/slot", flush=True)
+            print(
+                f"{row['assets']:>7} assets {row['mode']:<11} {row['aggregators']:>4} aggs  "
+                f"tick mean {row['tick_mean_ms']:>8} ms  p99 {row['tick_p99_ms']:>8} ms  "
+                f"event tick {row['event_tick_mean_ms']} ms  plain {row['plain_tick_mean_ms']} ms  "
+                f"{row['published_MB_per_slot']} MB/slot",
+                flush=True,
+            )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(rows, indent=2))
     print(json.dumps(rows))

@@ -30,9 +30,9 @@ from typing import Any
 import redis
 import yaml
 
-from exchange.generate import generate_scenario
-from gsy_e_sdk.embedded_redis import PrivateRedis
 from gsy_e_sdk.wire import channels
+from gsy_local_exchange.embedded_redis import PrivateRedis
+from gsy_local_exchange.generate import generate_scenario
 from orchestrator.processes import exchange_command, stop_processes, wait_for_exchange, worker_command
 from orchestrator.sharding import queue_name, shards_for_worker
 
@@ -60,12 +60,14 @@ class Probe:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             self.cpu_s = (int(fields[11]) + int(fields[12])) / TICKS
-            status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-                          if ":" in line)
+            status = dict(
+                line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
+            )
             self.peak_rss_mb = max(self.peak_rss_mb, int(status["VmHWM"].split()[0]) / 1024)
             self.max_threads = max(self.max_threads, int(status["Threads"]))
-            sockets = sum(1 for fd in os.listdir(f"/proc/{pid}/fd")
-                          if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"))
+            sockets = sum(
+                1 for fd in os.listdir(f"/proc/{pid}/fd") if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+            )
             self.max_sockets = max(self.max_sockets, sockets)
         except (OSError, KeyError, IndexError, ValueError):
             pass  # the process is gone: keep the last reading
@@ -90,8 +92,12 @@ class Probe:
         stop_processes([self.process], timeout=20)
 
     def row(self) -> dict[str, Any]:
-        return {"cpu_s": round(self.cpu_s, 2), "peak_rss_mb": round(self.peak_rss_mb, 1),
-                "threads": self.max_threads, "sockets": self.max_sockets}
+        return {
+            "cpu_s": round(self.cpu_s, 2),
+            "peak_rss_mb": round(self.peak_rss_mb, 1),
+            "threads": self.max_threads,
+            "sockets": self.max_sockets,
+        }
 
 
 class Sampler(threading.Thread):
@@ -113,17 +119,25 @@ def redis_calls(client: redis.Redis) -> int:
 
 # ---------------------------------------------------------------------------------------------- set-up
 def fleet_config(scenario: dict, name: str) -> dict:
-    aggregators = [{"name": market["name"], "assets": [child["name"] for child in market["children"]]}
-                   for market in scenario["children"] if "children" in market]
-    return {"name": name, "shards": SHARDS, "max_assets_per_task": 100, "aggregators": aggregators,
-            "strategies": {kind: {"name": "price_ramp"} for kind in ("PV", "Load")}
-            | {"Storage": {"name": "storage_arbitrage"}}}
+    aggregators = [
+        {"name": market["name"], "assets": [child["name"] for child in market["children"]]}
+        for market in scenario["children"]
+        if "children" in market
+    ]
+    return {
+        "name": name,
+        "shards": SHARDS,
+        "max_assets_per_task": 100,
+        "aggregators": aggregators,
+        "strategies": {kind: {"name": "price_ramp"} for kind in ("PV", "Load")}
+        | {"Storage": {"name": "storage_arbitrage"}},
+    }
 
 
 @dataclass
 class Run:
     assets: int
-    mode: str                       # "fleet" or "baseline"
+    mode: str  # "fleet" or "baseline"
     workers: int
     work: Path
     url: str
@@ -137,8 +151,9 @@ class Run:
 
 def _spawn(run: Run, name: str, command: list[str], env: dict[str, str] | None = None) -> Probe:
     log = open(run.work / f"{run.tag}-{name}.log", "w")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-                               cwd=ROOT)
+    process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, cwd=ROOT
+    )
     probe = Probe(name, process)
     run.probes.append(probe)
     return probe
@@ -173,19 +188,51 @@ def run_one(assets: int, mode: str, workers: int, url: str, work: Path, duration
     results = work / f"{run.tag}-exchange"
     client = redis.Redis.from_url(url)
     client.flushall()
-    exchange = _spawn(run, "exchange", exchange_command(
-        scenario_path, "--paused", "--duration", duration, "--start-date", "2026-06-01T08:00",
-        "--results", str(results)), {"REDIS_URL": url})
+    exchange = _spawn(
+        run,
+        "exchange",
+        exchange_command(
+            scenario_path,
+            "--paused",
+            "--duration",
+            duration,
+            "--start-date",
+            "2026-06-01T08:00",
+            "--results",
+            str(results),
+        ),
+        {"REDIS_URL": url},
+    )
     wait_for_exchange(client, exchange.process, timeout=120)
-    env = {"GSY_FLEET_CONFIG": str(config_path), "REDIS_URL": url, "GSY_FLEET_BROKER_URL": url,
-           "GSY_FLEET_WORKER_LOG_LEVEL": "WARNING"}
+    env = {
+        "GSY_FLEET_CONFIG": str(config_path),
+        "REDIS_URL": url,
+        "GSY_FLEET_BROKER_URL": url,
+        "GSY_FLEET_WORKER_LOG_LEVEL": "WARNING",
+    }
     sampler = Sampler(run.probes)
     sampler.start()
     helpers: list[Probe] = []
     attach_started = time.monotonic()
     if mode == "fleet":
-        dispatcher = _spawn(run, "dispatcher", [sys.executable, "-m", "gsy_e_sdk", "--log-level", "INFO", "fleet",
-                                                "dispatch", "--config", str(config_path), "--redis-url", url], env)
+        dispatcher = _spawn(
+            run,
+            "dispatcher",
+            [
+                sys.executable,
+                "-m",
+                "gsy_e_sdk",
+                "--log-level",
+                "INFO",
+                "fleet",
+                "dispatch",
+                "--config",
+                str(config_path),
+                "--redis-url",
+                url,
+            ],
+            env,
+        )
         _wait_line(run, "dispatcher", "dispatching", dispatcher.process, 600)
         helpers.append(dispatcher)
         for index in range(workers):
@@ -193,8 +240,18 @@ def run_one(assets: int, mode: str, workers: int, url: str, work: Path, duration
             helpers.append(_spawn(run, f"worker{index}", worker_command(queues, f"{run.tag}-w{index}"), env))
         _wait_workers(url, [f"{run.tag}-w{index}" for index in range(workers)], helpers)
     else:
-        baseline = _spawn(run, "baseline", [sys.executable, str(ROOT / "benchmarks" / "baseline.py"), "--config",
-                                            str(config_path), "--redis-url", url])
+        baseline = _spawn(
+            run,
+            "baseline",
+            [
+                sys.executable,
+                str(ROOT / "benchmarks" / "baseline.py"),
+                "--config",
+                str(config_path),
+                "--redis-url",
+                url,
+            ],
+        )
         _wait_line(run, "baseline", "baseline ready", baseline.process, 600)
         helpers.append(baseline)
     attach_s = time.monotonic() - attach_started
@@ -220,21 +277,35 @@ def run_one(assets: int, mode: str, workers: int, url: str, work: Path, duration
     by_event = latency.get("by_event", {})
     workers_probes = [p for p in run.probes if p.name.startswith("worker")]
     return {
-        "assets": assets, "aggregators": max(assets // 100, 1), "mode": mode, "workers": workers if mode == "fleet" else 0,
-        "slots": summary["slots"], "attach_s": round(attach_s, 1), "wall_s": round(wall, 1),
-        "market_p50_ms": by_event.get("market", {}).get("p50_ms"), "market_p99_ms": by_event.get("market", {}).get("p99_ms"),
-        "tick_p50_ms": by_event.get("tick", {}).get("p50_ms"), "tick_p99_ms": by_event.get("tick", {}).get("p99_ms"),
-        "all_p99_ms": latency.get("p99_ms"), "max_ms": latency.get("max_ms"),
-        "events": latency.get("events"), "fully_answered": latency.get("fully_answered"),
+        "assets": assets,
+        "aggregators": max(assets // 100, 1),
+        "mode": mode,
+        "workers": workers if mode == "fleet" else 0,
+        "slots": summary["slots"],
+        "attach_s": round(attach_s, 1),
+        "wall_s": round(wall, 1),
+        "market_p50_ms": by_event.get("market", {}).get("p50_ms"),
+        "market_p99_ms": by_event.get("market", {}).get("p99_ms"),
+        "tick_p50_ms": by_event.get("tick", {}).get("p50_ms"),
+        "tick_p99_ms": by_event.get("tick", {}).get("p99_ms"),
+        "all_p99_ms": latency.get("p99_ms"),
+        "max_ms": latency.get("max_ms"),
+        "events": latency.get("events"),
+        "fully_answered": latency.get("fully_answered"),
         "market_series_ms": latency.get("series_ms", {}).get("market"),
-        "orders": summary["client_orders"], "trades": summary["trades"],
+        "orders": summary["client_orders"],
+        "trades": summary["trades"],
         "redis_calls_per_slot": round(calls / max(summary["slots"], 1)),
         "idle_cpu_percent": idle,
         "cpu_s_per_slot": round(sum(p.cpu_s - ready_cpu[p.name] for p in run.probes) / max(summary["slots"], 1), 3),
-        "processes": {probe.name: {**probe.row(), "run_cpu_s": round(probe.cpu_s - ready_cpu[probe.name], 2),
-                                   **({"ready_rss_mb": round(ready_rss[probe.name], 1)}
-                                      if probe.name in ready_rss else {})}
-                      for probe in run.probes},
+        "processes": {
+            probe.name: {
+                **probe.row(),
+                "run_cpu_s": round(probe.cpu_s - ready_cpu[probe.name], 2),
+                **({"ready_rss_mb": round(ready_rss[probe.name], 1)} if probe.name in ready_rss else {}),
+            }
+            for probe in run.probes
+        },
         "worker_peak_rss_mb": round(sum(p.peak_rss_mb for p in workers_probes), 1) if workers_probes else None,
     }
 
@@ -254,18 +325,30 @@ def _wait_workers(url: str, names: list[str], probes: list[Probe], timeout: floa
 
 
 # ---------------------------------------------------------------------------------------------- report
-COLUMNS = [("assets", "N", 6), ("mode", "mode", 8), ("workers", "W", 2), ("market_p50_ms", "mkt p50", 8),
-           ("market_p99_ms", "mkt p99", 8), ("tick_p50_ms", "tick p50", 8), ("tick_p99_ms", "tick p99", 8),
-           ("max_ms", "max", 8), ("cpu_s_per_slot", "CPU s/slot", 10), ("idle_cpu_percent", "idle %", 7),
-           ("redis_calls_per_slot", "redis/slot", 10), ("worker_peak_rss_mb", "wrk RSS MB", 10),
-           ("wall_s", "wall s", 7), ("trades", "trades", 7)]
+COLUMNS = [
+    ("assets", "N", 6),
+    ("mode", "mode", 8),
+    ("workers", "W", 2),
+    ("market_p50_ms", "mkt p50", 8),
+    ("market_p99_ms", "mkt p99", 8),
+    ("tick_p50_ms", "tick p50", 8),
+    ("tick_p99_ms", "tick p99", 8),
+    ("max_ms", "max", 8),
+    ("cpu_s_per_slot", "CPU s/slot", 10),
+    ("idle_cpu_percent", "idle %", 7),
+    ("redis_calls_per_slot", "redis/slot", 10),
+    ("worker_peak_rss_mb", "wrk RSS MB", 10),
+    ("wall_s", "wall s", 7),
+    ("trades", "trades", 7),
+]
 
 
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [" ".join(f"{title:>{width}}" for _, title, width in COLUMNS)]
     for row in rows:
-        lines.append(" ".join(f"{str(row.get(key) if row.get(key) is not None else '-'):>{width}}"
-                              for key, _, width in COLUMNS))
+        lines.append(
+            " ".join(f"{row.get(key) if row.get(key) is not None else '-'!s:>{width}}" for key, _, width in COLUMNS)
+        )
     return "\n".join(lines)
 
 
@@ -280,13 +363,16 @@ def derived(rows: list[dict[str, Any]]) -> dict[str, Any]:
         out["cpu_ms_per_asset_slot"][f"{assets}/{workers}w"] = round(1000 * row["cpu_s_per_slot"] / assets, 3)
         workers_rows = [p for name, p in row["processes"].items() if name.startswith("worker")]
         out["per_worker"][f"{assets}/{workers}w"] = {
-            "threads": max(p["threads"] for p in workers_rows), "sockets": max(p["sockets"] for p in workers_rows),
+            "threads": max(p["threads"] for p in workers_rows),
+            "sockets": max(p["sockets"] for p in workers_rows),
             "ready_rss_mb": max(p.get("ready_rss_mb", 0) for p in workers_rows),
             "peak_rss_mb": max(p["peak_rss_mb"] for p in workers_rows),
             # What handling events adds to an idle worker, per asset it handles: decoded task
             # messages in flight, bounded by its threads times the dispatcher's message size.
-            "events_bytes_per_asset": round(sum(p["peak_rss_mb"] - p.get("ready_rss_mb", 0) for p in workers_rows)
-                                            * 1024 * 1024 / assets)}
+            "events_bytes_per_asset": round(
+                sum(p["peak_rss_mb"] - p.get("ready_rss_mb", 0) for p in workers_rows) * 1024 * 1024 / assets
+            ),
+        }
     two = sorted((assets, row) for (assets, workers), row in fleet.items() if workers == 2)
     if len(two) >= 2:
         (small_n, small), (big_n, big) = two[0], two[-1]
@@ -299,8 +385,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--assets", type=int, nargs="+", default=[100, 1000, 10000])
     parser.add_argument("--duration", default="2h", help="simulated time per run (8 slots)")
-    parser.add_argument("--scaling", type=int, nargs="*", default=[1, 2, 4],
-                        help="worker counts at the largest N")
+    parser.add_argument("--scaling", type=int, nargs="*", default=[1, 2, 4], help="worker counts at the largest N")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--quick", action="store_true", help="stop at 1,000 assets")
     parser.add_argument("--json", type=Path, default=RESULTS / "fleet.json")
@@ -317,14 +402,23 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="gsy-bench-") as tmp:
             for index, (assets, mode, workers) in enumerate(plan, 1):
-                print(f"[{index}/{len(plan)}] {mode} with {assets:,} assets"
-                      + (f", {workers} workers" if mode == "fleet" else "") + " ...", flush=True)
+                print(
+                    f"[{index}/{len(plan)}] {mode} with {assets:,} assets"
+                    + (f", {workers} workers" if mode == "fleet" else "")
+                    + " ...",
+                    flush=True,
+                )
                 rows.append(run_one(assets, mode, workers, server.url, Path(tmp), args.duration))
                 print(table(rows[-1:]).splitlines()[1], flush=True)
     finally:
         server.stop()
-    report = {"rows": rows, "derived": derived(rows), "duration": args.duration, "shards": SHARDS,
-              "cpus": os.cpu_count()}
+    report = {
+        "rows": rows,
+        "derived": derived(rows),
+        "duration": args.duration,
+        "shards": SHARDS,
+        "cpus": os.cpu_count(),
+    }
     print()
     print(table(rows))
     print(json.dumps(report["derived"], indent=1))

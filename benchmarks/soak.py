@@ -1,6 +1,6 @@
 """Soak: one simulated day of 1,000 assets while a worker is SIGKILLed and restarted every 30 s.
 
-A generated scenario (``exchange.generate``: 1,000 assets in 10 markets, one aggregator per
+A generated scenario (``gsy_local_exchange.generate``: 1,000 assets in 10 markets, one aggregator per
 market, slices of 100 assets on 2 shards), the local exchange in a subprocess at a fixed pace,
 the dispatcher in this process and 2 Celery worker processes that both consume both shard
 queues, so either can take over the other's work. Every ``--kill-every`` wall seconds one worker
@@ -50,10 +50,10 @@ from typing import Any
 import redis
 import yaml
 
-from exchange.generate import generate_scenario
-from gsy_e_sdk.embedded_redis import PrivateRedis
 from gsy_e_sdk.redis_connection import get_connection
 from gsy_e_sdk.wire import channels
+from gsy_local_exchange.embedded_redis import PrivateRedis
+from gsy_local_exchange.generate import generate_scenario
 from orchestrator.celery_app import make_app
 from orchestrator.config import load_fleet_config
 from orchestrator.dispatcher import Dispatcher
@@ -70,12 +70,20 @@ KILL_AFTER_DISPATCH_S = 0.01
 
 
 def fleet_config(scenario: dict, name: str) -> dict:
-    aggregators = [{"name": market["name"], "assets": [child["name"] for child in market["children"]]}
-                   for market in scenario["children"] if "children" in market]
-    return {"name": name, "shards": len(QUEUES), "max_assets_per_task": 100, "aggregators": aggregators,
-            # price_ramp orders at every event whenever an asset has energy to trade, so "should
-            # have ordered in this slot" is known from the events alone.
-            "strategies": {kind: {"name": "price_ramp"} for kind in ("PV", "Load", "Storage")}}
+    aggregators = [
+        {"name": market["name"], "assets": [child["name"] for child in market["children"]]}
+        for market in scenario["children"]
+        if "children" in market
+    ]
+    return {
+        "name": name,
+        "shards": len(QUEUES),
+        "max_assets_per_task": 100,
+        "aggregators": aggregators,
+        # price_ramp orders at every event whenever an asset has energy to trade, so "should
+        # have ordered in this slot" is known from the events alone.
+        "strategies": {kind: {"name": "price_ramp"} for kind in ("PV", "Load", "Storage")},
+    }
 
 
 class Recorder:
@@ -96,9 +104,15 @@ class Recorder:
                 if payload["event"] not in ("market", "tick"):
                     continue
                 task = SliceTask.model_validate(payload)
-                active = [(asset.name, task.slot) for asset in task.assets
-                          if any(energy_limit(AssetView(asset.uuid, asset.name, asset.kind, asset.info), side)
-                                 >= MIN_ORDER_ENERGY for side in (OFFER, BID))]
+                active = [
+                    (asset.name, task.slot)
+                    for asset in task.assets
+                    if any(
+                        energy_limit(AssetView(asset.uuid, asset.name, asset.kind, asset.info), side)
+                        >= MIN_ORDER_ENERGY
+                        for side in (OFFER, BID)
+                    )
+                ]
                 with self.lock:
                     self.expected.update(active)
                     self.transaction_ids.add(task.transaction_id)
@@ -115,7 +129,7 @@ class Workers:
         self.work = work
         self.names = [f"soak{index}" for index in range(count)]
         self.processes: dict[str, subprocess.Popen] = {}
-        self.logs: dict[str, Path] = {}       # current incarnation's log per worker name
+        self.logs: dict[str, Path] = {}  # current incarnation's log per worker name
         self.killed_logs: list[Path] = []
         self.kills: list[dict[str, Any]] = []
         for name in self.names:
@@ -126,8 +140,9 @@ class Workers:
         # a killed worker held and who ran them afterwards.
         self.logs[name] = self.work / f"{name}-{sum(1 for kill in self.kills if kill['worker'] == name)}.log"
         with open(self.logs[name], "w") as log:
-            self.processes[name] = subprocess.Popen(worker_command(QUEUES, name, "INFO"), env=self.env, cwd=ROOT,
-                                                    stdout=log, stderr=subprocess.STDOUT)
+            self.processes[name] = subprocess.Popen(
+                worker_command(QUEUES, name, "INFO"), env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+            )
 
     def kill_and_restart(self, slot: str | None) -> None:
         name = self.names[len(self.kills) % len(self.names)]
@@ -192,13 +207,33 @@ def soak(args: argparse.Namespace, url: str, work: Path) -> dict[str, Any]:
     results = work / "exchange"
     client = redis.Redis.from_url(url)
     exchange_log = open(work / "exchange.log", "w")
-    exchange = subprocess.Popen(exchange_command(
-        scenario_path, "--paused", "--duration", args.duration, "--tick-length", args.tick_length,
-        "--pace", str(args.pace), "--start-date", "2026-06-01", "--results", str(results)),
-        stdout=exchange_log, stderr=subprocess.STDOUT, cwd=ROOT, env=exchange_env(url))
+    exchange = subprocess.Popen(
+        exchange_command(
+            scenario_path,
+            "--paused",
+            "--duration",
+            args.duration,
+            "--tick-length",
+            args.tick_length,
+            "--pace",
+            str(args.pace),
+            "--start-date",
+            "2026-06-01",
+            "--results",
+            str(results),
+        ),
+        stdout=exchange_log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env=exchange_env(url),
+    )
     wait_for_exchange(client, exchange, timeout=120)
-    env = {"GSY_FLEET_CONFIG": str(config_path), "REDIS_URL": url, "GSY_FLEET_BROKER_URL": url,
-           "GSY_FLEET_VISIBILITY_TIMEOUT": str(args.visibility_timeout)}
+    env = {
+        "GSY_FLEET_CONFIG": str(config_path),
+        "REDIS_URL": url,
+        "GSY_FLEET_BROKER_URL": url,
+        "GSY_FLEET_VISIBILITY_TIMEOUT": str(args.visibility_timeout),
+    }
     os.environ["GSY_FLEET_VISIBILITY_TIMEOUT"] = str(args.visibility_timeout)
     config = load_fleet_config(config_path)
     app = make_app(url)
@@ -223,7 +258,7 @@ def soak(args: argparse.Namespace, url: str, work: Path) -> dict[str, Any]:
         next_kill = started + args.kill_every
         next_report = started
         tty, reported = sys.stdout.isatty(), 0
-        total_slots = int(round(_hours(args.duration) * 4))
+        total_slots = round(_hours(args.duration) * 4)
         while exchange.poll() is None:
             now = time.monotonic()
             if args.kill_every > 0 and now >= next_kill:
@@ -234,10 +269,12 @@ def soak(args: argparse.Namespace, url: str, work: Path) -> dict[str, Any]:
                 time.sleep(KILL_AFTER_DISPATCH_S)
                 workers.kill_and_restart(progress["slot"])
                 next_kill += args.kill_every
-            if tty and now >= next_report or not tty and progress["slots"] >= reported + 8:
+            if (tty and now >= next_report) or (not tty and progress["slots"] >= reported + 8):
                 reported = progress["slots"]
-                line = (f"  slot {progress['slots']:>3}/{total_slots} {progress['slot'] or '':<17} "
-                        f"faults {len(workers.kills):>3}  tasks {dispatcher.tasks_sent:>6}  {now - started:6.0f} s")
+                line = (
+                    f"  slot {progress['slots']:>3}/{total_slots} {progress['slot'] or '':<17} "
+                    f"faults {len(workers.kills):>3}  tasks {dispatcher.tasks_sent:>6}  {now - started:6.0f} s"
+                )
                 print("\r" + line if tty else line, end="" if tty else "\n", flush=True)
                 next_report = now + 1.0
             time.sleep(0.1)
@@ -263,18 +300,33 @@ def soak(args: argparse.Namespace, url: str, work: Path) -> dict[str, Any]:
     held, redelivered = workers.redeliveries()
     missed_slots = Counter(slot for _, slot in missed)
     return {
-        "assets": args.assets, "aggregators": markets, "workers": args.workers, "duration": args.duration,
-        "slots": summary["slots"], "pace_s_per_slot": args.pace, "tick_length": args.tick_length,
-        "visibility_timeout_s": args.visibility_timeout, "kill_every_s": args.kill_every,
-        "faults_injected": len(workers.kills), "tasks_held_by_killed_workers": held,
-        "tasks_redelivered_and_finished": redelivered, "asset_slots_expected": len(recorder.expected),
-        "asset_slots_missed": len(missed), "missed_by_slot": dict(sorted(missed_slots.items())),
+        "assets": args.assets,
+        "aggregators": markets,
+        "workers": args.workers,
+        "duration": args.duration,
+        "slots": summary["slots"],
+        "pace_s_per_slot": args.pace,
+        "tick_length": args.tick_length,
+        "visibility_timeout_s": args.visibility_timeout,
+        "kill_every_s": args.kill_every,
+        "faults_injected": len(workers.kills),
+        "tasks_held_by_killed_workers": held,
+        "tasks_redelivered_and_finished": redelivered,
+        "asset_slots_expected": len(recorder.expected),
+        "asset_slots_missed": len(missed),
+        "missed_by_slot": dict(sorted(missed_slots.items())),
         "missed_examples": [list(item) for item in missed[:20]],
-        "orders": len(orders), "duplicate_orders": duplicates, "orders_under_unknown_ids": foreign,
-        "trades": summary["trades"], "exchange_exit_code": exchange.returncode,
-        "tasks_sent": dispatcher.tasks_sent, "tasks_done": counters.get("tasks_done", 0),
-        "missed_events": counters.get("missed_events", 0), "resynced_slots": counters.get("resynced_slots", 0),
-        "wall_s": round(wall, 1), "kills": [{**kill, "at": round(kill["at"], 1)} for kill in workers.kills],
+        "orders": len(orders),
+        "duplicate_orders": duplicates,
+        "orders_under_unknown_ids": foreign,
+        "trades": summary["trades"],
+        "exchange_exit_code": exchange.returncode,
+        "tasks_sent": dispatcher.tasks_sent,
+        "tasks_done": counters.get("tasks_done", 0),
+        "missed_events": counters.get("missed_events", 0),
+        "resynced_slots": counters.get("resynced_slots", 0),
+        "wall_s": round(wall, 1),
+        "kills": [{**kill, "at": round(kill["at"], 1)} for kill in workers.kills],
     }
 
 
@@ -283,16 +335,26 @@ def _hours(duration: str) -> float:
     return float(duration[:-1]) * units[duration[-1]]
 
 
-ROWS = [("assets", "assets"), ("workers", "workers"), ("slots", "slots (simulated)"),
-        ("pace_s_per_slot", "pace (wall s / slot)"), ("visibility_timeout_s", "visibility timeout (s)"),
-        ("faults_injected", "faults injected (worker SIGKILL + restart)"),
-        ("tasks_held_by_killed_workers", "tasks held by a worker when killed"),
-        ("tasks_redelivered_and_finished", "... redelivered and finished elsewhere"),
-        ("asset_slots_expected", "asset-slots with energy to trade"), ("asset_slots_missed", "asset-slots missed"),
-        ("orders", "orders placed"), ("duplicate_orders", "duplicate orders"),
-        ("orders_under_unknown_ids", "orders under unknown ids"), ("trades", "trades"),
-        ("missed_events", "events missed by the dispatcher"), ("tasks_sent", "tasks sent"),
-        ("exchange_exit_code", "exchange exit code"), ("wall_s", "wall time (s)")]
+ROWS = [
+    ("assets", "assets"),
+    ("workers", "workers"),
+    ("slots", "slots (simulated)"),
+    ("pace_s_per_slot", "pace (wall s / slot)"),
+    ("visibility_timeout_s", "visibility timeout (s)"),
+    ("faults_injected", "faults injected (worker SIGKILL + restart)"),
+    ("tasks_held_by_killed_workers", "tasks held by a worker when killed"),
+    ("tasks_redelivered_and_finished", "... redelivered and finished elsewhere"),
+    ("asset_slots_expected", "asset-slots with energy to trade"),
+    ("asset_slots_missed", "asset-slots missed"),
+    ("orders", "orders placed"),
+    ("duplicate_orders", "duplicate orders"),
+    ("orders_under_unknown_ids", "orders under unknown ids"),
+    ("trades", "trades"),
+    ("missed_events", "events missed by the dispatcher"),
+    ("tasks_sent", "tasks sent"),
+    ("exchange_exit_code", "exchange exit code"),
+    ("wall_s", "wall time (s)"),
+]
 
 
 def table(row: dict[str, Any]) -> str:
@@ -311,8 +373,11 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=RESULTS / "soak.json")
     parser.add_argument("--work", type=Path, default=None, help="keep logs and the exchange's results here")
     args = parser.parse_args()
-    print(f"soak: {args.assets:,} assets, {args.workers} workers, {args.duration} at {args.pace:g} s/slot, "
-          f"a worker SIGKILLed and restarted every {args.kill_every:g} s", flush=True)
+    print(
+        f"soak: {args.assets:,} assets, {args.workers} workers, {args.duration} at {args.pace:g} s/slot, "
+        f"a worker SIGKILLed and restarted every {args.kill_every:g} s",
+        flush=True,
+    )
     server = PrivateRedis().start()  # private: nothing else consumes the shard queues
     try:
         if args.work:

@@ -17,27 +17,26 @@ _CURRENT = "gsy_e_sdk"
 
 
 class _AliasLoader(importlib.abc.Loader):
-    def create_module(self, spec):  # noqa: ANN001, ANN201 - importlib protocol
-        module = importlib.import_module(_CURRENT + spec.name[len(_LEGACY):])
+    def create_module(self, spec):
+        module = importlib.import_module(_CURRENT + spec.name[len(_LEGACY) :])
         self._original_spec = module.__spec__
         return module
 
-    def exec_module(self, module):  # noqa: ANN001, ANN201 - already executed under its own name
+    def exec_module(self, module):
         # importlib stamped the alias spec on the module; give it back its own.
         module.__spec__ = self._original_spec
 
 
 class _AliasFinder(importlib.abc.MetaPathFinder):
-    def find_spec(self, fullname, path=None, target=None):  # noqa: ANN001, ANN201
+    def find_spec(self, fullname, path=None, target=None):
         if not fullname.startswith(_LEGACY + "."):
             return None
-        if importlib.util.find_spec(_CURRENT + fullname[len(_LEGACY):]) is None:
+        if importlib.util.find_spec(_CURRENT + fullname[len(_LEGACY) :]) is None:
             return None
         return importlib.util.spec_from_loader(fullname, _AliasLoader())
 
 
-logging.getLogger(_LEGACY).warning(
-    "The d3a_api_client package name is deprecated; please import gsy_e_sdk instead.")
+logging.getLogger(_LEGACY).warning("The d3a_api_client package name is deprecated; please import gsy_e_sdk instead.")
 if not any(isinstance(finder, _AliasFinder) for finder in sys.meta_path):
     sys.meta_path.insert(0, _AliasFinder())
 sys.modules[_LEGACY] = gsy_e_sdk

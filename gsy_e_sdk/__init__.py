@@ -3,8 +3,8 @@
 from typing import Any
 
 from gsy_e_sdk.client_interface import APIClientInterface
+from gsy_e_sdk.wire.version import __version__
 
-__version__ = "1.3.0"
 __all__ = ["APIClientInterface", "AutoAggregator", "__version__"]
 
 

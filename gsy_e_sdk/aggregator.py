@@ -58,14 +58,22 @@ class Aggregator(AggregatorCore, RestAssetClient):
     the events of every selected asset and market, so those need no socket of their own.
     """
 
-    def __init__(self, aggregator_name: str, simulation_id: str | None = None,
-                 domain_name: str | None = None, websockets_domain_name: str | None = None,
-                 accept_all_devices: bool = True, *, drop_stale_ticks: bool | None = None) -> None:
+    def __init__(
+        self,
+        aggregator_name: str,
+        simulation_id: str | None = None,
+        domain_name: str | None = None,
+        websockets_domain_name: str | None = None,
+        accept_all_devices: bool = True,
+        *,
+        drop_stale_ticks: bool | None = None,
+    ) -> None:
         """``drop_stale_ticks`` as for ``RedisAggregator`` (see ``gsy_e_sdk.hooks``)."""
         self._init_aggregator_state(aggregator_name, accept_all_devices, drop_stale_ticks)
         self.aggregator_uuid = ""
-        RestAssetClient.__init__(self, "", simulation_id, domain_name, websockets_domain_name,
-                                 autoregister=False, start_websocket=False)
+        RestAssetClient.__init__(
+            self, "", simulation_id, domain_name, websockets_domain_name, autoregister=False, start_websocket=False
+        )
         self.aggregator_uuid = self._find_or_create()
         register_local_aggregator(self)
         self._ensure_websocket()
@@ -88,23 +96,28 @@ class Aggregator(AggregatorCore, RestAssetClient):
 
     def _find_or_create(self) -> str:
         """Reuse the (last listed) aggregator of this name, else create one (REST.md 3.3)."""
-        named = [entry for entry in self.list_aggregators()
-                 if isinstance(entry, dict) and entry.get("name") == self.aggregator_name]
+        named = [
+            entry
+            for entry in self.list_aggregators()
+            if isinstance(entry, dict) and entry.get("name") == self.aggregator_name
+        ]
         if named and named[-1].get("uuid"):
             logger.info("Reusing aggregator %r (%s).", self.aggregator_name, named[-1]["uuid"])
             return named[-1]["uuid"]
-        response = self._request("POST", f"{self.aggregator_prefix}create-aggregator/",
-                                 {"name": self.aggregator_name})
+        response = self._request("POST", f"{self.aggregator_prefix}create-aggregator/", {"name": self.aggregator_name})
         if not isinstance(response, dict) or not response.get("uuid"):
-            raise AggregatorAPIException(f"Could not create aggregator {self.aggregator_name!r} "
-                                         f"at {self.aggregator_prefix} (answer: {response!r})")
+            raise AggregatorAPIException(
+                f"Could not create aggregator {self.aggregator_name!r} "
+                f"at {self.aggregator_prefix} (answer: {response!r})"
+            )
         return response["uuid"]
 
     def delete_aggregator(self, is_blocking: bool = True) -> Any:
         """Delete this aggregator at the exchange; the HTTP answer (``is_blocking`` as for Redis
         scripts: the call always waits for it)."""
-        return self._request("POST", f"{self.aggregator_prefix}delete-aggregator/",
-                             {"aggregator_uuid": self.aggregator_uuid})
+        return self._request(
+            "POST", f"{self.aggregator_prefix}delete-aggregator/", {"aggregator_uuid": self.aggregator_uuid}
+        )
 
     def get_configuration_registry(self) -> Any:
         """The grid with registration status (REST.md 3.4)."""
@@ -131,9 +144,11 @@ class Aggregator(AggregatorCore, RestAssetClient):
             if self.is_finished:  # finish arrived in between: nobody would answer
                 self.dispatcher.discard(BATCH_COMMAND, transaction_id)
                 return None
-        ack = self._request("POST", f"{self.aggregator_prefix}batch-commands/", {
-            "aggregator_uuid": self.aggregator_uuid, "batch_commands": batch,
-            "transaction_id": transaction_id})
+        ack = self._request(
+            "POST",
+            f"{self.aggregator_prefix}batch-commands/",
+            {"aggregator_uuid": self.aggregator_uuid, "batch_commands": batch, "transaction_id": transaction_id},
+        )
         if not ack:
             self.dispatcher.discard(BATCH_COMMAND, transaction_id)
             self._buffer.restore(batch)
@@ -141,8 +156,7 @@ class Aggregator(AggregatorCore, RestAssetClient):
         if not is_blocking:
             return None
         try:
-            return self.dispatcher.wait_for_command_response(BATCH_COMMAND, transaction_id,
-                                                             REST_COMMAND_TIMEOUT)
+            return self.dispatcher.wait_for_command_response(BATCH_COMMAND, transaction_id, REST_COMMAND_TIMEOUT)
         except CommandResponseTimeout as exc:
             raise CommandResponseTimeout(f"Sending batch commands timed out. ({exc})") from None
 

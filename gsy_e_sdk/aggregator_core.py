@@ -21,21 +21,23 @@ import threading
 import weakref
 from typing import Any
 
-from gsy_e_sdk.wire.log_limit import RateLimitedLog
 from gsy_e_sdk import validation
 from gsy_e_sdk.commands import ClientCommandBuffer, Command
 from gsy_e_sdk.constants import MIN_SLOT_COMPLETION_TICK_TRIGGER_PERCENTAGE
 from gsy_e_sdk.grid_fee_calculation import GridFeeCalculation
 from gsy_e_sdk.hooks import Call, HookedClient
 from gsy_e_sdk.utils import (
-    create_area_name_uuid_mapping_from_tree_info, flatten_info_dict, get_uuid_from_area_name_in_tree_dict,
-    log_bid_offer_confirmation, log_trade_info)
+    create_area_name_uuid_mapping_from_tree_info,
+    flatten_info_dict,
+    get_uuid_from_area_name_in_tree_dict,
+    log_bid_offer_confirmation,
+    log_trade_info,
+)
 from gsy_e_sdk.wire.incoming import AggregatorEvent, BatchEnvelope, check
+from gsy_e_sdk.wire.log_limit import RateLimitedLog
 
 logger = logging.getLogger(__name__)
 _dropped = RateLimitedLog(logger)
-
-AGGREGATOR_EVENTS = ("market", "tick", "trade", "finish")
 
 
 class AggregatorCommandBuffer(ClientCommandBuffer):
@@ -53,8 +55,9 @@ class AggregatorCore(HookedClient):
     aggregator_name: str
     aggregator_uuid: str
 
-    def _init_aggregator_state(self, aggregator_name: str, accept_all_devices: bool,
-                               drop_stale_ticks: bool | None = None) -> None:
+    def _init_aggregator_state(
+        self, aggregator_name: str, accept_all_devices: bool, drop_stale_ticks: bool | None = None
+    ) -> None:
         if drop_stale_ticks is not None:
             self.drop_stale_ticks = drop_stale_ticks
         self.aggregator_name = aggregator_name
@@ -112,10 +115,13 @@ class AggregatorCore(HookedClient):
         selected = set(self.device_uuid_list)
         for uuid in batch:
             if uuid not in selected:
-                raise Exception(f"{uuid} not in list of selected device uuids")  # noqa: TRY002
+                raise Exception(f"{uuid} not in list of selected device uuids")
         if self.is_finished:
-            logger.warning("%s: simulation finished, batch of %d commands not sent",
-                           self.aggregator_name, sum(map(len, batch.values())))
+            logger.warning(
+                "%s: simulation finished, batch of %d commands not sent",
+                self.aggregator_name,
+                sum(map(len, batch.values())),
+            )
             return None
         return batch
 
@@ -131,22 +137,23 @@ class AggregatorCore(HookedClient):
 
     # Grid tree helpers --------------------------------------------------------------------------
 
-    def get_uuid_from_area_name(self, name: str) -> str:
+    def get_uuid_from_area_name(self, name: str) -> str | None:  # the REST aggregator: None before a market
         return get_uuid_from_area_name_in_tree_dict(self.area_name_uuid_mapping, name)
 
-    def calculate_grid_fee(self, start_market_or_device_name: str,
-                           target_market_or_device_name: str | None = None,
-                           fee_type: str = "current_market_fee") -> float | None:
+    def calculate_grid_fee(
+        self,
+        start_market_or_device_name: str,
+        target_market_or_device_name: str | None = None,
+        fee_type: str = "current_market_fee",
+    ) -> float | None:
         """Grid fee between two areas given by uuid or by (unique) name."""
         start = self._area_uuid(start_market_or_device_name)
-        target = (None if target_market_or_device_name is None
-                  else self._area_uuid(target_market_or_device_name))
+        target = None if target_market_or_device_name is None else self._area_uuid(target_market_or_device_name)
         return self.grid_fee_calculation.calculate_grid_fee(start, target, fee_type)
 
     def _area_uuid(self, name_or_uuid: str) -> str:
         validation.area_uuid(name_or_uuid, "area name or uuid")
-        if (name_or_uuid in self.grid_fee_calculation.paths_to_root_mapping
-                or not self.area_name_uuid_mapping):
+        if name_or_uuid in self.grid_fee_calculation.paths_to_root_mapping or not self.area_name_uuid_mapping:
             return name_or_uuid
         return get_uuid_from_area_name_in_tree_dict(self.area_name_uuid_mapping, name_or_uuid)
 
@@ -154,8 +161,7 @@ class AggregatorCore(HookedClient):
 
     def _device_selected(self, device_uuid: Any) -> None:
         with self._devices_lock:
-            if (self.accept_all_devices and isinstance(device_uuid, str)
-                    and device_uuid not in self.device_uuid_list):
+            if self.accept_all_devices and isinstance(device_uuid, str) and device_uuid not in self.device_uuid_list:
                 self.device_uuid_list.append(device_uuid)
 
     def _device_unselected(self, device_uuid: Any) -> None:
@@ -175,8 +181,7 @@ class AggregatorCore(HookedClient):
             self.latest_grid_tree, self.latest_grid_tree_flat = message["grid_tree"], flat
         calls: list[Call] = []
         if event == "market":
-            self.area_name_uuid_mapping = create_area_name_uuid_mapping_from_tree_info(
-                self.latest_grid_tree_flat)
+            self.area_name_uuid_mapping = create_area_name_uuid_mapping_from_tree_info(self.latest_grid_tree_flat)
             self.grid_fee_calculation.handle_grid_stats(self.latest_grid_tree)
             calls.append(("on_market_slot", self.on_market_slot, (message,)))
         elif event == "tick":
@@ -198,8 +203,11 @@ class AggregatorCore(HookedClient):
         calls.append(("on_event_or_response", self.on_event_or_response, (message,)))
         self._hooks.submit_event(event, calls)
         if event == "finish" and self.dropped_ticks:
-            logger.info("%s: %d tick events were skipped because a newer event arrived before their "
-                        "hooks started.", self.aggregator_name, self.dropped_ticks)
+            logger.info(
+                "%s: %d tick events were skipped because a newer event arrived before their hooks started.",
+                self.aggregator_name,
+                self.dropped_ticks,
+            )
 
     def _on_batch_envelope(self, message: dict[str, Any]) -> None:
         """A batch response envelope (REDIS.md 6.4) addressed to this aggregator."""
@@ -208,9 +216,13 @@ class AggregatorCore(HookedClient):
         for uuid, responses in message.get("responses", {}).items():
             for response in responses:
                 if response.get("status") == "error":
-                    logger.warning("%s: %s on %s failed: %s", self.aggregator_name,
-                                   response.get("command"), uuid,
-                                   response.get("error_message") or response.get("message"))
+                    logger.warning(
+                        "%s: %s on %s failed: %s",
+                        self.aggregator_name,
+                        response.get("command"),
+                        uuid,
+                        response.get("error_message") or response.get("message"),
+                    )
                 else:
                     log_bid_offer_confirmation(response)
         self._resolve_batch(message["transaction_id"], message)

@@ -17,10 +17,18 @@ logger = logging.getLogger(__name__)
 
 
 class AutoAggregator(RedisAggregator):
-    def __init__(self, aggregator_name: str, accept_all_devices: bool = True,
-                 redis_url: str | None = None, *, offer_price: float = 1.0,
-                 bid_price: float = 30.0, energy_share: float = 0.5,
-                 grid_fee_cents_kwh: float | None = None, drop_stale_ticks: bool | None = None) -> None:
+    def __init__(
+        self,
+        aggregator_name: str,
+        accept_all_devices: bool = True,
+        redis_url: str | None = None,
+        *,
+        offer_price: float = 1.0,
+        bid_price: float = 30.0,
+        energy_share: float = 0.5,
+        grid_fee_cents_kwh: float | None = None,
+        drop_stale_ticks: bool | None = None,
+    ) -> None:
         """Prices are **total** cents per order, as in the README example."""
         self.offer_price = offer_price
         self.bid_price = bid_price

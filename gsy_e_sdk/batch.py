@@ -40,14 +40,26 @@ def listen_for_responses(connection: RedisConnection, aggregator_uuid: str) -> N
 
 def batch_envelope(aggregator_uuid: str, batch: dict[str, list[dict]], transaction_id: str) -> dict[str, Any]:
     """The message published on the batch commands channel (REDIS.md)."""
-    return {"type": "BATCHED", "transaction_id": transaction_id, "aggregator_uuid": aggregator_uuid,
-            "batch_commands": batch}
+    return {
+        "type": "BATCHED",
+        "transaction_id": transaction_id,
+        "aggregator_uuid": aggregator_uuid,
+        "batch_commands": batch,
+    }
 
 
-def submit_batch(connection: RedisConnection, aggregator_uuid: str, batch: dict[str, list[dict]],
-                 transaction_id: str | None = None, timeout: float = BATCH_COMMAND_TIMEOUT,
-                 wait: bool = True, *, owner: object = None, listen: bool = True,
-                 error: type[Exception] = BatchTimeout) -> dict[str, Any] | None:
+def submit_batch(
+    connection: RedisConnection,
+    aggregator_uuid: str,
+    batch: dict[str, list[dict]],
+    transaction_id: str | None = None,
+    timeout: float = BATCH_COMMAND_TIMEOUT,
+    wait: bool = True,
+    *,
+    owner: object = None,
+    listen: bool = True,
+    error: type[Exception] = BatchTimeout,
+) -> dict[str, Any] | None:
     """Publish ``batch`` ({area uuid: [command, ...]}); the response envelope if ``wait``.
 
     ``listen=False`` when the caller already resolves responses itself (``RedisAggregator``).
@@ -63,5 +75,6 @@ def submit_batch(connection: RedisConnection, aggregator_uuid: str, batch: dict[
         listen_for_responses(connection, aggregator_uuid)
     future = connection.pending.expect(transaction_id, owner=owner)
     connection.publish(channels.batch_commands(), envelope)
-    return connection.pending.wait(transaction_id, future, timeout, error,
-                                   "Sending batch commands timed out.", "batch_commands")
+    return connection.pending.wait(
+        transaction_id, future, timeout, error, "Sending batch commands timed out.", "batch_commands"
+    )

@@ -17,5 +17,5 @@ class APIClientInterface(ABC):
     def unregister(self, is_blocking: bool) -> Any:
         pass
 
-    def on_event_or_response(self, message: dict[str, Any]) -> None:
+    def on_event_or_response(self, message: dict[str, Any]) -> None:  # noqa: B027 - optional hook, no-op
         """Called with every message addressed to this client; override to observe them."""

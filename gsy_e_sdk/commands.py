@@ -47,14 +47,23 @@ class ClientCommandBuffer:
 
     def _add(self, uuid: Any, command: Commands, **arguments: Any) -> ClientCommandBuffer:
         self._commands.append(
-            (validation.area_uuid(uuid), {"type": command_enum_to_command_name(command), **arguments}))
+            (validation.area_uuid(uuid), {"type": command_enum_to_command_name(command), **arguments})
+        )
         return self
 
     # Orders -----------------------------------------------------------------------------------
 
-    def _order(self, command: Commands, asset_uuid: Any, energy: Any, price: Any,
-               replace_existing: Any, time_slot: Any, attributes: Any,
-               requirements: Any) -> ClientCommandBuffer:
+    def _order(
+        self,
+        command: Commands,
+        asset_uuid: Any,
+        energy: Any,
+        price: Any,
+        replace_existing: Any,
+        time_slot: Any,
+        attributes: Any,
+        requirements: Any,
+    ) -> ClientCommandBuffer:
         arguments: dict[str, Any] = {
             "energy": validation.positive_energy(energy),
             "price": validation.non_negative(price, "price"),
@@ -72,59 +81,95 @@ class ClientCommandBuffer:
             arguments["requirements"] = requirements
         return self._add(asset_uuid, command, **arguments)
 
-    def offer_energy(self, asset_uuid: str, energy: float, price: float,
-                     replace_existing: bool = True, time_slot: str | None = None,
-                     attributes: dict | None = None,
-                     requirements: list[dict] | None = None) -> ClientCommandBuffer:
+    def offer_energy(
+        self,
+        asset_uuid: str,
+        energy: float,
+        price: float,
+        replace_existing: bool = True,
+        time_slot: str | None = None,
+        attributes: dict | None = None,
+        requirements: list[dict] | None = None,
+    ) -> ClientCommandBuffer:
         """Offer ``energy`` kWh for a **total** price of ``price`` cents."""
-        return self._order(Commands.OFFER, asset_uuid, energy, price, replace_existing,
-                           time_slot, attributes, requirements)
+        return self._order(
+            Commands.OFFER, asset_uuid, energy, price, replace_existing, time_slot, attributes, requirements
+        )
 
-    def offer_energy_rate(self, asset_uuid: str, energy: float, rate: float,
-                          replace_existing: bool = True, time_slot: str | None = None,
-                          attributes: dict | None = None,
-                          requirements: list[dict] | None = None) -> ClientCommandBuffer:
+    def offer_energy_rate(
+        self,
+        asset_uuid: str,
+        energy: float,
+        rate: float,
+        replace_existing: bool = True,
+        time_slot: str | None = None,
+        attributes: dict | None = None,
+        requirements: list[dict] | None = None,
+    ) -> ClientCommandBuffer:
         """Offer ``energy`` kWh at ``rate`` ct/kWh (sent as total price ``rate * energy``)."""
         validation.positive_energy(energy)
         price = validation.non_negative(rate, "rate") * energy
-        return self._order(Commands.OFFER, asset_uuid, energy, price, replace_existing,
-                           time_slot, attributes, requirements)
+        return self._order(
+            Commands.OFFER, asset_uuid, energy, price, replace_existing, time_slot, attributes, requirements
+        )
 
-    def bid_energy(self, asset_uuid: str, energy: float, price: float,
-                   replace_existing: bool = True, time_slot: str | None = None,
-                   attributes: dict | None = None,
-                   requirements: list[dict] | None = None) -> ClientCommandBuffer:
+    def bid_energy(
+        self,
+        asset_uuid: str,
+        energy: float,
+        price: float,
+        replace_existing: bool = True,
+        time_slot: str | None = None,
+        attributes: dict | None = None,
+        requirements: list[dict] | None = None,
+    ) -> ClientCommandBuffer:
         """Bid for ``energy`` kWh at a **total** price of ``price`` cents."""
-        return self._order(Commands.BID, asset_uuid, energy, price, replace_existing,
-                           time_slot, attributes, requirements)
+        return self._order(
+            Commands.BID, asset_uuid, energy, price, replace_existing, time_slot, attributes, requirements
+        )
 
-    def bid_energy_rate(self, asset_uuid: str, energy: float, rate: float,
-                        replace_existing: bool = True, time_slot: str | None = None,
-                        attributes: dict | None = None,
-                        requirements: list[dict] | None = None) -> ClientCommandBuffer:
+    def bid_energy_rate(
+        self,
+        asset_uuid: str,
+        energy: float,
+        rate: float,
+        replace_existing: bool = True,
+        time_slot: str | None = None,
+        attributes: dict | None = None,
+        requirements: list[dict] | None = None,
+    ) -> ClientCommandBuffer:
         """Bid for ``energy`` kWh at ``rate`` ct/kWh (sent as total price ``rate * energy``)."""
         validation.positive_energy(energy)
         price = validation.non_negative(rate, "rate") * energy
-        return self._order(Commands.BID, asset_uuid, energy, price, replace_existing,
-                           time_slot, attributes, requirements)
+        return self._order(
+            Commands.BID, asset_uuid, energy, price, replace_existing, time_slot, attributes, requirements
+        )
 
-    def delete_offer(self, asset_uuid: str, offer_id: str | None = None,
-                     time_slot: str | None = None) -> ClientCommandBuffer:
+    def delete_offer(
+        self, asset_uuid: str, offer_id: str | None = None, time_slot: str | None = None
+    ) -> ClientCommandBuffer:
         """Delete one offer, or all of the asset's open offers when ``offer_id`` is None.
 
         The id goes under ``offer`` (what the exchange reads) and ``offer_id`` (what the original
         SDK sent), see the MISMATCH in REDIS.md 6.2.
         """
         offer_id = validation.optional_id(offer_id, "offer_id")
-        return self._add(asset_uuid, Commands.DELETE_OFFER, offer=offer_id, offer_id=offer_id,
-                         time_slot=validation.time_slot(time_slot))
+        return self._add(
+            asset_uuid,
+            Commands.DELETE_OFFER,
+            offer=offer_id,
+            offer_id=offer_id,
+            time_slot=validation.time_slot(time_slot),
+        )
 
-    def delete_bid(self, asset_uuid: str, bid_id: str | None = None,
-                   time_slot: str | None = None) -> ClientCommandBuffer:
+    def delete_bid(
+        self, asset_uuid: str, bid_id: str | None = None, time_slot: str | None = None
+    ) -> ClientCommandBuffer:
         """Delete one bid, or all of the asset's open bids when ``bid_id`` is None."""
         bid_id = validation.optional_id(bid_id, "bid_id")
-        return self._add(asset_uuid, Commands.DELETE_BID, bid=bid_id, bid_id=bid_id,
-                         time_slot=validation.time_slot(time_slot))
+        return self._add(
+            asset_uuid, Commands.DELETE_BID, bid=bid_id, bid_id=bid_id, time_slot=validation.time_slot(time_slot)
+        )
 
     def list_offers(self, area_uuid: str, time_slot: str | None = None) -> ClientCommandBuffer:
         return self._add(area_uuid, Commands.LIST_OFFERS, time_slot=validation.time_slot(time_slot))
@@ -155,23 +200,19 @@ class ClientCommandBuffer:
 
     # Forecasts --------------------------------------------------------------------------------
 
-    def set_energy_forecast(self, asset_uuid: str,
-                            energy_forecast_kWh: dict[str, float]) -> ClientCommandBuffer:
+    def set_energy_forecast(self, asset_uuid: str, energy_forecast_kWh: dict[str, float]) -> ClientCommandBuffer:
         """Forecast ``{time slot: kWh}``; applied to slots >= the next spot slot."""
         forecast = validation.energy_per_slot(energy_forecast_kWh, "energy_forecast_kWh")
         return self._add(asset_uuid, Commands.FORECAST, energy_forecast=forecast)
 
-    def set_energy_measurement(self, asset_uuid: str,
-                               energy_measurement_kWh: dict[str, float]) -> ClientCommandBuffer:
+    def set_energy_measurement(self, asset_uuid: str, energy_measurement_kWh: dict[str, float]) -> ClientCommandBuffer:
         measurement = validation.energy_per_slot(energy_measurement_kWh, "energy_measurement_kWh")
         return self._add(asset_uuid, Commands.MEASUREMENT, energy_measurement=measurement)
 
     # Removed commands -------------------------------------------------------------------------
 
     def update_offer(self, *args: Any, **kwargs: Any) -> None:
-        logger.warning("update_offer is deprecated and does nothing: use offer_energy with "
-                       "replace_existing=True.")
+        logger.warning("update_offer is deprecated and does nothing: use offer_energy with replace_existing=True.")
 
     def update_bid(self, *args: Any, **kwargs: Any) -> None:
-        logger.warning("update_bid is deprecated and does nothing: use bid_energy with "
-                       "replace_existing=True.")
+        logger.warning("update_bid is deprecated and does nothing: use bid_energy with replace_existing=True.")

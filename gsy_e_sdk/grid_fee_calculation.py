@@ -19,7 +19,8 @@ class GridFeeCalculation:
         self.latest_grid_stats_tree: dict[str, Any] = {}
         self.paths_to_root_mapping: dict[str, list[str]] = {}
         self.market_area_uuid_grid_fee_mapping: dict[str, dict[str, Any]] = {
-            fee_type: {} for fee_type in ("last_market_fee", "current_market_fee")}
+            fee_type: {} for fee_type in ("last_market_fee", "current_market_fee")
+        }
 
     def handle_grid_stats(self, latest_grid_tree: dict[str, Any]) -> None:
         """Record every node's path from the root and every market's fees (only ever added to)."""
@@ -38,9 +39,12 @@ class GridFeeCalculation:
                 if isinstance(node.get("children"), dict):
                     stack.append((node["children"], path))
 
-    def calculate_grid_fee(self, start_market_or_device_uuid: str,
-                           target_market_or_device_uuid: str | None = None,
-                           fee_type: str = "current_market_fee") -> float | None:
+    def calculate_grid_fee(
+        self,
+        start_market_or_device_uuid: str,
+        target_market_or_device_uuid: str | None = None,
+        fee_type: str = "current_market_fee",
+    ) -> float | None:
         """Total fee in ct/kWh from start to target; without a target, start's own market fee."""
         if fee_type not in FEE_TYPES:
             raise ValueError(f"fee_type must be one of {FEE_TYPES}, got {fee_type!r}")
@@ -61,8 +65,12 @@ class GridFeeCalculation:
                 meeting = start_path[index - 1] if index else uuid
                 break
         start_nodes = set(start_path)
-        charged = ({meeting} | (start_nodes - target_nodes) | (target_nodes - start_nodes)
-                   | {start_market_or_device_uuid, target_market_or_device_uuid})
+        charged = (
+            {meeting}
+            | (start_nodes - target_nodes)
+            | (target_nodes - start_nodes)
+            | {start_market_or_device_uuid, target_market_or_device_uuid}
+        )
         return sum(fees[uuid] for uuid in charged if fees.get(uuid) is not None)
 
     def _path(self, uuid: str) -> list[str]:

@@ -49,8 +49,7 @@ def shared_executor() -> ThreadPoolExecutor:
     global _executor
     with _executor_lock:
         if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=MAX_WORKER_THREADS,
-                                           thread_name_prefix="gsy-e-sdk-hook")
+            _executor = ThreadPoolExecutor(max_workers=MAX_WORKER_THREADS, thread_name_prefix="gsy-e-sdk-hook")
         return _executor
 
 
@@ -65,8 +64,14 @@ class _Job:
 
 
 class HookRunner:
-    def __init__(self, executor: ThreadPoolExecutor | None = None, *, name: str = "client",
-                 drop_stale_ticks: bool = True, limit: int = HOOK_QUEUE_LIMIT) -> None:
+    def __init__(
+        self,
+        executor: ThreadPoolExecutor | None = None,
+        *,
+        name: str = "client",
+        drop_stale_ticks: bool = True,
+        limit: int = HOOK_QUEUE_LIMIT,
+    ) -> None:
         self.executor = executor or shared_executor()
         self.name = name
         self.drop_stale_ticks = drop_stale_ticks
@@ -114,12 +119,19 @@ class HookRunner:
             if schedule:
                 self._scheduled = True
         if first_drop:
-            logger.info("%s: hooks are slower than the exchange; tick events superseded by a newer event "
-                        "before their hooks started are skipped (counted in dropped_ticks; set "
-                        "drop_stale_ticks = False to run every one).", self.name)
+            logger.info(
+                "%s: hooks are slower than the exchange; tick events superseded by a newer event "
+                "before their hooks started are skipped (counted in dropped_ticks; set "
+                "drop_stale_ticks = False to run every one).",
+                self.name,
+            )
         if first_overflow:
-            logger.error("%s: %d events and responses are already waiting for hooks; refusing more "
-                         "(counted in overflowed) until the hooks catch up.", self.name, self.limit)
+            logger.error(
+                "%s: %d events and responses are already waiting for hooks; refusing more "
+                "(counted in overflowed) until the hooks catch up.",
+                self.name,
+                self.limit,
+            )
         if schedule:
             self.executor.submit(self._drain)
 
@@ -137,7 +149,7 @@ class HookRunner:
             for name, hook, args in job.calls:
                 try:
                     hook(*args)
-                except Exception as exc:  # noqa: BLE001 - a user hook must never kill the SDK
+                except Exception as exc:
                     logger.exception("%s raised exception: %s.", name, exc)
 
 

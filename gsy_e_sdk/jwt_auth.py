@@ -19,67 +19,26 @@ import logging
 import os
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 import jwt
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from gsy_e_sdk import constants
-from gsy_e_sdk import rest_session
+from gsy_e_sdk import constants, rest_session
+from gsy_e_sdk.redaction import redact, remember_secret
+from gsy_e_sdk.version_check import validate_client_up_to_date
 
 logger = logging.getLogger(__name__)
 
 USERNAME_ENV = "API_CLIENT_USERNAME"
 PASSWORD_ENV = "API_CLIENT_PASSWORD"
-REDACTED = "***"
 
 # Login: (auth domain, user name, password) -> token or None.
 LoginFunction = Callable[[str, str, str], "str | None"]
 
 
-# Redaction --------------------------------------------------------------------------------------
-
-_secrets: deque[str] = deque(maxlen=64)
-_secrets_lock = threading.Lock()
-
-
-def remember_secret(secret: str | None) -> None:
-    """Have ``redact`` hide ``secret`` from now on (tokens and passwords)."""
-    if secret and len(secret) >= 4:
-        with _secrets_lock:
-            if secret not in _secrets:
-                _secrets.append(secret)
-
-
-def redact(text: Any) -> str:
-    """``text`` as a string with every known password and token replaced by ``***``."""
-    result = str(text)
-    with _secrets_lock:
-        secrets = list(_secrets)
-    for secret in secrets:
-        if secret in result:
-            result = result.replace(secret, REDACTED)
-    return result
-
-
-class RedactingFilter(logging.Filter):
-    """Rewrites a record's message without secrets (for third-party loggers we hand out)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = redact(message)
-        if "authorization" in cleaned.lower():
-            # Header lines are dropped whole: a token we have not seen yet would pass redact().
-            head, _, _ = cleaned.partition(":")
-            cleaned = f"{head}: {REDACTED}" if "authorization" in head.lower() else cleaned
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        return True
-
-
 # Login ------------------------------------------------------------------------------------------
+
 
 class _TokenResponse(BaseModel):
     """The body of ``POST /api-token-auth/``: the token in ``access`` (REST.md 1.1)."""
@@ -94,23 +53,25 @@ def login_url(auth_domain: str) -> str:
 
 def request_token(auth_domain: str, username: str, password: str) -> str | None:
     """One login; None (and an error log without secrets) unless the server answers 200."""
-    from gsy_e_sdk.utils import validate_client_up_to_date  # noqa: PLC0415 - utils imports us
 
     remember_secret(password)
-    response = rest_session.send("POST", login_url(auth_domain),
-                                 {"username": username, "password": password})
+    response = rest_session.send("POST", login_url(auth_domain), {"username": username, "password": password})
     if response is None:
         return None
     if response.status_code != 200:
-        logger.error("Request for token authentication failed with status code %s. "
-                     "Response body: %s", response.status_code, redact(response.text))
+        logger.error(
+            "Request for token authentication failed with status code %s. Response body: %s",
+            response.status_code,
+            redact(response.text),
+        )
         return None
     validate_client_up_to_date(response)
     try:
         token = _TokenResponse.model_validate_json(response.content).access
     except ValidationError:
-        logger.error("Request for token authentication to %s answered 200 without a token in "
-                     "'access'.", login_url(auth_domain))
+        logger.error(
+            "Request for token authentication to %s answered 200 without a token in 'access'.", login_url(auth_domain)
+        )
         return None
     remember_secret(token)
     return token
@@ -138,11 +99,17 @@ def refresh_delay(token: str, received_at: float | None = None) -> float:
 
 # The provider -----------------------------------------------------------------------------------
 
+
 class TokenProvider:
     """The token of one (auth domain, user name) for the whole process."""
 
-    def __init__(self, auth_domain: str, username: str, login: LoginFunction = request_token,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        auth_domain: str,
+        username: str,
+        login: LoginFunction = request_token,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.auth_domain = auth_domain
         self.username = username
         self.logins = 0  # successful logins so far (observability, tests)
@@ -172,8 +139,7 @@ class TokenProvider:
         with self._lock:
             if self._token is not None and self._token != refused and self._clock() < self._refresh_at:
                 return self._token  # someone already logged in again after that token
-            logger.info("The exchange at %s refused the token (HTTP 401); logging in again.",
-                        self.auth_domain)
+            logger.info("The exchange at %s refused the token (HTTP 401); logging in again.", self.auth_domain)
             return self._login()
 
     def _login(self) -> str | None:
@@ -187,8 +153,7 @@ class TokenProvider:
         self._token = token
         self._refresh_at = self._clock() + refresh_delay(token)
         self.logins += 1
-        logger.debug("Logged in at %s; token refresh in %.0f s.", self.auth_domain,
-                     self._refresh_at - self._clock())
+        logger.debug("Logged in at %s; token refresh in %.0f s.", self.auth_domain, self._refresh_at - self._clock())
         return token
 
 

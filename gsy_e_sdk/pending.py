@@ -54,15 +54,17 @@ class PendingResponses:
     def __len__(self) -> int:
         return len(self._futures)
 
-    def wait(self, transaction_id: str, future: Future, timeout: float,
-             error: type[Exception], message: str, command: str) -> Any:
+    def wait(
+        self, transaction_id: str, future: Future, timeout: float, error: type[Exception], message: str, command: str
+    ) -> Any:
         """The response, or ``error("<message> (command: ..., transaction_id: ...)")``."""
         try:
             return future.result(timeout)
         except FutureTimeout:
             self.discard(transaction_id)
-            raise error(f"{message} (command: {command}, transaction_id: {transaction_id}, "
-                        f"no answer within {timeout:g} s)") from None
+            raise error(
+                f"{message} (command: {command}, transaction_id: {transaction_id}, no answer within {timeout:g} s)"
+            ) from None
 
 
 def new_transaction_id() -> str:

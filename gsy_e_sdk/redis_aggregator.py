@@ -35,9 +35,16 @@ class AggregatorChannelNames:
 
 
 class RedisAggregator(AggregatorCore):
-    def __init__(self, aggregator_name: str, accept_all_devices: bool = True,
-                 redis_url: str | None = None, *, aggregator_uuid: str | None = None,
-                 device_uuids: list[str] | None = None, drop_stale_ticks: bool | None = None) -> None:
+    def __init__(
+        self,
+        aggregator_name: str,
+        accept_all_devices: bool = True,
+        redis_url: str | None = None,
+        *,
+        aggregator_uuid: str | None = None,
+        device_uuids: list[str] | None = None,
+        drop_stale_ticks: bool | None = None,
+    ) -> None:
         """``aggregator_uuid`` takes over an aggregator that already exists at the exchange (e.g.
         after a restart) instead of creating one; ``device_uuids`` are the devices that already
         selected it (the SELECTED answers went out before this object listened).
@@ -66,13 +73,19 @@ class RedisAggregator(AggregatorCore):
         # CREATE is sent again while nobody listens: a script started together with the exchange
         # would otherwise publish it before the exchange subscribed, and wait forever.
         response = self._connection.request(
-            self.channel_names.commands, {
-                "name": self.aggregator_name, "type": "CREATE", "transaction_id": self.aggregator_uuid},
-            owner=self, wait=True, timeout=AGGREGATOR_COMMAND_TIMEOUT, error=RedisAggregatorAPIException,
-            message="API registration process timed out.", command="CREATE")
+            self.channel_names.commands,
+            {"name": self.aggregator_name, "type": "CREATE", "transaction_id": self.aggregator_uuid},
+            owner=self,
+            wait=True,
+            timeout=AGGREGATOR_COMMAND_TIMEOUT,
+            error=RedisAggregatorAPIException,
+            message="API registration process timed out.",
+            command="CREATE",
+        )
         if response.get("status") == "error":
-            raise RedisAggregatorAPIException(f"The exchange refused to create aggregator "
-                                              f"{self.aggregator_name}: {response}")
+            raise RedisAggregatorAPIException(
+                f"The exchange refused to create aggregator {self.aggregator_name}: {response}"
+            )
 
     # Batch commands ---------------------------------------------------------------------------
 
@@ -88,9 +101,17 @@ class RedisAggregator(AggregatorCore):
         transaction_id = new_transaction_id()
         self._batches_in_flight.add(transaction_id)
         try:
-            return submit_batch(self._connection, self.aggregator_uuid, batch, transaction_id,
-                                BATCH_COMMAND_TIMEOUT, wait=is_blocking, owner=self, listen=False,
-                                error=RedisAggregatorAPIException)
+            return submit_batch(
+                self._connection,
+                self.aggregator_uuid,
+                batch,
+                transaction_id,
+                BATCH_COMMAND_TIMEOUT,
+                wait=is_blocking,
+                owner=self,
+                listen=False,
+                error=RedisAggregatorAPIException,
+            )
         finally:
             if is_blocking:
                 self._batches_in_flight.discard(transaction_id)
@@ -101,21 +122,30 @@ class RedisAggregator(AggregatorCore):
     def delete_aggregator(self, is_blocking: bool = True) -> str | None:
         """Delete this aggregator at the exchange (on ``aggregator-commands``, where it listens)."""
         transaction_id = new_transaction_id()
-        command = {"name": self.aggregator_name, "aggregator_uuid": self.aggregator_uuid,
-                   "type": "DELETE", "transaction_id": transaction_id}
+        command = {
+            "name": self.aggregator_name,
+            "aggregator_uuid": self.aggregator_uuid,
+            "type": "DELETE",
+            "transaction_id": transaction_id,
+        }
         if self.is_finished:
             # As the original: after finish nothing is waited for (the exchange may have exited).
             self._connection.publish(self.channel_names.commands, command)
             return transaction_id if is_blocking else None
         response = self._connection.request(
-            self.channel_names.commands, command, owner=self, wait=is_blocking,
-            timeout=AGGREGATOR_COMMAND_TIMEOUT, error=RedisAggregatorAPIException,
-            message="API has timed out.", command="DELETE")
+            self.channel_names.commands,
+            command,
+            owner=self,
+            wait=is_blocking,
+            timeout=AGGREGATOR_COMMAND_TIMEOUT,
+            error=RedisAggregatorAPIException,
+            message="API has timed out.",
+            command="DELETE",
+        )
         if not is_blocking:
             return None
         if response.get("status") == "error":
-            logger.warning("The exchange could not delete aggregator %s: %s",
-                           self.aggregator_uuid, response)
+            logger.warning("The exchange could not delete aggregator %s: %s", self.aggregator_uuid, response)
         return transaction_id
 
     def close(self) -> None:

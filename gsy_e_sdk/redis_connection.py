@@ -35,11 +35,11 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from gsy_e_sdk.wire.log_limit import RateLimitedLog
 from gsy_e_sdk.constants import LISTENER_WAIT_TIMEOUT, LOCAL_REDIS_URL
 from gsy_e_sdk.pending import PendingResponses
 from gsy_e_sdk.wire import channels, json_codec
 from gsy_e_sdk.wire.incoming import AreaResponse, check
+from gsy_e_sdk.wire.log_limit import RateLimitedLog
 from gsy_e_sdk.wire.redact import redact_url
 
 logger = logging.getLogger(__name__)
@@ -65,9 +65,14 @@ def resolve_redis_url(redis_url: str | None = None) -> str:
 
 def _client(redis_url: str, decode_responses: bool) -> redis.Redis:
     return redis.Redis.from_url(
-        redis_url, decode_responses=decode_responses, socket_keepalive=True, socket_connect_timeout=5,
-        socket_timeout=30, retry=Retry(ExponentialBackoff(**RECONNECT_BACKOFF), RECONNECT_RETRIES),
-        retry_on_error=[redis.ConnectionError, redis.TimeoutError])
+        redis_url,
+        decode_responses=decode_responses,
+        socket_keepalive=True,
+        socket_connect_timeout=5,
+        socket_timeout=30,
+        retry=Retry(ExponentialBackoff(**RECONNECT_BACKOFF), RECONNECT_RETRIES),
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+    )
 
 
 def _text(name: bytes | str) -> str:
@@ -117,20 +122,33 @@ class RedisConnection:
         data = json_codec.dumpb(payload)
         if self.redis.publish(channel, data):
             return True
-        logger.info("Nobody listens on %s yet (is the exchange starting?); sending again as soon as "
-                    "someone does, for up to %g s.", channel, self.listener_timeout)
+        logger.info(
+            "Nobody listens on %s yet (is the exchange starting?); sending again as soon as "
+            "someone does, for up to %g s.",
+            channel,
+            self.listener_timeout,
+        )
         started = time.monotonic()
         pauses = itertools.chain(LISTENER_POLL_S, itertools.repeat(LISTENER_POLL_S[-1]))
         while (left := started + self.listener_timeout - time.monotonic()) > 0:
             time.sleep(min(next(pauses), left))
             if self.redis.publish(channel, data):
-                logger.info("%s has a listener after %.1f s; command delivered.", channel,
-                            time.monotonic() - started)
+                logger.info("%s has a listener after %.1f s; command delivered.", channel, time.monotonic() - started)
                 return True
         return False
 
-    def request(self, channel: str, payload: Mapping[str, Any], *, owner: object, wait: bool,
-                timeout: float, error: type[Exception], message: str, command: str) -> Any:
+    def request(
+        self,
+        channel: str,
+        payload: Mapping[str, Any],
+        *,
+        owner: object,
+        wait: bool,
+        timeout: float,
+        error: type[Exception],
+        message: str,
+        command: str,
+    ) -> Any:
         """Send a command answered by transaction id; its answer when ``wait``, else None.
 
         The answer is expected before the command goes out, so a fast one is not missed; a
@@ -140,9 +158,11 @@ class RedisConnection:
         future = self.pending.expect(transaction_id, owner=owner)
         if not self.publish_to_listener(channel, payload):
             self.pending.discard(transaction_id)
-            raise error(f"{message} (command: {command}, transaction_id: {transaction_id}, nobody "
-                        f"listened on {channel} for {self.listener_timeout:g} s: is the exchange "
-                        f"running, with this area?)")
+            raise error(
+                f"{message} (command: {command}, transaction_id: {transaction_id}, nobody "
+                f"listened on {channel} for {self.listener_timeout:g} s: is the exchange "
+                f"running, with this area?)"
+            )
         if not wait:
             return None
         return self.pending.wait(transaction_id, future, timeout, error, message, command)
@@ -156,9 +176,12 @@ class RedisConnection:
 
     # Subscriptions ----------------------------------------------------------------------------
 
-    def subscribe(self, channel_handlers: Mapping[str, Handler] | None = None,
-                  pattern_handlers: Mapping[str, Handler] | None = None,
-                  timeout: float = SUBSCRIBE_TIMEOUT_S) -> None:
+    def subscribe(
+        self,
+        channel_handlers: Mapping[str, Handler] | None = None,
+        pattern_handlers: Mapping[str, Handler] | None = None,
+        timeout: float = SUBSCRIBE_TIMEOUT_S,
+    ) -> None:
         """Add handlers; returns once Redis has confirmed every new subscription."""
         waits: list[tuple[tuple[str, str], threading.Event]] = []
         with self._lock:
@@ -178,8 +201,7 @@ class RedisConnection:
                 # Redis stayed unreachable through redis-py's retries. Forget these handlers, or
                 # a later subscribe() of the same channel would find it "already subscribed" and
                 # never send SUBSCRIBE: the channel would stay deaf after Redis came back.
-                for registry, names in ((self._channel_handlers, new_channels),
-                                        (self._pattern_handlers, new_patterns)):
+                for registry, names in ((self._channel_handlers, new_channels), (self._pattern_handlers, new_patterns)):
                     for name in names:
                         registry.pop(name, None)
                 for key, _ in waits:
@@ -192,11 +214,15 @@ class RedisConnection:
         for key, event in waits:
             if not event.wait(max(0.0, deadline - time.monotonic())):
                 self._confirmations.pop(key, None)
-                raise TimeoutError(f"Redis at {redact_url(self.url)} did not confirm {key[0]} {key[1]!r} "
-                                   f"within {timeout:g} s")
+                raise TimeoutError(
+                    f"Redis at {redact_url(self.url)} did not confirm {key[0]} {key[1]!r} within {timeout:g} s"
+                )
 
-    def unsubscribe(self, channel_handlers: Mapping[str, Handler] | None = None,
-                    pattern_handlers: Mapping[str, Handler] | None = None) -> None:
+    def unsubscribe(
+        self,
+        channel_handlers: Mapping[str, Handler] | None = None,
+        pattern_handlers: Mapping[str, Handler] | None = None,
+    ) -> None:
         """Remove handlers; channels nobody listens to any more are dropped at Redis too."""
         with self._lock:
             empty_channels = self._remove(self._channel_handlers, channel_handlers or {})
@@ -230,8 +256,9 @@ class RedisConnection:
 
     # The broadcast aggregator-response channel ------------------------------------------------
 
-    def watch_aggregator_responses(self, aggregator_uuid: str | None = None,
-                                   watcher: Callable[[dict[str, Any]], None] | None = None) -> None:
+    def watch_aggregator_responses(
+        self, aggregator_uuid: str | None = None, watcher: Callable[[dict[str, Any]], None] | None = None
+    ) -> None:
         """Make sure ``aggregator-response`` is read; optionally route one aggregator's messages.
 
         Responses resolve pending requests by transaction id; SELECTED/UNSELECTED messages are
@@ -270,8 +297,7 @@ class RedisConnection:
             self.pubsub.connection.register_connect_callback(self._on_reconnect)
             self._watching_reconnects = True
         if self._reader is None:
-            self._reader = threading.Thread(target=self._read_forever, name=READER_THREAD_NAME,
-                                            daemon=True)
+            self._reader = threading.Thread(target=self._read_forever, name=READER_THREAD_NAME, daemon=True)
             self._reader.start()
 
     def _read_forever(self) -> None:
@@ -280,8 +306,9 @@ class RedisConnection:
                 self._read_one()
         finally:
             if not self._stop.is_set():
-                logger.critical("The Redis reader for %s stopped: this process receives nothing more.",
-                                redact_url(self.url))
+                logger.critical(
+                    "The Redis reader for %s stopped: this process receives nothing more.", redact_url(self.url)
+                )
 
     def _read_one(self) -> None:
         try:
@@ -289,13 +316,18 @@ class RedisConnection:
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             if not self._stop.is_set():
                 # redis-py already retried with backoff; start another round.
-                logger.warning("Redis at %s unreachable for %.0f s (%s); still retrying.",
-                               redact_url(self.url), time.monotonic() - self._last_alive, exc)
+                logger.warning(
+                    "Redis at %s unreachable for %.0f s (%s); still retrying.",
+                    redact_url(self.url),
+                    time.monotonic() - self._last_alive,
+                    exc,
+                )
             return
         except Exception:  # noqa: BLE001 - the reader must survive anything
             if not self._stop.is_set():
-                self._faults.error("Unexpected error while reading from Redis at %s",
-                                   redact_url(self.url), exc_info=True)
+                self._faults.error(
+                    "Unexpected error while reading from Redis at %s", redact_url(self.url), exc_info=True
+                )
                 self._stop.wait(0.1)  # not a busy loop should the error repeat
             return
         self._last_alive = time.monotonic()
@@ -340,15 +372,20 @@ class RedisConnection:
 
     def _drop(self, why: str, channel: str, data: bytes) -> None:
         self.dropped_messages += 1
-        self._faults.warning("Dropped a message on %.200s %s: %r (%d bytes)", channel, why,
-                             data[:SHOWN_BYTES], len(data))
+        self._faults.warning(
+            "Dropped a message on %.200s %s: %r (%d bytes)", channel, why, data[:SHOWN_BYTES], len(data)
+        )
 
     def _on_reconnect(self, _connection: Any) -> None:
         self.reconnections += 1
-        logger.warning("Reconnected to Redis at %s after a gap of about %.1f s; resubscribed %d "
-                       "channels and %d patterns (messages published during the gap are lost).",
-                       redact_url(self.url), time.monotonic() - self._last_alive,
-                       len(self.pubsub.channels), len(self.pubsub.patterns))
+        logger.warning(
+            "Reconnected to Redis at %s after a gap of about %.1f s; resubscribed %d "
+            "channels and %d patterns (messages published during the gap are lost).",
+            redact_url(self.url),
+            time.monotonic() - self._last_alive,
+            len(self.pubsub.channels),
+            len(self.pubsub.patterns),
+        )
 
     def close(self) -> None:
         """Stop the reader and drop the connections (the shared instance normally lives forever)."""

@@ -5,7 +5,8 @@ import logging
 from gsy_e_sdk.clients.redis_asset_client import RedisAssetClient
 
 logging.getLogger(__name__).warning(
-    "The RedisDeviceClient class name will be deprecated. Please use RedisAssetClient instead.")
+    "The RedisDeviceClient class name will be deprecated. Please use RedisAssetClient instead."
+)
 
 
 class RedisDeviceClient(RedisAssetClient):

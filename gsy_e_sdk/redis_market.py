@@ -17,8 +17,7 @@ class RedisMarketClient(RedisClientBase):
     methods and arguments), for a registered market no aggregator controls.
     """
 
-    def __init__(self, area_id: str, redis_url: str | None = None,
-                 autoregister: bool = True) -> None:
+    def __init__(self, area_id: str, redis_url: str | None = None, autoregister: bool = True) -> None:
         self.market_name = area_id
         super().__init__(slugify(area_id), autoregister=autoregister, redis_url=redis_url)
 

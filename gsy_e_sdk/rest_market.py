@@ -20,8 +20,14 @@ class RestMarketClient(RestAreaClient):
     client does; the hosted platform needs no registration to select an aggregator.
     """
 
-    def __init__(self, area_id: str, simulation_id: str | None = None, domain_name: str | None = None,
-                 websockets_domain_name: str | None = None, autoregister: bool = False) -> None:
+    def __init__(
+        self,
+        area_id: str,
+        simulation_id: str | None = None,
+        domain_name: str | None = None,
+        websockets_domain_name: str | None = None,
+        autoregister: bool = False,
+    ) -> None:
         self.area_id = area_id
         self._init_rest(area_id, simulation_id, domain_name, websockets_domain_name, None)
         self._open(autoregister, overrides_event_hooks(type(self), RestMarketClient))
@@ -32,10 +38,12 @@ class RestMarketClient(RestAreaClient):
     def grid_fees(self, fee_cents_per_kWh: float) -> dict[str, Any] | None:
         """Set the market's constant fee (ct/kWh) from the next slot on; the ``grid_fees`` answer."""
         fee = validation.non_negative(fee_cents_per_kWh, "fee_cents_per_kWh")
-        return self._command("POST", f"{self.endpoint_prefix}/grid-fee/", {"fee_const": fee},
-                             "grid_fees", REST_COMMAND_TIMEOUT)
+        return self._command(
+            "POST", f"{self.endpoint_prefix}/grid-fee/", {"fee_const": fee}, "grid_fees", REST_COMMAND_TIMEOUT
+        )
 
     def last_market_dso_stats(self) -> dict[str, Any] | None:
         """The market's statistics of the last finished slot (``dso_market_stats`` answer)."""
-        return self._command("GET", f"{self.endpoint_prefix}/dso-market-stats", {},
-                             "dso_market_stats", REST_COMMAND_TIMEOUT)
+        return self._command(
+            "GET", f"{self.endpoint_prefix}/dso-market-stats", {}, "dso_market_stats", REST_COMMAND_TIMEOUT
+        )

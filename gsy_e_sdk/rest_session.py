@@ -29,6 +29,7 @@ from urllib3.util import Retry
 
 from gsy_e_sdk import constants
 from gsy_e_sdk.pending import new_transaction_id
+from gsy_e_sdk.redaction import redact
 
 if TYPE_CHECKING:
     from gsy_e_sdk.jwt_auth import TokenProvider
@@ -69,8 +70,9 @@ def retry_policy() -> Retry:
 
 def _new_session() -> requests.Session:
     session = requests.Session()
-    adapter = HTTPAdapter(max_retries=retry_policy(), pool_connections=constants.HTTP_POOL_SIZE,
-                          pool_maxsize=constants.HTTP_POOL_SIZE)
+    adapter = HTTPAdapter(
+        max_retries=retry_policy(), pool_connections=constants.HTTP_POOL_SIZE, pool_maxsize=constants.HTTP_POOL_SIZE
+    )
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
@@ -98,12 +100,16 @@ def _forget_after_fork() -> None:
 os.register_at_fork(after_in_child=_forget_after_fork)
 
 
-def send(method: str, url: str, body: Any = None,
-         headers: dict[str, str] | None = None) -> requests.Response | None:
+def send(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> requests.Response | None:
     """One HTTP exchange (with the retries above); None when no answer arrived at all."""
     try:
-        return session().request(method, url, data=json.dumps(body if body is not None else {}),
-                                 headers={**JSON_HEADERS, **(headers or {})}, timeout=TIMEOUT)
+        return session().request(
+            method,
+            url,
+            data=json.dumps(body if body is not None else {}),
+            headers={**JSON_HEADERS, **(headers or {})},
+            timeout=TIMEOUT,
+        )
     except requests.RequestException as exc:
         # The exception text names the URL and the cause, never our headers or body.
         logger.error("Request to %s failed: %s", url, _describe(exc))
@@ -111,8 +117,6 @@ def send(method: str, url: str, body: Any = None,
 
 
 def _describe(exc: Exception) -> str:
-    from gsy_e_sdk.jwt_auth import redact  # noqa: PLC0415 - jwt_auth imports this module
-
     return redact(f"{type(exc).__name__}: {exc}")
 
 
@@ -123,12 +127,16 @@ def with_transaction_id(body: dict[str, Any] | None) -> dict[str, Any]:
     return body
 
 
-def request_json(method: str, url: str, body: dict[str, Any] | None = None, *,
-                 auth: TokenProvider | None = None, add_transaction_id: bool = True,
-                 headers: dict[str, str] | None = None) -> Any:
+def request_json(
+    method: str,
+    url: str,
+    body: dict[str, Any] | None = None,
+    *,
+    auth: TokenProvider | None = None,
+    add_transaction_id: bool = True,
+    headers: dict[str, str] | None = None,
+) -> Any:
     """The parsed JSON answer of a 2xx response, else None (logged)."""
-    from gsy_e_sdk.jwt_auth import redact  # noqa: PLC0415
-
     payload = with_transaction_id(body) if add_transaction_id else dict(body or {})
     token = auth.token() if auth is not None else None
     response = send(method, url, payload, _auth_headers(token, headers))
@@ -138,14 +146,22 @@ def request_json(method: str, url: str, body: dict[str, Any] | None = None, *,
     if response is None:
         return None
     if not 200 <= response.status_code < 300:
-        logger.error("Request to %s failed with status code %s. Response body: %s", url,
-                     response.status_code, redact(response.text))
+        logger.error(
+            "Request to %s failed with status code %s. Response body: %s",
+            url,
+            response.status_code,
+            redact(response.text),
+        )
         return None
     try:
         return response.json()
     except ValueError:
-        logger.error("Request to %s answered %s with a body that is not JSON: %.200s", url,
-                     response.status_code, redact(response.text))
+        logger.error(
+            "Request to %s answered %s with a body that is not JSON: %.200s",
+            url,
+            response.status_code,
+            redact(response.text),
+        )
         return None
 
 

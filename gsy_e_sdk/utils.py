@@ -12,14 +12,16 @@ import functools
 import json
 import logging
 import os
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from gsy_e_sdk import rest_session
 from gsy_e_sdk.constants import API_CLIENT_SIMULATION_ID, DEFAULT_DOMAIN_NAME, DEFAULT_WEBSOCKET_DOMAIN
+from gsy_e_sdk.jwt_auth import token_provider
+from gsy_e_sdk.version_check import validate_client_up_to_date  # noqa: F401 - public here in the original SDK
 from gsy_e_sdk.wire import json_codec
 
 logger = logging.getLogger(__name__)
@@ -35,6 +37,7 @@ class AreaNotFoundException(Exception):
 
 # Grid tree --------------------------------------------------------------------------------------
 
+
 def flatten_info_dict(indict: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """``{uuid: node}`` for every node of a ``grid_tree`` (the node dicts themselves, not copies)."""
     flat: dict[str, dict[str, Any]] = {}
@@ -49,16 +52,19 @@ def flatten_info_dict(indict: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def buffer_grid_tree_info(function: Callable) -> Callable:
     """Decorator for ``_on_*`` event handlers: store the event's grid tree on ``self`` first."""
+
     @functools.wraps(function)
     def wrapper(self, message: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         self.latest_grid_tree = message["grid_tree"]
         self.latest_grid_tree_flat = flatten_info_dict(self.latest_grid_tree)
         return function(self, message, *args, **kwargs)
+
     return wrapper
 
 
 def logging_decorator(command_name: str) -> Callable[[Callable], Callable]:
     """Debug-log a command's arguments and return value."""
+
     def decorator(function: Callable) -> Callable:
         @functools.wraps(function)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -66,11 +72,13 @@ def logging_decorator(command_name: str) -> Callable[[Callable], Callable]:
             result = function(*args, **kwargs)
             logger.debug("Command %s returned %s", command_name, result)
             return result
+
         return wrapper
+
     return decorator
 
 
-def get_assets_name(registry: dict[str, Any]) -> dict[str, list[str]]:
+def get_assets_name(registry: dict[str, Any]) -> dict[str, list[str | None]]:
     """Names of the registered nodes of a configuration registry (REST.md 3.4), by kind.
 
     ``{}`` for an empty registry. Kinds beyond the four standard buckets get a bucket of their
@@ -78,7 +86,7 @@ def get_assets_name(registry: dict[str, Any]) -> dict[str, list[str]]:
     """
     if not registry:
         return {}
-    names: dict[str, list[str]] = {"Area": [], "Load": [], "PV": [], "Storage": []}
+    names: dict[str, list[str | None]] = {"Area": [], "Load": [], "PV": [], "Storage": []}
 
     def visit(node: dict[str, Any]) -> None:
         kind = node.get("type")
@@ -92,7 +100,8 @@ def get_assets_name(registry: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def create_area_name_uuid_mapping_from_tree_info(
-        latest_grid_tree_flat: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    latest_grid_tree_flat: dict[str, dict[str, Any]],
+) -> dict[str, list[str]]:
     """``{area_name: [uuid, ...]}``; unlike the original, every uuid of a repeated name is kept."""
     mapping: dict[str, list[str]] = {}
     for uuid, node in latest_grid_tree_flat.items():
@@ -102,8 +111,7 @@ def create_area_name_uuid_mapping_from_tree_info(
     return mapping
 
 
-def get_uuid_from_area_name_in_tree_dict(area_name_uuid_mapping: dict[str, list[str]],
-                                         name: str) -> str:
+def get_uuid_from_area_name_in_tree_dict(area_name_uuid_mapping: dict[str, list[str]], name: str) -> str:
     uuids = area_name_uuid_mapping.get(name)
     if not uuids:
         raise ValueError(f"Could not find {name} in tree")
@@ -112,8 +120,7 @@ def get_uuid_from_area_name_in_tree_dict(area_name_uuid_mapping: dict[str, list[
     return uuids[0]
 
 
-def get_name_from_area_name_uuid_mapping(area_name_uuid_mapping: dict[str, list[str]],
-                                         asset_uuid: str) -> str | None:
+def get_name_from_area_name_uuid_mapping(area_name_uuid_mapping: dict[str, list[str]], asset_uuid: str) -> str | None:
     for name, uuids in area_name_uuid_mapping.items():
         if asset_uuid in uuids:
             return name
@@ -133,6 +140,7 @@ def get_area_uuid_from_area_name(serialized_scenario: dict[str, Any], area_name:
 
 # Log formatters ---------------------------------------------------------------------------------
 
+
 def log_bid_offer_confirmation(message: dict[str, Any]) -> None:
     """Log a successful ``offer``/``bid`` response (the order itself is a JSON string)."""
     command = message.get("command")
@@ -147,20 +155,30 @@ def log_bid_offer_confirmation(message: dict[str, Any]) -> None:
     except (KeyError, TypeError, ValueError):
         logger.debug("Unexpected %s confirmation: %s", command, message)
         return
-    logger.info("[%s] %s %s %s kWh at %s cts/kWh", message.get("market_type", ""), trader_name,
-                "OFFERED" if command == "offer" else "BID", energy, rate)
+    logger.info(
+        "[%s] %s %s %s kWh at %s cts/kWh",
+        message.get("market_type", ""),
+        trader_name,
+        "OFFERED" if command == "offer" else "BID",
+        energy,
+        rate,
+    )
 
 
-def log_deleted_bid_offer_confirmation(message: dict[str, Any], command_type: str | None = None,
-                                       bid_offer_id: str | None = None,
-                                       asset_name: str | None = None) -> None:
+def log_deleted_bid_offer_confirmation(
+    message: dict[str, Any],
+    command_type: str | None = None,
+    bid_offer_id: str | None = None,
+    asset_name: str | None = None,
+) -> None:
     command = command_type or message.get("command")
     if message.get("status") != "ready" or command not in ("offer_delete", "bid_delete"):
         return
     kind = "offer" if command == "offer_delete" else "bid"
     deleted = message.get(f"deleted_{kind}s") or ([bid_offer_id] if bid_offer_id else [])
-    logger.info("%s deleted %s(s): %s", asset_name or message.get("area_uuid", ""), kind,
-                ", ".join(map(str, deleted)) or "none")
+    logger.info(
+        "%s deleted %s(s): %s", asset_name or message.get("area_uuid", ""), kind, ", ".join(map(str, deleted)) or "none"
+    )
 
 
 def log_trade_info(message: dict[str, Any]) -> None:
@@ -177,15 +195,18 @@ def log_trade_info(message: dict[str, Any]) -> None:
         logger.info("%s BOUGHT %s kWh at %s cents/kWh", message.get("buyer"), energy, rate)
 
 
-def log_grid_fees_information(market_names: list[str], current_market_fee: dict[str, Any],
-                              next_market_fee: dict[str, Any]) -> None:
+def log_grid_fees_information(
+    market_names: list[str], current_market_fee: dict[str, Any], next_market_fee: dict[str, Any]
+) -> None:
     rows = [f"{'market':<30} {'current fee':>12} {'next fee':>12}"]
-    rows += [f"{name:<30} {current_market_fee.get(name)!s:>12} {next_market_fee.get(name)!s:>12}"
-             for name in market_names]
+    rows += [
+        f"{name:<30} {current_market_fee.get(name)!s:>12} {next_market_fee.get(name)!s:>12}" for name in market_names
+    ]
     logger.info("Grid fees (ct/kWh):\n%s", "\n".join(rows))
 
 
 # REST: settings from the environment (REST.md 6) ------------------------------------------------
+
 
 def domain_name_from_env() -> str:
     return os.environ.get(DOMAIN_NAME_ENV) or DEFAULT_DOMAIN_NAME
@@ -216,60 +237,41 @@ def get_configuration_prefix(domain_name: str, simulation_id: str | None = None)
 
 # REST: JWT and GraphQL (REST.md 1, 3.5) ---------------------------------------------------------
 
-def _version_tuple(version: str) -> tuple[int, ...] | None:
-    parts = re.findall(r"\d+", version)
-    return tuple(int(part) for part in parts) if parts else None
-
-
-def validate_client_up_to_date(response: Any) -> None:
-    """Warn when the server's ``API-VERSION`` header is newer than this SDK.
-
-    Versions are compared number by number (the original compared strings, so it thought
-    ``1.10.0`` older than ``1.3.0``); unparsable versions fall back to string comparison.
-    """
-    from gsy_e_sdk import __version__  # noqa: PLC0415 - the package imports modules using us
-
-    headers = getattr(response, "headers", None) or {}
-    server_version = headers.get("API-VERSION")
-    if not server_version:
-        return
-    ours, theirs = _version_tuple(__version__), _version_tuple(server_version)
-    outdated = ours < theirs if ours is not None and theirs is not None else __version__ < server_version
-    if outdated:
-        logger.warning("Your version of the client %s is outdated, kindly upgrade to version %s "
-                       "to make use of our latest features.", __version__, server_version)
-
 
 def retrieve_jwt_key_from_server(domain_name: str) -> str | None:
     """A JWT for env ``API_CLIENT_USERNAME``/``API_CLIENT_PASSWORD``; None if login fails.
 
     The token is the process's shared one for ``domain_name`` (one login per process).
     """
-    from gsy_e_sdk.jwt_auth import token_provider  # noqa: PLC0415 - jwt_auth imports utils lazily
-
     return token_provider(domain_name).token()
 
 
-def execute_graphql_request(domain_name: str, query: str, headers: dict[str, str] | None = None,
-                            url: str | None = None, authenticate: bool = True) -> Any:
+def execute_graphql_request(
+    domain_name: str,
+    query: str,
+    headers: dict[str, str] | None = None,
+    url: str | None = None,
+    authenticate: bool = True,
+) -> Any:
     """POST ``{"query": query}`` to ``url`` or ``{domain}/graphql/``; the parsed JSON or None."""
-    from gsy_e_sdk import rest_session  # noqa: PLC0415
-    from gsy_e_sdk.jwt_auth import token_provider  # noqa: PLC0415
-
     auth = None
     if authenticate:
         auth = token_provider(domain_name)
         if auth.token() is None:
             return None
-    return rest_session.request_json("POST", url or f"{domain_name.rstrip('/')}/graphql/",
-                                     {"query": query}, auth=auth, add_transaction_id=False,
-                                     headers=headers)
+    return rest_session.request_json(
+        "POST",
+        url or f"{domain_name.rstrip('/')}/graphql/",
+        {"query": query},
+        auth=auth,
+        add_transaction_id=False,
+        headers=headers,
+    )
 
 
 def _read_scenario(collab_id: str, domain_name: str) -> tuple[dict[str, Any] | None, Any]:
     """(scenario tree, GraphQL errors) of a configuration."""
-    query = (f'query {{ readConfiguration(uuid: "{collab_id}") '
-             f'{{ scenarioData {{ latest {{ serialized }} }} }} }}')
+    query = f'query {{ readConfiguration(uuid: "{collab_id}") {{ scenarioData {{ latest {{ serialized }} }} }} }}'
     data = execute_graphql_request(domain_name, query)
     if not isinstance(data, dict):
         return None, None
@@ -283,29 +285,30 @@ def _read_scenario(collab_id: str, domain_name: str) -> tuple[dict[str, Any] | N
         return None, None
 
 
-def get_area_uuid_from_area_name_and_collaboration_id(collab_id: str, area_name: str,
-                                                      domain_name: str) -> str:
+def get_area_uuid_from_area_name_and_collaboration_id(collab_id: str, area_name: str, domain_name: str) -> str:
     """The uuid of the first area named ``area_name`` in the configuration's scenario."""
     scenario, _ = _read_scenario(collab_id, domain_name)
     area_uuid = get_area_uuid_from_area_name(scenario or {}, area_name)
     if area_uuid is None:
         raise AreaNotFoundException(
-            f"Area with name {area_name} is not part of the collaboration with UUID {collab_id}")
+            f"Area with name {area_name} is not part of the collaboration with UUID {collab_id}"
+        )
     return area_uuid
 
 
-def get_area_uuid_and_name_mapping_from_simulation_id(collab_id: str,
-                                                      domain_name: str | None = None) -> Any:
+def get_area_uuid_and_name_mapping_from_simulation_id(collab_id: str, domain_name: str | None = None) -> Any:
     """``{area_name: uuid}`` of the whole scenario (a repeated name: the last one wins)."""
     scenario, errors = _read_scenario(collab_id, domain_name or domain_name_from_env())
     if errors:
         message = errors[0].get("message") if isinstance(errors[0], dict) else errors[0]
-        try:
-            return ast.literal_eval(message)
-        except (ValueError, SyntaxError, TypeError):
-            logger.error("GraphQL error for configuration %s: %s", collab_id, message)
-            return None
-    mapping: dict[str, str] = {}
+        if isinstance(message, str):  # anything else is no literal either
+            try:
+                return ast.literal_eval(message)
+            except (ValueError, SyntaxError, TypeError):
+                pass
+        logger.error("GraphQL error for configuration %s: %s", collab_id, message)
+        return None
+    mapping: dict[str, str | None] = {}
     stack = [scenario] if scenario else []
     while stack:
         node = stack.pop(0)
@@ -333,16 +336,20 @@ def is_scm_canary_network(config: dict[str, Any]) -> bool:
 
 def _is_running_canary_network(config: dict[str, Any]) -> bool:
     settings = config.get("settingsData") or {}
-    return (config.get("type") == "CANARY_NETWORK" and config.get("resultsStatus") == "running"
-            and settings.get("spotMarketType") in ("ONE_SIDED", "TWO_SIDED"))
+    return (
+        config.get("type") == "CANARY_NETWORK"
+        and config.get("resultsStatus") == "running"
+        and settings.get("spotMarketType") in ("ONE_SIDED", "TWO_SIDED")
+    )
 
 
-def list_running_canary_networks_and_devices_with_live_data(domain_name: str,
-                                                            is_scm: bool = False) -> dict[str, Any]:
+def list_running_canary_networks_and_devices_with_live_data(domain_name: str, is_scm: bool = False) -> dict[str, Any]:
     """``{canary network uuid: forecastStreamAreaMapping}`` of running canary networks."""
     listing = "listScmCommunities" if is_scm else "listCanaryNetworks"
-    query = (f"query {{ {listing} {{ configurations {{ uuid resultsStatus type "
-             f"scenarioData {{ forecastStreamAreaMapping }} settingsData {{ spotMarketType }} }} }} }}")
+    query = (
+        f"query {{ {listing} {{ configurations {{ uuid resultsStatus type "
+        f"scenarioData {{ forecastStreamAreaMapping }} settingsData {{ spotMarketType }} }} }} }}"
+    )
     data = execute_graphql_request(domain_name, query)
     try:
         configurations = data["data"][listing]["configurations"] or []
@@ -350,11 +357,15 @@ def list_running_canary_networks_and_devices_with_live_data(domain_name: str,
         logger.error("Could not list canary networks: %.300s", data)
         return {}
     wanted = is_scm_canary_network if is_scm else _is_running_canary_network
-    return {config["uuid"]: (config.get("scenarioData") or {}).get("forecastStreamAreaMapping")
-            for config in configurations if isinstance(config, dict) and wanted(config)}
+    return {
+        config["uuid"]: (config.get("scenarioData") or {}).get("forecastStreamAreaMapping")
+        for config in configurations
+        if isinstance(config, dict) and wanted(config)
+    }
 
 
 # REST: the simulation config file (REST.md 5) ---------------------------------------------------
+
 
 class SimulationConfigError(ValueError):
     """The simulation config file is unreadable or lacks a required key."""
@@ -384,8 +395,7 @@ def read_simulation_config_file(config_file_path: str | os.PathLike | None) -> d
     try:
         content = json.loads(path.read_text())
     except OSError as exc:
-        raise SimulationConfigError(f"Cannot read simulation config file {path}: "
-                                    f"{exc.strerror}") from None
+        raise SimulationConfigError(f"Cannot read simulation config file {path}: {exc.strerror}") from None
     except ValueError as exc:
         raise SimulationConfigError(f"Simulation config file {path} is not JSON: {exc}") from None
     if not isinstance(content, dict):
@@ -396,8 +406,6 @@ def read_simulation_config_file(config_file_path: str | os.PathLike | None) -> d
         error = exc.errors()[0]
         key = ".".join(str(part) for part in error["loc"])
         if error["type"] == "missing":
-            raise SimulationConfigError(f"Simulation config file {path} is missing the required "
-                                        f"key '{key}'") from None
-        raise SimulationConfigError(f"Simulation config file {path}: key '{key}': "
-                                    f"{error['msg']}") from None
+            raise SimulationConfigError(f"Simulation config file {path} is missing the required key '{key}'") from None
+        raise SimulationConfigError(f"Simulation config file {path}: key '{key}': {error['msg']}") from None
     return content

@@ -3,7 +3,7 @@
 import math
 from datetime import datetime
 from numbers import Real
-from typing import Any
+from typing import Any, cast
 
 from gsy_e_sdk.wire.times import format_slot, parse_slot
 
@@ -13,7 +13,7 @@ def _finite_number(name: str, value: Any) -> float:
         raise ValueError(f"{name} must be a number, got {value!r}")
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value!r}")
-    return value
+    return cast(float, value)  # as given: an int stays an int on the wire
 
 
 def positive_energy(value: Any, name: str = "energy") -> float:
@@ -51,8 +51,8 @@ def time_slot(value: Any) -> str | None:
     return value
 
 
-def energy_per_slot(value: Any, name: str) -> dict[str, float]:
-    """A forecast or measurement: ``{time slot: kWh}`` with kWh >= 0."""
+def energy_per_slot(value: Any, name: str) -> dict[str | None, float]:
+    """A forecast or measurement: ``{time slot: kWh}`` with kWh >= 0 (a None slot: the spot market)."""
     if not isinstance(value, dict) or not value:
         raise ValueError(f"{name} must be a non-empty dict {{time_slot: kWh}}, got {value!r}")
     return {time_slot(slot): non_negative(energy, f"{name}[{slot}]") for slot, energy in value.items()}

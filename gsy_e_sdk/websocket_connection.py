@@ -32,10 +32,10 @@ from typing import TYPE_CHECKING, Any
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedOK, InvalidStatus
 
-from gsy_e_sdk.wire.log_limit import RateLimitedLog
 from gsy_e_sdk import constants
-from gsy_e_sdk.jwt_auth import RedactingFilter, redact
+from gsy_e_sdk.redaction import RedactingFilter, redact
 from gsy_e_sdk.wire import json_codec
+from gsy_e_sdk.wire.log_limit import RateLimitedLog
 
 if TYPE_CHECKING:
     from gsy_e_sdk.jwt_auth import TokenProvider
@@ -54,9 +54,11 @@ SHOWN_BYTES = 120  # of a dropped frame in the log
 MessageHandler = Callable[[dict[str, Any]], None]
 
 
-def backoff_delays(minimum: float = constants.WEBSOCKET_BACKOFF_MIN_SECS,
-                   maximum: float = constants.WEBSOCKET_BACKOFF_MAX_SECS,
-                   rng: random.Random | None = None) -> Iterator[float]:
+def backoff_delays(
+    minimum: float = constants.WEBSOCKET_BACKOFF_MIN_SECS,
+    maximum: float = constants.WEBSOCKET_BACKOFF_MAX_SECS,
+    rng: random.Random | None = None,
+) -> Iterator[float]:
     """Jittered exponential delays: attempt n waits uniformly in [d/2, d], d = min(max, min * 2**n)."""
     rng = rng or random.Random()
     ceiling = minimum
@@ -110,10 +112,15 @@ os.register_at_fork(after_in_child=_forget_after_fork)
 class WebsocketConnection:
     """One socket that reconnects forever until ``close()``."""
 
-    def __init__(self, url: str, auth: TokenProvider, on_message: MessageHandler,
-                 on_disconnect: Callable[[], None] | None = None,
-                 healthy_after: float = constants.WEBSOCKET_HEALTHY_AFTER_SECS,
-                 delays: Callable[[], Iterator[float]] = backoff_delays) -> None:
+    def __init__(
+        self,
+        url: str,
+        auth: TokenProvider,
+        on_message: MessageHandler,
+        on_disconnect: Callable[[], None] | None = None,
+        healthy_after: float = constants.WEBSOCKET_HEALTHY_AFTER_SECS,
+        delays: Callable[[], Iterator[float]] = backoff_delays,
+    ) -> None:
         self.url = url
         self.connections = 0  # successful handshakes so far; > 1 means we reconnected
         self.dropped_messages = 0  # frames that were not JSON objects, or whose handler raised
@@ -165,9 +172,13 @@ class WebsocketConnection:
             token = None
             try:
                 token = await loop.run_in_executor(None, self._auth.token)
-                async with connect(self.url, additional_headers=_headers(token), logger=wire_logger,
-                                   open_timeout=constants.HTTP_CONNECT_TIMEOUT_SECS * 2,
-                                   max_size=MAX_FRAME_BYTES) as socket:
+                async with connect(
+                    self.url,
+                    additional_headers=_headers(token),
+                    logger=wire_logger,
+                    open_timeout=constants.HTTP_CONNECT_TIMEOUT_SECS * 2,
+                    max_size=MAX_FRAME_BYTES,
+                ) as socket:
                     opened_at = time.monotonic()
                     self.connections += 1
                     renewed = False
@@ -199,7 +210,7 @@ class WebsocketConnection:
             if opened_at is not None and self._on_disconnect is not None:
                 try:
                     self._on_disconnect()
-                except Exception:  # noqa: BLE001 - the socket must keep reconnecting
+                except Exception:
                     logger.exception("Handling the loss of websocket %s failed", self.url)
             if self._closed:
                 return
@@ -209,8 +220,13 @@ class WebsocketConnection:
             if opened_at is not None and time.monotonic() - opened_at > self._healthy_after:
                 delays = self._delays()  # it was a healthy connection: start the backoff over
             delay = next(delays)
-            logger.warning("Websocket %s %s (%s); reconnecting in %.1f s.", self.url,
-                           "lost" if opened_at is not None else "unavailable", reason, delay)
+            logger.warning(
+                "Websocket %s %s (%s); reconnecting in %.1f s.",
+                self.url,
+                "lost" if opened_at is not None else "unavailable",
+                reason,
+                delay,
+            )
             await asyncio.sleep(delay)
 
     def _dispatch(self, frame: bytes) -> None:
@@ -231,8 +247,9 @@ class WebsocketConnection:
 
     def _drop(self, why: str, frame: bytes) -> None:
         self.dropped_messages += 1
-        self._faults.warning("Dropped a websocket frame from %s %s: %r (%d bytes)", self.url, why,
-                             frame[:SHOWN_BYTES], len(frame))
+        self._faults.warning(
+            "Dropped a websocket frame from %s %s: %r (%d bytes)", self.url, why, frame[:SHOWN_BYTES], len(frame)
+        )
 
 
 def _headers(token: str | None) -> dict[str, str]:

@@ -18,12 +18,12 @@ import threading
 from collections import OrderedDict
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any
+from typing import Any, ClassVar
 
-from gsy_e_sdk.wire.log_limit import RateLimitedLog
 from gsy_e_sdk.constants import REST_COMMAND_TIMEOUT
 from gsy_e_sdk.utils import log_bid_offer_confirmation, log_trade_info
 from gsy_e_sdk.wire.incoming import AggregatorEvent, CommandResponse, check
+from gsy_e_sdk.wire.log_limit import RateLimitedLog
 
 logger = logging.getLogger(__name__)
 _dropped = RateLimitedLog(logger)
@@ -113,11 +113,15 @@ class WebsocketMessageReceiver:
             for future in pending:
                 future.set_result(None)
         if pending:
-            logger.warning("%r: websocket lost with %d command answer(s) outstanding; those calls "
-                           "return None.", self.client, len(pending))
+            logger.warning(
+                "%r: websocket lost with %d command answer(s) outstanding; those calls return None.",
+                self.client,
+                len(pending),
+            )
 
-    def wait_for_command_response(self, command_name: str, transaction_id: str,
-                                  timeout: float = REST_COMMAND_TIMEOUT) -> Any:
+    def wait_for_command_response(
+        self, command_name: str, transaction_id: str, timeout: float = REST_COMMAND_TIMEOUT
+    ) -> Any:
         """The response with this command and transaction id; ``CommandResponseTimeout`` if none."""
         key = (command_name, transaction_id)
         with self._lock:
@@ -131,7 +135,8 @@ class WebsocketMessageReceiver:
         except FutureTimeout:
             raise CommandResponseTimeout(
                 f"No websocket response for command {command_name} (transaction_id: "
-                f"{transaction_id}) within {timeout:g} s") from None
+                f"{transaction_id}) within {timeout:g} s"
+            ) from None
         finally:
             with self._lock:
                 if self._waiting.get(key) is future:
@@ -145,8 +150,12 @@ class DeviceWebsocketMessageReceiver(WebsocketMessageReceiver):
     aggregators); they are dispatched to the client's hooks when the client has them.
     """
 
-    _HOOKS = {"market": "on_market_slot", "tick": "on_tick", "trade": "on_trade",
-              "finish": "on_finish"}
+    _HOOKS: ClassVar[dict[str, str]] = {
+        "market": "on_market_slot",
+        "tick": "on_tick",
+        "trade": "on_trade",
+        "finish": "on_finish",
+    }
 
     def _on_event(self, message: dict[str, Any]) -> None:
         event = message["event"]

@@ -38,7 +38,7 @@ def aggregator_uuid(key: bytes, fleet: str, aggregator: str) -> str:
 class AttachedAggregator:
     name: str
     uuid: str
-    assets: dict[str, str] = field(default_factory=dict)   # device uuid -> asset name
+    assets: dict[str, str] = field(default_factory=dict)  # device uuid -> asset name
     markets: dict[str, str] = field(default_factory=dict)  # device uuid -> market slug
 
 
@@ -86,10 +86,12 @@ def plan_fleet(config: FleetConfig, prefixes: set[str]) -> Plan:
     for aggregator in config.aggregators:
         assets, unknown_assets = resolve(aggregator.assets, prefixes, market=False)
         markets, unknown_markets = resolve(aggregator.markets, prefixes, market=True)
-        problems += [f"aggregator {aggregator.name!r}: asset {name!r} is not known to the exchange"
-                     for name in unknown_assets]
-        problems += [f"aggregator {aggregator.name!r}: market {name!r} is not known to the exchange"
-                     for name in unknown_markets]
+        problems += [
+            f"aggregator {aggregator.name!r}: asset {name!r} is not known to the exchange" for name in unknown_assets
+        ]
+        problems += [
+            f"aggregator {aggregator.name!r}: market {name!r} is not known to the exchange" for name in unknown_markets
+        ]
         for prefix in assets + markets:
             if prefix in claimed and claimed[prefix] != aggregator.name:
                 problems.append(f"{prefix!r} is claimed by aggregators {claimed[prefix]!r} and {aggregator.name!r}")
@@ -120,14 +122,17 @@ class FleetAttacher:
             futures.append((transaction_id, pending.expect(transaction_id)))
             pipe.publish(channel, json.dumps(payload))
         pipe.execute()
-        return [pending.wait(transaction_id, future, REQUEST_TIMEOUT, TimeoutError,
-                             "The exchange did not answer", "attach") for transaction_id, future in futures]
+        return [
+            pending.wait(transaction_id, future, REQUEST_TIMEOUT, TimeoutError, "The exchange did not answer", "attach")
+            for transaction_id, future in futures
+        ]
 
     def attach(self) -> list[AttachedAggregator]:
         prefixes = discover_prefixes(self.connection)
         if not prefixes:
-            raise FleetConfigError("the exchange offers no externally controllable areas "
-                                   "(is it running with this Redis?)")
+            raise FleetConfigError(
+                "the exchange offers no externally controllable areas (is it running with this Redis?)"
+            )
         plan = plan_fleet(self.config, prefixes)
         key = fleet_key(self.connection.redis, self.config.name)
         for attached, _, _ in plan:
@@ -137,25 +142,38 @@ class FleetAttacher:
         return [attached for attached, _, _ in plan]
 
     def _create(self, plan) -> None:
-        answers = self._requests([(channels.AGGREGATOR_COMMANDS, {"name": attached.name, "type": "CREATE",
-                                                                  "transaction_id": attached.uuid})
-                                  for attached, _, _ in plan])
-        for (attached, _, _), answer in zip(plan, answers):
+        answers = self._requests(
+            [
+                (
+                    channels.AGGREGATOR_COMMANDS,
+                    {"name": attached.name, "type": "CREATE", "transaction_id": attached.uuid},
+                )
+                for attached, _, _ in plan
+            ]
+        )
+        for (attached, _, _), answer in zip(plan, answers, strict=True):
             state = "re-attached" if answer.get("status") == "error" else "created"
             logger.info("aggregator %s (%s) %s", attached.name, attached.uuid, state)
 
     def _register_and_select(self, plan) -> None:
-        entries = [(attached, prefix, is_market) for attached, assets, markets in plan
-                   for prefix, is_market in [*((a, False) for a in assets), *((m, True) for m in markets)]]
+        entries = [
+            (attached, prefix, is_market)
+            for attached, assets, markets in plan
+            for prefix, is_market in [*((a, False) for a in assets), *((m, True) for m in markets)]
+        ]
         registered = self._requests([(channels.register(prefix), {"name": prefix}) for _, prefix, _ in entries])
         selections = []
-        for (attached, prefix, is_market), answer in zip(entries, registered):
+        for (attached, prefix, is_market), answer in zip(entries, registered, strict=True):
             device = answer["device_uuid"]
             (attached.markets if is_market else attached.assets)[device] = prefix
-            selections.append((channels.AGGREGATOR_COMMANDS, {"aggregator_uuid": attached.uuid, "type": "SELECT",
-                                                               "device_uuid": device}))
+            selections.append(
+                (
+                    channels.AGGREGATOR_COMMANDS,
+                    {"aggregator_uuid": attached.uuid, "type": "SELECT", "device_uuid": device},
+                )
+            )
         problems = []
-        for (attached, prefix, _), answer in zip(entries, self._requests(selections)):
+        for (attached, prefix, _), answer in zip(entries, self._requests(selections), strict=True):
             if answer.get("status") == "SELECTED":
                 continue
             message = str(answer.get("msg", ""))
@@ -165,4 +183,3 @@ class FleetAttacher:
         if problems:
             raise FleetConfigError("; ".join(problems))
         logger.info("fleet attached: %d aggregators, %d devices", len(plan), len(entries))
-

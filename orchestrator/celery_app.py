@@ -1,9 +1,10 @@
 """The Celery application shared by the dispatcher, the workers and operators.
 
 JSON only (a pickled message is refused; tasks are sent as ``gsy-json``, the same JSON written
-and read by orjson, see ``gsy_e_sdk.wire.json_codec``, and plain ``json`` is accepted), late acks with reject-on-worker-lost so a task whose
-worker dies is redelivered, prefetch 1 so a busy worker never hoards a shard's events, and a
-short broker visibility timeout so a redelivery happens within the slot.
+and read by orjson, see ``gsy_e_sdk.wire.json_codec``, and plain ``json`` is accepted), late acks
+with reject-on-worker-lost so a task whose worker dies is redelivered, prefetch 1 so a busy
+worker never hoards a shard's events, and a short broker visibility timeout so a redelivery
+happens within the slot.
 
 How a task of a SIGKILLed worker comes back (Redis broker): kombu keeps every delivered,
 unacked message in the ``unacked`` hash and any live consumer re-queues those older than the
@@ -19,6 +20,7 @@ transaction id is the same, but wasted).
 
 from __future__ import annotations
 
+import functools
 import os
 
 from celery import Celery
@@ -29,8 +31,9 @@ from gsy_e_sdk.wire import json_codec
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
 RESTORE_SWEEP_S = 1  # see the module docstring: one cheap ZRANGE per worker and second
 TASK_SERIALIZER = "gsy-json"
-register(TASK_SERIALIZER, json_codec.dumps, json_codec.loads, content_type="application/x-gsy-json",
-         content_encoding="utf-8")
+register(
+    TASK_SERIALIZER, json_codec.dumps, json_codec.loads, content_type="application/x-gsy-json", content_encoding="utf-8"
+)
 
 
 def broker_url() -> str:
@@ -52,11 +55,22 @@ def make_app(broker: str | None = None) -> Celery:
         task_send_sent_event=True,
         worker_send_task_events=True,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": int(os.environ.get("GSY_FLEET_VISIBILITY_TIMEOUT", "30")),
-                                  "unacked_restore_interval": RESTORE_SWEEP_S, "unacked_restore_throttle": 1},
+        broker_transport_options={
+            "visibility_timeout": int(os.environ.get("GSY_FLEET_VISIBILITY_TIMEOUT", "30")),
+            "unacked_restore_interval": RESTORE_SWEEP_S,
+            "unacked_restore_throttle": 1,
+        },
         worker_hijack_root_logger=False,
     )
     return app
 
 
-app = make_app()
+@functools.cache
+def default_app() -> Celery:
+    """The app ``celery -A workers`` runs (broker from the environment), built on first use.
+
+    Not at import: loading a fleet file or a strategy must not construct a Celery app. Tasks are
+    ``shared_task``s, so every app made here (this one, or a dispatcher's ``make_app(url)``)
+    knows them.
+    """
+    return make_app()

@@ -11,26 +11,15 @@ import click
 
 from gsy_e_sdk.redis_connection import get_connection
 from orchestrator.celery_app import make_app
-from orchestrator.config import FleetConfig, FleetConfigError, load_fleet_config
+from orchestrator.cli_options import fleet_redis_url, load_or_exit
+from orchestrator.config import FleetConfig, FleetConfigError
 from orchestrator.dispatcher import Dispatcher, ReaderDied
 from orchestrator.metrics import serve_metrics
 from orchestrator.processes import LocalWorkers, sigterm_as_interrupt
 from orchestrator.state import StateStore
+from orchestrator.worker_entry import worker_command
 
 logger = logging.getLogger(__name__)
-
-
-def load_or_exit(path: Path) -> FleetConfig:
-    try:
-        return load_fleet_config(path)
-    except FleetConfigError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(2)
-
-
-def fleet_redis_url(config: FleetConfig, explicit: str | None) -> str:
-    """The Redis holding the fleet's state (and, in Redis mode, the exchange's channels)."""
-    return config.exchange.redis_url or explicit or "redis://127.0.0.1:6379"
 
 
 def start_dispatcher(config: FleetConfig, redis_url: str, on_slot=None, fresh: bool = False) -> Dispatcher:
@@ -54,8 +43,11 @@ def run_or_exit(dispatcher: Dispatcher) -> None:
 
 
 def worker_env(config_path: Path, config: FleetConfig, redis_url: str) -> dict[str, str]:
-    return {"GSY_FLEET_CONFIG": str(config_path.resolve()), "REDIS_URL": redis_url,
-            "GSY_FLEET_BROKER_URL": config.broker_url or redis_url}
+    return {
+        "GSY_FLEET_CONFIG": str(config_path.resolve()),
+        "REDIS_URL": redis_url,
+        "GSY_FLEET_BROKER_URL": config.broker_url or redis_url,
+    }
 
 
 @click.group("fleet")
@@ -63,15 +55,24 @@ def fleet_group() -> None:
     """Run a fleet of assets with Celery workers."""
 
 
-redis_option = click.option("--redis-url", envvar="REDIS_URL", default=None,
-                            help="The exchange's Redis (default: the config's, else 127.0.0.1:6379).")
+redis_option = click.option(
+    "--redis-url",
+    envvar="REDIS_URL",
+    default=None,
+    help="The exchange's Redis (default: the config's, else 127.0.0.1:6379).",
+)
 
 
-metrics_option = click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
-                              envvar="GSY_FLEET_METRICS_PORT",
-                              help="Serve the fleet's Prometheus metrics on this port [env GSY_FLEET_METRICS_PORT].")
-metrics_address_option = click.option("--metrics-address", default="127.0.0.1", show_default=True,
-                                      envvar="GSY_FLEET_METRICS_ADDRESS")
+metrics_option = click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    envvar="GSY_FLEET_METRICS_PORT",
+    help="Serve the fleet's Prometheus metrics on this port [env GSY_FLEET_METRICS_PORT].",
+)
+metrics_address_option = click.option(
+    "--metrics-address", default="127.0.0.1", show_default=True, envvar="GSY_FLEET_METRICS_ADDRESS"
+)
 
 
 @fleet_group.command("dispatch")
@@ -111,8 +112,9 @@ def metrics_command(config_path: Path, redis_url: str | None, port: int, address
 @redis_option
 @metrics_option
 @metrics_address_option
-def run_command(config_path: Path, workers: int, redis_url: str | None, metrics_port: int | None,
-                metrics_address: str) -> None:
+def run_command(
+    config_path: Path, workers: int, redis_url: str | None, metrics_port: int | None, metrics_address: str
+) -> None:
     """The dispatcher plus N local worker processes."""
     config = load_or_exit(config_path)
     url = fleet_redis_url(config, redis_url)
@@ -127,3 +129,6 @@ def run_command(config_path: Path, workers: int, redis_url: str | None, metrics_
         finally:
             pool.stop()
     click.echo(f"finished: {dispatcher.tasks_sent} tasks over {len(dispatcher.slots_seen)} slots", err=True)
+
+
+fleet_group.add_command(worker_command)

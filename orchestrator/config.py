@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from workers.strategies import get_strategy
@@ -42,7 +43,7 @@ class StrategyConfig(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _known_and_valid(self) -> "StrategyConfig":
+    def _known_and_valid(self) -> StrategyConfig:
         try:
             spec = get_strategy(self.name)
         except (KeyError, ValueError) as exc:
@@ -60,15 +61,16 @@ class AggregatorConfig(_Strict):
     markets: list[str] = Field(default_factory=list, description="market names, slugs or glob patterns")
 
     @model_validator(mode="after")
-    def _controls_something(self) -> "AggregatorConfig":
+    def _controls_something(self) -> AggregatorConfig:
         if not self.assets and not self.markets:
             raise ValueError("an aggregator needs at least one asset or market")
         return self
 
 
 class FleetConfig(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="GSY_FLEET_", env_nested_delimiter="__", extra="forbid",
-                                      allow_inf_nan=False)
+    model_config = SettingsConfigDict(
+        env_prefix="GSY_FLEET_", env_nested_delimiter="__", extra="forbid", allow_inf_nan=False
+    )
 
     name: str = Field("fleet", pattern=r"^[A-Za-z0-9_.-]+$")
     exchange: ExchangeConfig = Field(default_factory=ExchangeConfig)
@@ -93,7 +95,7 @@ class FleetConfig(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _unique_names(self) -> "FleetConfig":
+    def _unique_names(self) -> FleetConfig:
         names = [aggregator.name for aggregator in self.aggregators]
         duplicated = {name for name in names if names.count(name) > 1}
         if duplicated:
@@ -101,15 +103,21 @@ class FleetConfig(BaseSettings):
         return self
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings: PydanticBaseSettingsSource,
-                                   env_settings: PydanticBaseSettingsSource, dotenv_settings, file_secret_settings):
+    def settings_customise_sources(
+        cls,
+        settings_cls,
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings,
+        file_secret_settings,
+    ):
         return env_settings, init_settings
 
     def strategy_for(self, asset_name: str, kind: str) -> StrategyConfig | None:
         return self.asset_strategies.get(asset_name) or self.strategies.get(kind)
 
 
-def _describe(error: dict) -> str:
+def _describe(error: ErrorDetails) -> str:
     location = ".".join(str(part) for part in error["loc"]) or "<root>"
     message = error["msg"].removeprefix("Value error, ")
     return f"{location}: {message}"
@@ -122,8 +130,9 @@ def parse_fleet_config(raw: Any) -> FleetConfig:
         # The keys become keyword arguments of BaseSettings, which would take its own (_env_file,
         # _cli_parse_args, ...) and silently drop a field name in another case ("Shards").
         if key not in FleetConfig.model_fields:
-            raise FleetConfigError(f"invalid fleet config at {key}: unknown key; expected one of "
-                                   f"{', '.join(FleetConfig.model_fields)}")
+            raise FleetConfigError(
+                f"invalid fleet config at {key}: unknown key; expected one of {', '.join(FleetConfig.model_fields)}"
+            )
     try:
         return FleetConfig(**raw)
     except ValidationError as exc:
@@ -139,8 +148,9 @@ def load_fleet_config(path: str | Path) -> FleetConfig:
     except OSError as exc:
         raise FleetConfigError(f"cannot read fleet config {path}: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
-        raise FleetConfigError(f"cannot read fleet config {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") \
-            from None
+        raise FleetConfigError(
+            f"cannot read fleet config {path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
     except RecursionError:
         raise FleetConfigError(f"cannot parse fleet config {path}: nested too deeply") from None
     except (yaml.YAMLError, ValueError) as exc:  # ValueError: a date or an integer out of range

@@ -17,9 +17,10 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from celery import Celery
+from redis.typing import EncodableT, FieldT
 
 from gsy_e_sdk.redis_connection import RedisConnection
 from orchestrator.attach import AttachedAggregator
@@ -37,10 +38,11 @@ logger = logging.getLogger(__name__)
 
 IN_FLIGHT_KEPT = 100_000  # batches awaiting an answer; older ones are forgotten
 TASK_FOR_EVENT = {"market": "workers.on_market_slot", "tick": "workers.on_tick", "finish": "workers.on_finish"}
-BURST_GAP_S = 0.003      # a burst of events has passed when none arrived for this long
-BURST_MAX_AGE_S = 0.05   # ... or when its first slice has waited this long
+BURST_GAP_S = 0.003  # a burst of events has passed when none arrived for this long
+BURST_MAX_AGE_S = 0.05  # ... or when its first slice has waited this long
 MAX_ASSETS_PER_MESSAGE = 1_000  # a shard's message goes out once it holds this many assets
-ANSWERS_FLUSH_S = 0.2    # batch answers are recorded at most this often from the reader thread
+ANSWERS_FLUSH_S = 0.2  # batch answers are recorded at most this often from the reader thread
+Position = tuple[str | None, int]  # (slot, completion %) of an aggregator's last market/tick event
 
 
 def task_argsrepr(slices: list[dict[str, Any]]) -> str:
@@ -52,25 +54,56 @@ def task_argsrepr(slices: list[dict[str, Any]]) -> str:
     """
     first = slices[0]
     more = f"+{len(slices) - 1}" if len(slices) > 1 else ""
-    counts = [f"{label}={total}" for label, total in
-              (("assets", sum(len(item.get("assets") or ()) for item in slices)),
-               ("markets", sum(len(item.get("markets") or ()) for item in slices))) if total]
-    return " ".join([f"{first['aggregator']}[{first['slice']}]{more}", queue_name(first["shard"]), first["event"],
-                     f"slot={first['slot']}", f"tick={first['completion']}%", *counts])
+    counts = [
+        f"{label}={total}"
+        for label, total in (
+            ("assets", sum(len(item.get("assets") or ()) for item in slices)),
+            ("markets", sum(len(item.get("markets") or ()) for item in slices)),
+        )
+        if total
+    ]
+    return " ".join(
+        [
+            f"{first['aggregator']}[{first['slice']}]{more}",
+            queue_name(first["shard"]),
+            first["event"],
+            f"slot={first['slot']}",
+            f"tick={first['completion']}%",
+            *counts,
+        ]
+    )
 
 
-def slice_payload(fleet: str, aggregator: AttachedAggregator, piece: Slice, event: dict[str, Any], kind: str,
-                  slot: str | None, completion: int, tree: TreeIndex, received: float,
-                  key: bytes) -> dict[str, Any] | None:
+def slice_payload(
+    fleet: str,
+    aggregator: AttachedAggregator,
+    piece: Slice,
+    event: dict[str, Any],
+    kind: str,
+    slot: str | None,
+    completion: int,
+    tree: TreeIndex,
+    received: float,
+    key: bytes,
+) -> dict[str, Any] | None:
     """One slice's task payload (the fields of ``SliceTask``) for one event; None when the event
     holds nothing for it. ``key`` is the fleet's, for the batch's transaction id. Pure."""
     payload: dict[str, Any] = {
-        "fleet": fleet, "aggregator": aggregator.name, "aggregator_uuid": aggregator.uuid, "slice": piece.index,
-        "shard": piece.shard, "event": kind, "slot": slot, "completion": completion,
-        "market_maker_rate": event.get("market_maker_rate"), "feed_in_tariff_rate": event.get("feed_in_tariff_rate"),
+        "fleet": fleet,
+        "aggregator": aggregator.name,
+        "aggregator_uuid": aggregator.uuid,
+        "slice": piece.index,
+        "shard": piece.shard,
+        "event": kind,
+        "slot": slot,
+        "completion": completion,
+        "market_maker_rate": event.get("market_maker_rate"),
+        "feed_in_tariff_rate": event.get("feed_in_tariff_rate"),
         "dispatched_at": received,
         "transaction_id": slice_transaction_id(key, aggregator.uuid, slot, kind, completion, piece.index),
-        "assets": [], "markets": []}
+        "assets": [],
+        "markets": [],
+    }
     if kind == "finish":
         return payload
     for device in piece.assets:
@@ -78,17 +111,28 @@ def slice_payload(fleet: str, aggregator: AttachedAggregator, piece: Slice, even
         info = node.get("asset_info") if node else None
         asset = asset_kind(info) if info else None
         if asset is not None:
-            payload["assets"].append({"uuid": device, "name": aggregator.assets[device], "kind": asset, "info": info,
-                                      "fee_to_root": tree.fee_to_root(device)})
+            payload["assets"].append(
+                {
+                    "uuid": device,
+                    "name": aggregator.assets[device],
+                    "kind": asset,
+                    "info": info,
+                    "fee_to_root": tree.fee_to_root(device),
+                }
+            )
     if kind == "market":
         for device in piece.markets:
             node = tree.nodes.get(device)
             if node is not None:
-                payload["markets"].append({
-                    "uuid": device, "name": node.get("area_name", aggregator.markets[device]),
-                    "last_market_stats": node.get("last_market_stats") or {},
-                    "current_market_fee": node.get("current_market_fee"),
-                    "last_market_fee": node.get("last_market_fee")})
+                payload["markets"].append(
+                    {
+                        "uuid": device,
+                        "name": node.get("area_name", aggregator.markets[device]),
+                        "last_market_stats": node.get("last_market_stats") or {},
+                        "current_market_fee": node.get("current_market_fee"),
+                        "last_market_fee": node.get("last_market_fee"),
+                    }
+                )
     return payload if payload["assets"] or payload["markets"] else None
 
 
@@ -97,12 +141,12 @@ class ReaderDied(RuntimeError):
 
 
 class SequenceCheck(NamedTuple):
-    missed: int    # events of this aggregator the dispatcher never received before this one
-    resync: bool   # dispatch this tick as its slot's market event: that event never arrived
+    missed: int  # events of this aggregator the dispatcher never received before this one
+    resync: bool  # dispatch this tick as its slot's market event: that event never arrived
     duplicate: bool = False  # the very event dispatched last, delivered again: drop it
 
 
-def check_sequence(previous: tuple[str, int] | None, event: str, slot: str, completion: int) -> SequenceCheck:
+def check_sequence(previous: Position | None, event: str, slot: str | None, completion: int) -> SequenceCheck:
     """Where an aggregator's market/tick event stands against the last one dispatched. Pure.
 
     ``previous`` is (slot, completion %) of the last market or tick event dispatched for the
@@ -136,8 +180,14 @@ def check_sequence(previous: tuple[str, int] | None, event: str, slot: str, comp
 
 
 class Dispatcher:
-    def __init__(self, config: FleetConfig, connection: RedisConnection, app: Celery,
-                 on_slot: Callable[[str], None] | None = None, link: ExchangeLink | None = None) -> None:
+    def __init__(
+        self,
+        config: FleetConfig,
+        connection: RedisConnection,
+        app: Celery,
+        on_slot: Callable[[str], None] | None = None,
+        link: ExchangeLink | None = None,
+    ) -> None:
         """``connection`` is the Redis holding the fleet's state (the exchange's, in Redis mode)."""
         self.config = config
         self.connection = connection
@@ -152,7 +202,7 @@ class Dispatcher:
         self.tasks_sent = 0
         self._on_slot = on_slot
         self._events: queue.Queue[tuple[AttachedAggregator, dict, float]] = queue.Queue()
-        self._last_tick: dict[str, tuple[str, int]] = {}
+        self._last_tick: dict[str, Position] = {}
         self._unsaved_positions: dict[str, str] = {}  # aggregator uuid -> [slot, completion] to persist
         self._kinds: dict[str, str] = {}
         self._in_flight: OrderedDict[str, tuple[int, float]] = OrderedDict()  # batch id -> (shard, received)
@@ -176,13 +226,19 @@ class Dispatcher:
         self._last_tick = self._load_positions()
         for aggregator in self.aggregators:
             self.slices[aggregator.uuid] = plan_slices(
-                aggregator.name, list(aggregator.assets), list(aggregator.markets), self.config.shards,
-                self.config.max_assets_per_task)
+                aggregator.name,
+                list(aggregator.assets),
+                list(aggregator.markets),
+                self.config.shards,
+                self.config.max_assets_per_task,
+            )
         for aggregator in self.aggregators:
             self.link.listen(aggregator, self._queue_handler(aggregator), self._count_answers)
         self.store.meta("aggregators", {a.name: a.uuid for a in self.aggregators})
-        self.store.meta("slices", {a.name: [[s.index, s.shard, len(s.assets)] for s in self.slices[a.uuid]]
-                                   for a in self.aggregators})
+        self.store.meta(
+            "slices",
+            {a.name: [[s.index, s.shard, len(s.assets)] for s in self.slices[a.uuid]] for a in self.aggregators},
+        )
         self.store.meta("placements", self._placements())
 
     def _placements(self) -> dict[str, dict[str, Any]]:
@@ -193,14 +249,20 @@ class Dispatcher:
                 for devices, is_market in ((piece.assets, False), (piece.markets, True)):
                     names = aggregator.markets if is_market else aggregator.assets
                     for device in devices:
-                        placements[names[device]] = {"uuid": device, "aggregator": aggregator.name,
-                                                     "aggregator_uuid": aggregator.uuid, "slice": piece.index,
-                                                     "shard": piece.shard, "market": is_market}
+                        placements[names[device]] = {
+                            "uuid": device,
+                            "aggregator": aggregator.name,
+                            "aggregator_uuid": aggregator.uuid,
+                            "slice": piece.index,
+                            "shard": piece.shard,
+                            "market": is_market,
+                        }
         return placements
 
     def _queue_handler(self, aggregator: AttachedAggregator):
         def handler(payload: dict[str, Any]) -> None:
             self._events.put((aggregator, payload, time.time()))
+
         return handler
 
     def _count_answers(self, envelope: dict[str, Any]) -> None:
@@ -209,8 +271,11 @@ class Dispatcher:
         Only batches of this dispatcher's own slice tasks count, once each: a re-sent batch's
         repeated answer and operators' batches find no entry here.
         """
+        transaction_id = envelope.get("transaction_id")
+        if not isinstance(transaction_id, str):
+            return
         with self._in_flight_lock:
-            sent = self._in_flight.pop(envelope.get("transaction_id"), None)
+            sent = self._in_flight.pop(transaction_id, None)
         if sent is None:
             return
         shard, received = sent
@@ -263,11 +328,11 @@ class Dispatcher:
                 if not self.link.listening():
                     # Waiting on would look healthy while nothing arrives: fail loudly, so the
                     # operator or a supervisor restarts the dispatcher (it resumes where it was).
-                    raise ReaderDied("the thread reading exchange events has died; restart the dispatcher")
+                    raise ReaderDied("the thread reading exchange events has died; restart the dispatcher") from None
                 continue
             try:
                 planned = self.dispatch(aggregator, payload, received)
-            except Exception:  # noqa: BLE001 - one bad event must not stop the fleet
+            except Exception:
                 logger.exception("could not dispatch an event of %s", aggregator.name)
                 continue
             now = time.monotonic()
@@ -278,8 +343,9 @@ class Dispatcher:
         self._flush_positions()
         self.flush_answers()
 
-    def dispatch(self, aggregator: AttachedAggregator, payload: dict[str, Any],
-                 received: float) -> list[tuple[str, dict[str, Any]]]:
+    def dispatch(
+        self, aggregator: AttachedAggregator, payload: dict[str, Any], received: float
+    ) -> list[tuple[str, dict[str, Any]]]:
         """(task name, slice payload) for each slice one event concerns (none for trades, which are counted)."""
         event = payload.get("event")
         if event == "trade":
@@ -290,14 +356,15 @@ class Dispatcher:
         if event not in TASK_FOR_EVENT:
             return []
         completion = int(str(payload.get("slot_completion", "0%")).rstrip("%") or 0)
-        slot = payload.get("market_slot")
+        slot: str | None = payload.get("market_slot")
         if event == "tick" and completion < 10:
             return []  # the slot's market event already covers 0 %
         if event in ("market", "tick"):
             if self.finish.on_event(aggregator.uuid):
                 self.store.incr("forged_finish_events")
-                logger.warning("%s: events after a finish event; that finish was not the exchange's, ignored",
-                               aggregator.name)
+                logger.warning(
+                    "%s: events after a finish event; that finish was not the exchange's, ignored", aggregator.name
+                )
             check = self._check_sequence(aggregator, slot, completion, event)
             if check.duplicate:
                 return []
@@ -310,8 +377,9 @@ class Dispatcher:
         tree = index_tree(payload.get("grid_tree") or {})
         planned = []
         for piece in self.slices[aggregator.uuid]:
-            item = slice_payload(self.config.name, aggregator, piece, payload, event, slot, completion, tree, received,
-                                 self.key)
+            item = slice_payload(
+                self.config.name, aggregator, piece, payload, event, slot, completion, tree, received, self.key
+            )
             if item is not None:
                 self._note_kinds(item["assets"])
                 planned.append((TASK_FOR_EVENT[event], item))
@@ -333,7 +401,7 @@ class Dispatcher:
         for task_name, shard, slices in messages:
             try:
                 self.app.send_task(task_name, args=[slices], queue=queue_name(shard), argsrepr=task_argsrepr(slices))
-            except Exception:  # noqa: BLE001 - the broker away: these slices are lost, the fleet goes on
+            except Exception:
                 logger.exception("could not send %d slice(s) to %s", len(slices), queue_name(shard))
                 continue
             self.tasks_sent += 1
@@ -352,7 +420,9 @@ class Dispatcher:
             if self._on_slot:
                 self._on_slot(slot)
 
-    def _check_sequence(self, aggregator: AttachedAggregator, slot: str, completion: int, event: str) -> SequenceCheck:
+    def _check_sequence(
+        self, aggregator: AttachedAggregator, slot: str | None, completion: int, event: str
+    ) -> SequenceCheck:
         """Count events the dispatcher never saw, and say whether to resync or drop this one."""
         previous = self._last_tick.get(aggregator.uuid)
         check = check_sequence(previous, event, slot, completion)
@@ -366,8 +436,14 @@ class Dispatcher:
             self.store.incr("missed_events", missed)
         if resync:
             self.store.incr("resynced_slots")
-            logger.warning("%s: %s %d%% arrived without the slot's market event (%d event(s) missed); "
-                           "dispatched as the market event", aggregator.name, slot, completion, missed)
+            logger.warning(
+                "%s: %s %d%% arrived without the slot's market event (%d event(s) missed); "
+                "dispatched as the market event",
+                aggregator.name,
+                slot,
+                completion,
+                missed,
+            )
         elif missed:
             logger.warning("%s: missed %d tick event(s) before %s %d%%", aggregator.name, missed, slot, completion)
         return check
@@ -377,8 +453,8 @@ class Dispatcher:
     def _positions_key(self) -> str:
         return f"{self.store.prefix}:sequence"
 
-    def _load_positions(self) -> dict[str, tuple[str, int]]:
-        positions = {}
+    def _load_positions(self) -> dict[str, Position]:
+        positions: dict[str, Position] = {}
         for uuid, raw in self.store.client.hgetall(self._positions_key()).items():
             try:
                 slot, completion = json.loads(raw)
@@ -387,7 +463,7 @@ class Dispatcher:
                 continue  # an unreadable position only costs one resync
         return positions
 
-    def _save_position(self, aggregator: AttachedAggregator, slot: str, completion: int) -> None:
+    def _save_position(self, aggregator: AttachedAggregator, slot: str | None, completion: int) -> None:
         self._unsaved_positions[aggregator.uuid] = json.dumps([slot, completion])
 
     def _flush_positions(self) -> None:
@@ -396,7 +472,8 @@ class Dispatcher:
             return
         positions, self._unsaved_positions = self._unsaved_positions, {}
         try:
-            self.store.client.hset(self._positions_key(), mapping=positions)
+            # cast: redis' Mapping is invariant in its key type, so dict[str, str] is refused.
+            self.store.client.hset(self._positions_key(), mapping=cast(dict[FieldT, EncodableT], positions))
         except Exception:  # noqa: BLE001 - Redis away: keep them for the next flush
             self._unsaved_positions = {**positions, **self._unsaved_positions}
             logger.warning("could not record the fleet's event positions; retrying after the next event")

@@ -21,8 +21,12 @@ from gsy_e_sdk.batch import batch_envelope, submit_batch
 from gsy_e_sdk.jwt_auth import token_provider
 from gsy_e_sdk.redis_connection import RedisConnection
 from gsy_e_sdk.utils import (
-    domain_name_from_env, get_aggregator_prefix, get_configuration_prefix, simulation_id_from_env,
-    websocket_domain_name_from_env)
+    domain_name_from_env,
+    get_aggregator_prefix,
+    get_configuration_prefix,
+    simulation_id_from_env,
+    websocket_domain_name_from_env,
+)
 from gsy_e_sdk.websocket_connection import WebsocketConnection
 from gsy_e_sdk.wire import channels
 from gsy_e_sdk.wire.slug import slugify
@@ -43,11 +47,18 @@ class ExchangeLink(Protocol):
 
     def attach(self) -> list[AttachedAggregator]: ...
 
-    def listen(self, aggregator: AttachedAggregator, on_event: EventHandler,
-               on_batch_response: EventHandler) -> None: ...
+    def listen(
+        self, aggregator: AttachedAggregator, on_event: EventHandler, on_batch_response: EventHandler
+    ) -> None: ...
 
-    def submit(self, aggregator_uuid: str, batch: dict[str, list[dict]], transaction_id: str,
-               timeout: float, wait: bool = False) -> dict[str, Any] | None: ...
+    def submit(
+        self,
+        aggregator_uuid: str,
+        batch: dict[str, list[dict]],
+        transaction_id: str,
+        timeout: float,
+        wait: bool = False,
+    ) -> dict[str, Any] | None: ...
 
     def submit_many(self, submissions: list[Submission]) -> list[Exception | None]:
         """Send several batches without waiting for answers; per batch, the error that kept it
@@ -73,20 +84,30 @@ class RedisLink:
         return self.connection.reader_alive
 
     def listen(self, aggregator: AttachedAggregator, on_event: EventHandler, on_batch_response: EventHandler) -> None:
-        self.connection.subscribe({
-            channels.aggregator_events(aggregator.uuid): lambda _channel, payload: on_event(payload),
-            channels.batch_response(aggregator.uuid): lambda _channel, payload: on_batch_response(payload)})
+        self.connection.subscribe(
+            {
+                channels.aggregator_events(aggregator.uuid): lambda _channel, payload: on_event(payload),
+                channels.batch_response(aggregator.uuid): lambda _channel, payload: on_batch_response(payload),
+            }
+        )
 
-    def submit(self, aggregator_uuid: str, batch: dict[str, list[dict]], transaction_id: str,
-               timeout: float, wait: bool = False) -> dict[str, Any] | None:
+    def submit(
+        self,
+        aggregator_uuid: str,
+        batch: dict[str, list[dict]],
+        transaction_id: str,
+        timeout: float,
+        wait: bool = False,
+    ) -> dict[str, Any] | None:
         # An empty batch is never waited for: it only tells the exchange we acted.
         return submit_batch(self.connection, aggregator_uuid, batch, transaction_id, timeout, wait=wait and bool(batch))
 
     def submit_many(self, submissions: list[Submission]) -> list[Exception | None]:
         # One pipeline: a shard task's batches cost one round trip, not one each.
         try:
-            self.connection.publish_many((channels.batch_commands(), batch_envelope(*submission))
-                                         for submission in submissions)
+            self.connection.publish_many(
+                (channels.batch_commands(), batch_envelope(*submission)) for submission in submissions
+            )
         except Exception as exc:  # noqa: BLE001 - reported per batch, as the REST link does
             return [exc] * len(submissions)
         return [None] * len(submissions)
@@ -108,13 +129,13 @@ class RestLink:
         self.websocket_domain = (exchange.websocket_domain_name or websocket_domain_name_from_env()).rstrip("/")
         self.simulation_id = exchange.simulation_id or simulation_id_from_env()
         if not self.simulation_id:
-            raise FleetConfigError("exchange.simulation_id: required in rest mode "
-                                   "(or env API_CLIENT_SIMULATION_ID)")
+            raise FleetConfigError("exchange.simulation_id: required in rest mode (or env API_CLIENT_SIMULATION_ID)")
         try:
             self.auth = token_provider(self.domain)
         except KeyError as exc:
-            raise FleetConfigError(f"rest mode needs env {exc.args[0]} (credentials never go in the fleet file)") \
-                from None
+            raise FleetConfigError(
+                f"rest mode needs env {exc.args[0]} (credentials never go in the fleet file)"
+            ) from None
         self.aggregator_prefix = get_aggregator_prefix(self.domain, self.simulation_id)
         self.sockets: list[WebsocketConnection] = []
         self._submitter: ThreadPoolExecutor | None = None  # concurrent POSTs of a shard task's batches
@@ -130,12 +151,17 @@ class RestLink:
     def attach(self) -> list[AttachedAggregator]:
         registry = self._request("GET", f"{get_configuration_prefix(self.domain, self.simulation_id)}registry")
         if not isinstance(registry, dict):
-            raise FleetConfigError(f"cannot read the registry of simulation {self.simulation_id} at {self.domain} "
-                                   "(wrong credentials, domain or simulation id?)")
+            raise FleetConfigError(
+                f"cannot read the registry of simulation {self.simulation_id} at {self.domain} "
+                "(wrong credentials, domain or simulation id?)"
+            )
         areas = registered_areas(registry)
         plan = plan_fleet(self.config, set(areas))
-        existing = {entry.get("name"): entry.get("uuid") for entry in self._request(
-            "GET", f"{self.aggregator_prefix}list-aggregators/") or [] if isinstance(entry, dict)}
+        existing = {
+            entry.get("name"): entry.get("uuid")
+            for entry in self._request("GET", f"{self.aggregator_prefix}list-aggregators/") or []
+            if isinstance(entry, dict)
+        }
         for attached, assets, markets in plan:
             attached.uuid = existing.get(attached.name) or self._create(attached.name)
             attached.assets = {areas[name]: name for name in assets}
@@ -155,8 +181,11 @@ class RestLink:
 
         def select(pair: tuple[AttachedAggregator, str]) -> str | None:
             attached, device = pair
-            answer = self._request("POST", f"{self.aggregator_prefix}select-aggregator/",
-                                   {"aggregator_uuid": attached.uuid, "device_uuid": device})
+            answer = self._request(
+                "POST",
+                f"{self.aggregator_prefix}select-aggregator/",
+                {"aggregator_uuid": attached.uuid, "device_uuid": device},
+            )
             if isinstance(answer, dict) and answer.get("aggregator_uuid") == attached.uuid:
                 return None
             return f"{device} could not be selected by {attached.name!r}"
@@ -181,10 +210,19 @@ class RestLink:
         if not socket.wait_connected(CONNECT_TIMEOUT_S):
             raise FleetConfigError(f"the websocket of aggregator {aggregator.name!r} did not connect")
 
-    def submit(self, aggregator_uuid: str, batch: dict[str, list[dict]], transaction_id: str,
-               timeout: float, wait: bool = False) -> dict[str, Any] | None:
-        ack = self._request("POST", f"{self.aggregator_prefix}batch-commands/", {
-            "aggregator_uuid": aggregator_uuid, "batch_commands": batch, "transaction_id": transaction_id})
+    def submit(
+        self,
+        aggregator_uuid: str,
+        batch: dict[str, list[dict]],
+        transaction_id: str,
+        timeout: float,
+        wait: bool = False,
+    ) -> dict[str, Any] | None:
+        ack = self._request(
+            "POST",
+            f"{self.aggregator_prefix}batch-commands/",
+            {"aggregator_uuid": aggregator_uuid, "batch_commands": batch, "transaction_id": transaction_id},
+        )
         if not ack:
             raise ConnectionError(f"the exchange did not accept batch {transaction_id}")
         return None

@@ -15,55 +15,20 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 
 import click
 from kombu.utils.url import maybe_sanitize_url
 
 from orchestrator.celery_app import broker_url as env_broker_url
+from orchestrator.cli_options import load_or_exit
+from orchestrator.flower_auth import FlowerAuthError, basic_auth_from_env
 
 logger = logging.getLogger(__name__)
 
-AUTH_ENV_VARS = ("GSY_FLOWER_BASIC_AUTH", "FLOWER_BASIC_AUTH")
-AUTH_FILE_ENV_VAR = "GSY_FLOWER_BASIC_AUTH_FILE"
 # The tasks page shows args (the dispatcher's summary: aggregator, slice, shard, event, slot, tick) and
 # the worker next to each other; the wide uuid column (the link to a task's page) comes last.
 TASK_COLUMNS = "name,state,args,worker,received,runtime,uuid"
-
-
-class FlowerAuthError(click.UsageError):
-    """The basic-auth setting is missing or malformed (the message never contains the secret)."""
-
-
-def basic_auth_from_env(env: Mapping[str, str]) -> tuple[str, list[str]] | None:
-    """``(source, ["user:password", ...])`` from the environment, or None when nothing is set.
-
-    Several credentials are separated by commas (Flower's format), so a password cannot contain one.
-    """
-    source, raw = "", ""
-    for name in AUTH_ENV_VARS:
-        if env.get(name, "").strip():
-            source, raw = name, env[name]
-            break
-    else:
-        path = env.get(AUTH_FILE_ENV_VAR, "").strip()
-        if not path:
-            return None
-        try:
-            raw = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise FlowerAuthError(f"cannot read {AUTH_FILE_ENV_VAR} file {path}: {exc.strerror}") from None
-        source = f"{AUTH_FILE_ENV_VAR} ({path})"
-    credentials = [part.strip() for part in raw.strip().split(",") if part.strip()]
-    for position, credential in enumerate(credentials, start=1):
-        user, separator, password = credential.partition(":")
-        if not separator or not user or not password:
-            raise FlowerAuthError(f"{source}: entry {position} must look like user:password "
-                                  "(non-empty user and password, entries separated by commas)")
-    if not credentials:
-        raise FlowerAuthError(f"{source} is empty; expected user:password")
-    return source, credentials
 
 
 def resolve_broker(broker_option: str | None, config_path: Path | None) -> str:
@@ -71,11 +36,10 @@ def resolve_broker(broker_option: str | None, config_path: Path | None) -> str:
     if broker_option:
         return broker_option
     if config_path is not None:
-        from orchestrator.cli import load_or_exit  # exits 2 with the field's name on a bad file
-
         config = load_or_exit(config_path)
-        if config.broker_url or config.exchange.redis_url:
-            return config.broker_url or config.exchange.redis_url
+        configured = config.broker_url or config.exchange.redis_url
+        if configured:
+            return configured
     return env_broker_url()
 
 
@@ -88,19 +52,45 @@ def flower_argv(port: int, address: str, url_prefix: str | None = None) -> list[
 
 
 @click.command("flower")
-@click.option("--port", type=click.IntRange(1, 65535), default=5555, show_default=True, envvar="GSY_FLOWER_PORT",
-              help="Port [env GSY_FLOWER_PORT].")
-@click.option("--address", default="127.0.0.1", show_default=True, envvar="GSY_FLOWER_ADDRESS",
-              help="Address to listen on [env GSY_FLOWER_ADDRESS]; 0.0.0.0 in a container.")
-@click.option("--url-prefix", default=None, envvar="GSY_FLOWER_URL_PREFIX",
-              help="Serve under this path, behind a reverse proxy [env GSY_FLOWER_URL_PREFIX].")
-@click.option("--broker-url", default=None, envvar="GSY_FLEET_BROKER_URL",
-              help="Celery broker [env GSY_FLEET_BROKER_URL]; default: the fleet config's, else REDIS_URL.")
-@click.option("--config", "config_path", default=None, envvar="GSY_FLEET_CONFIG",
-              type=click.Path(dir_okay=False, path_type=Path), help="Fleet config [env GSY_FLEET_CONFIG].")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=5555,
+    show_default=True,
+    envvar="GSY_FLOWER_PORT",
+    help="Port [env GSY_FLOWER_PORT].",
+)
+@click.option(
+    "--address",
+    default="127.0.0.1",
+    show_default=True,
+    envvar="GSY_FLOWER_ADDRESS",
+    help="Address to listen on [env GSY_FLOWER_ADDRESS]; 0.0.0.0 in a container.",
+)
+@click.option(
+    "--url-prefix",
+    default=None,
+    envvar="GSY_FLOWER_URL_PREFIX",
+    help="Serve under this path, behind a reverse proxy [env GSY_FLOWER_URL_PREFIX].",
+)
+@click.option(
+    "--broker-url",
+    default=None,
+    envvar="GSY_FLEET_BROKER_URL",
+    help="Celery broker [env GSY_FLEET_BROKER_URL]; default: the fleet config's, else REDIS_URL.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    default=None,
+    envvar="GSY_FLEET_CONFIG",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Fleet config [env GSY_FLEET_CONFIG].",
+)
 @click.option("--no-auth", is_flag=True, help="Run without basic auth (anyone who reaches the port controls workers).")
-def flower_command(port: int, address: str, url_prefix: str | None, broker_url: str | None,
-                   config_path: Path | None, no_auth: bool) -> None:
+def flower_command(
+    port: int, address: str, url_prefix: str | None, broker_url: str | None, config_path: Path | None, no_auth: bool
+) -> None:
     """Monitor the fleet's Celery workers and shard tasks with Flower.
 
     Basic auth comes from GSY_FLOWER_BASIC_AUTH=user:password (or FLOWER_BASIC_AUTH, or a file
@@ -110,29 +100,38 @@ def flower_command(port: int, address: str, url_prefix: str | None, broker_url: 
     if found and no_auth:
         raise click.UsageError(f"--no-auth given but {found[0]} is set; unset one of them")
     if not found and not no_auth:
-        raise FlowerAuthError("Flower needs basic auth: set GSY_FLOWER_BASIC_AUTH=user:password in the "
-                              "environment (or GSY_FLOWER_BASIC_AUTH_FILE), or pass --no-auth explicitly")
+        raise FlowerAuthError(
+            "Flower needs basic auth: set GSY_FLOWER_BASIC_AUTH=user:password in the "
+            "environment (or GSY_FLOWER_BASIC_AUTH_FILE), or pass --no-auth explicitly"
+        )
     if no_auth:
-        click.echo("Warning: Flower runs WITHOUT authentication; anyone who reaches "
-                   f"{address}:{port} can see tasks and shut workers down", err=True)
+        click.echo(
+            "Warning: Flower runs WITHOUT authentication; anyone who reaches "
+            f"{address}:{port} can see tasks and shut workers down",
+            err=True,
+        )
         os.environ.pop("FLOWER_BASIC_AUTH", None)
-    else:
+    elif found is not None:
         # Flower reads FLOWER_BASIC_AUTH itself; the secret never appears in argv.
         os.environ["FLOWER_BASIC_AUTH"] = ",".join(found[1])
     broker = resolve_broker(broker_url, config_path)
 
-    from workers import app  # the same app as ``celery -A workers`` (tasks registered)
+    from workers import app  # noqa: PLC0415 - Celery loads only when Flower runs; the app of ``celery -A workers``
 
     app.conf.broker_url = broker
-    click.echo(f"Flower on http://{address}:{port}{url_prefix or ''}/ watching {maybe_sanitize_url(broker)}; "
-               f"basic auth {'off' if no_auth else 'on'}", err=True)
+    click.echo(
+        f"Flower on http://{address}:{port}{url_prefix or ''}/ watching {maybe_sanitize_url(broker)}; "
+        f"basic auth {'off' if no_auth else 'on'}",
+        err=True,
+    )
     sys.exit(app.start(flower_argv(port, address, url_prefix)) or 0)
 
 
 def main() -> None:
     """``python -m orchestrator.flower``: the container entrypoint (works before CLI registration)."""
-    logging.basicConfig(level=os.environ.get("GSY_LOG_LEVEL", "INFO").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("GSY_LOG_LEVEL", "INFO").upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     flower_command(prog_name="gsy-e-sdk flower")
 
 

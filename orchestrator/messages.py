@@ -43,13 +43,14 @@ class SliceTask(_Message):
     market_maker_rate: float | None = None
     feed_in_tariff_rate: float | None = None
     dispatched_at: float
-    transaction_id: str   # of the slice's batch, derived by the dispatcher (``slice_transaction_id``)
+    transaction_id: str  # of the slice's batch, derived by the dispatcher (``slice_transaction_id``)
     assets: list[AssetItem] = Field(default_factory=list)
     markets: list[MarketItem] = Field(default_factory=list)
 
 
-def slice_transaction_id(key: bytes, aggregator_uuid: str, slot: str | None, event: str, completion: int,
-                         index: int) -> str:
+def slice_transaction_id(
+    key: bytes, aggregator_uuid: str, slot: str | None, event: str, completion: int, index: int
+) -> str:
     """Same decision, same id (a redelivered task can never place its orders twice), keyed with
     the fleet's secret so no other user of the exchange can predict it."""
     return keyed_uuid(key, f"{aggregator_uuid}:{slot}:{event}:{completion}:{index}")

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 from prometheus_client import start_http_server
 from prometheus_client.core import REGISTRY, CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
-from prometheus_client.registry import CollectorRegistry, Collector
+from prometheus_client.registry import Collector, CollectorRegistry
 
 from orchestrator.report import percentile
 from orchestrator.state import StateStore
@@ -48,30 +48,39 @@ class FleetCollector(Collector):
             family = CounterMetricFamily(f"gsy_fleet_{name}", documentation, labels=["fleet"])
             family.add_metric([self.fleet], counters.get(name, 0))
             yield family
-        per_shard = CounterMetricFamily("gsy_fleet_shard_tasks", "Tasks finished per shard queue",
-                                        labels=["fleet", "shard"])
+        per_shard = CounterMetricFamily(
+            "gsy_fleet_shard_tasks", "Tasks finished per shard queue", labels=["fleet", "shard"]
+        )
         for name, value in counters.items():
             if name.startswith("tasks_shard-"):
                 per_shard.add_metric([self.fleet, name.removeprefix("tasks_")], value)
         yield per_shard
-        latency = SummaryMetricFamily("gsy_fleet_dispatch_latency_seconds",
-                                      "Event received by the dispatcher -> the exchange's answer to the "
-                                      "slice's batch, per shard (recent samples)", labels=["fleet", "shard"])
-        quantiles = GaugeMetricFamily("gsy_fleet_dispatch_latency_quantile_seconds",
-                                      "Quantiles of the recent dispatch latency samples per shard",
-                                      labels=["fleet", "shard", "quantile"])
+        latency = SummaryMetricFamily(
+            "gsy_fleet_dispatch_latency_seconds",
+            "Event received by the dispatcher -> the exchange's answer to the "
+            "slice's batch, per shard (recent samples)",
+            labels=["fleet", "shard"],
+        )
+        quantiles = GaugeMetricFamily(
+            "gsy_fleet_dispatch_latency_quantile_seconds",
+            "Quantiles of the recent dispatch latency samples per shard",
+            labels=["fleet", "shard", "quantile"],
+        )
         for shard, samples in sorted(self.store.latencies().items()):
             if not samples:
                 continue
             latency.add_metric([self.fleet, shard], count_value=len(samples), sum_value=sum(samples))
             for fraction in QUANTILES:
-                quantiles.add_metric([self.fleet, shard, str(fraction)], percentile(samples, fraction))
+                quantile = percentile(samples, fraction)
+                if quantile is not None:  # always, as samples is not empty
+                    quantiles.add_metric([self.fleet, shard, str(fraction)], quantile)
         yield latency
         yield quantiles
 
 
-def serve_metrics(store: StateStore, fleet: str, port: int, address: str = "127.0.0.1",
-                  registry: CollectorRegistry = REGISTRY) -> None:
+def serve_metrics(
+    store: StateStore, fleet: str, port: int, address: str = "127.0.0.1", registry: CollectorRegistry = REGISTRY
+) -> None:
     """Expose the fleet's metrics at ``http://<address>:<port>/metrics`` from a daemon thread."""
     registry.register(FleetCollector(store, fleet))
     start_http_server(port, addr=address, registry=registry)

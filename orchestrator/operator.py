@@ -93,8 +93,9 @@ class Operator:
         if found is None or (market is not None and found.market != market):
             kind = {True: "market", False: "asset", None: "asset or market"}[market]
             known = sorted(n for n, p in placements.items() if market is None or p.market == market)
-            raise OperatorError(f"unknown {kind} {name!r}; the fleet has: {', '.join(known[:20])}"
-                                + (" ..." if len(known) > 20 else ""))
+            raise OperatorError(
+                f"unknown {kind} {name!r}; the fleet has: {', '.join(known[:20])}" + (" ..." if len(known) > 20 else "")
+            )
         return name, found
 
     def _aggregator(self, name: str) -> tuple[str, dict[str, Placement]]:
@@ -109,14 +110,27 @@ class Operator:
         """A manual order; by default it replaces the strategy's open orders of that side, which
         already hold all of the asset's energy. Pause the asset first to keep the order standing."""
         name, placement = self._device(asset, market=False)
-        return self._send([self._command("order", placement, {placement.uuid: name}, side=side, energy=energy,
-                                         rate=rate, replace_existing=replace_existing)], [placement.shard])
+        return self._send(
+            [
+                self._command(
+                    "order",
+                    placement,
+                    {placement.uuid: name},
+                    side=side,
+                    energy=energy,
+                    rate=rate,
+                    replace_existing=replace_existing,
+                )
+            ],
+            [placement.shard],
+        )
 
     def pause(self, asset: str | None = None, aggregator: str | None = None, resume: bool = False) -> Enqueued:
         kind = "resume" if resume else "pause"
         groups = self._by_slice(self._targets(asset, aggregator))
-        return self._send([self._command(kind, first, devices) for first, devices in groups],
-                          [first.shard for first, _ in groups])
+        return self._send(
+            [self._command(kind, first, devices) for first, devices in groups], [first.shard for first, _ in groups]
+        )
 
     def set_param(self, asset: str | None, aggregator: str | None, params: dict[str, Any]) -> Enqueued:
         if not params:
@@ -135,8 +149,10 @@ class Operator:
         if not targets:
             raise OperatorError(f"no asset of {aggregator!r} takes these parameters: {next(iter(problems.values()))}")
         groups = self._by_slice(targets)
-        return self._send([self._command("set_param", first, devices, params=params) for first, devices in groups],
-                          [first.shard for first, _ in groups])
+        return self._send(
+            [self._command("set_param", first, devices, params=params) for first, devices in groups],
+            [first.shard for first, _ in groups],
+        )
 
     def grid_fee(self, market: str, fee: float) -> Enqueued:
         name, placement = self._device(market, market=True)
@@ -145,18 +161,19 @@ class Operator:
     def resync(self, aggregator: str) -> Enqueued:
         _, members = self._aggregator(aggregator)
         groups = self._by_slice(members)
-        return self._send([self._command("resync", first, devices) for first, devices in groups],
-                          [first.shard for first, _ in groups])
+        return self._send(
+            [self._command("resync", first, devices) for first, devices in groups], [first.shard for first, _ in groups]
+        )
 
     # ------------------------------------------------------------------ plumbing
     def _targets(self, asset: str | None, aggregator: str | None) -> dict[str, Placement]:
-        if (asset is None) == (aggregator is None):
-            raise OperatorError("name exactly one target: an asset or --aggregator")
-        if asset is not None:
+        if asset is not None and aggregator is None:
             name, placement = self._device(asset, market=False)
             return {name: placement}
-        _, members = self._aggregator(aggregator)
-        return {name: p for name, p in members.items() if not p.market}
+        if aggregator is not None and asset is None:
+            _, members = self._aggregator(aggregator)
+            return {name: p for name, p in members.items() if not p.market}
+        raise OperatorError("name exactly one target: an asset or --aggregator")
 
     @staticmethod
     def _by_slice(targets: dict[str, Placement]) -> list[tuple[Placement, dict[str, str]]]:
@@ -175,26 +192,38 @@ class Operator:
         model = get_strategy(strategy.name).params_model
         unknown = sorted(set(params) - set(model.model_fields))
         if unknown:
-            raise OperatorError(f"strategy {strategy.name!r} has no parameter {', '.join(unknown)}; "
-                                f"it has {', '.join(sorted(model.model_fields))}")
+            raise OperatorError(
+                f"strategy {strategy.name!r} has no parameter {', '.join(unknown)}; "
+                f"it has {', '.join(sorted(model.model_fields))}"
+            )
         try:
             model.model_validate({**strategy.params, **params})
         except ValueError as exc:
             raise OperatorError(f"invalid parameters for {strategy.name!r}: {exc}") from None
 
     def _command(self, kind: str, placement: Placement, devices: dict[str, str], **fields: Any) -> OperatorCommand:
-        return OperatorCommand(fleet=self.config.name, kind=kind, aggregator=placement.aggregator,
-                               aggregator_uuid=placement.aggregator_uuid, devices=devices, slice=placement.slice,
-                               **fields)
+        return OperatorCommand(
+            fleet=self.config.name,
+            kind=kind,
+            aggregator=placement.aggregator,
+            aggregator_uuid=placement.aggregator_uuid,
+            devices=devices,
+            slice=placement.slice,
+            **fields,
+        )
 
     def _send(self, commands: list[OperatorCommand], shards: list[int]) -> Enqueued:
         command_id = str(uuid.uuid4())
         task_ids = []
-        for command, shard in zip(commands, shards):
+        for command, shard in zip(commands, shards, strict=True):
             command.id = command_id
-            result = self.app.send_task(TASK_NAME, args=[command.model_dump()], queue=f"shard-{shard}",
-                                        argsrepr=f"({command.kind} {command.aggregator} slice {command.slice} "
-                                                 f"{', '.join(sorted(command.devices.values()))[:80]})")
+            result = self.app.send_task(
+                TASK_NAME,
+                args=[command.model_dump()],
+                queue=f"shard-{shard}",
+                argsrepr=f"({command.kind} {command.aggregator} slice {command.slice} "
+                f"{', '.join(sorted(command.devices.values()))[:80]})",
+            )
             task_ids.append(result.id)
         return Enqueued(command_id, task_ids)
 

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from gsy_e_sdk.redis_connection import get_connection
 from orchestrator.celery_app import make_app
-from orchestrator.cli import fleet_redis_url, load_or_exit
+from orchestrator.cli_options import fleet_redis_url, load_or_exit
 from orchestrator.operator import Enqueued, Operator, OperatorError
 from orchestrator.state import StateStore
 
@@ -64,8 +64,13 @@ def _parse_params(values: tuple[str, ...]) -> dict[str, Any]:
 
 
 @click.group("enqueue")
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="The fleet file the dispatcher runs with.")
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The fleet file the dispatcher runs with.",
+)
 @click.option("--redis-url", envvar="REDIS_URL", default=None, help="Redis holding the fleet's state.")
 @click.option("--wait", is_flag=True, help="Wait for and print the answer (the exchange's response).")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True)

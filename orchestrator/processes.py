@@ -20,11 +20,31 @@ from orchestrator.sharding import queue_name, shards_for_worker
 logger = logging.getLogger(__name__)
 
 
-def worker_command(queues: list[str], name: str, log_level: str = os.environ.get("GSY_FLEET_WORKER_LOG_LEVEL", "WARNING")) -> list[str]:
+def worker_command(
+    queues: list[str], name: str, log_level: str = os.environ.get("GSY_FLEET_WORKER_LOG_LEVEL", "WARNING")
+) -> list[str]:
     """The documented worker command line (``celery -A workers worker -Q ...``)."""
-    return [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", ",".join(queues),
-            "--pool", "threads", "--concurrency", os.environ.get("GSY_FLEET_WORKER_CONCURRENCY", "8"), "-n", f"{name}@%h", "--loglevel", log_level, "--without-gossip",
-            "--without-mingle", "-E"]
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers",
+        "worker",
+        "-Q",
+        ",".join(queues),
+        "--pool",
+        "threads",
+        "--concurrency",
+        os.environ.get("GSY_FLEET_WORKER_CONCURRENCY", "8"),
+        "-n",
+        f"{name}@%h",
+        "--loglevel",
+        log_level,
+        "--without-gossip",
+        "--without-mingle",
+        "-E",
+    ]
 
 
 class LocalWorkers:
@@ -38,8 +58,15 @@ class LocalWorkers:
 
     SUPERVISE_EVERY_S = 0.5
 
-    def __init__(self, app: Celery, count: int, shards: int, env: dict[str, str], log_dir: Path | None = None,
-                 name_prefix: str = "worker") -> None:
+    def __init__(
+        self,
+        app: Celery,
+        count: int,
+        shards: int,
+        env: dict[str, str],
+        log_dir: Path | None = None,
+        name_prefix: str = "worker",
+    ) -> None:
         self.app = app
         self.count = count
         self.shards = shards
@@ -58,12 +85,16 @@ class LocalWorkers:
         log = open(self.log_dir / f"{self.name_prefix}-{index}.log", mode) if self.log_dir else subprocess.DEVNULL
         if log is not subprocess.DEVNULL:
             self._logs.append(log)
-        process = subprocess.Popen(worker_command(queues, f"{self.name_prefix}{index}"),
-                                   env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            worker_command(queues, f"{self.name_prefix}{index}"),
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         logger.info("worker %d consumes %s (pid %d)", index, ",".join(queues), process.pid)
         return process
 
-    def start(self, ready_timeout: float = 60.0, supervise: bool = True) -> "LocalWorkers":
+    def start(self, ready_timeout: float = 60.0, supervise: bool = True) -> LocalWorkers:
         for index in range(self.count):
             self.processes.append(self._spawn(index))
         self.wait_ready(ready_timeout)
@@ -79,8 +110,12 @@ class LocalWorkers:
                     return
                 for index, process in enumerate(self.processes):
                     if process.poll() is not None:
-                        logger.warning("worker %d (pid %d) exited with code %s; starting it again",
-                                       index, process.pid, process.returncode)
+                        logger.warning(
+                            "worker %d (pid %d) exited with code %s; starting it again",
+                            index,
+                            process.pid,
+                            process.returncode,
+                        )
                         self.processes[index] = self._spawn(index, mode="a")
                         self.restarts += 1
 
@@ -114,6 +149,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
     KeyboardInterrupt instead runs the same clean-up as Ctrl-C (children stopped, results
     written). Only the main thread may install handlers; elsewhere this does nothing.
     """
+
     def interrupt(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt("SIGTERM")
 
@@ -157,8 +193,18 @@ def wait_for_exchange(client, process: subprocess.Popen | None = None, timeout: 
 
 def exchange_command(scenario: Path, *args: str) -> list[str]:
     """The local exchange's command line; its Redis URL goes in the environment (``exchange_env``)."""
-    return [sys.executable, "-m", "gsy_e_sdk", "--log-level", "WARNING", "exchange", "run",
-            "--scenario", str(scenario), *args]
+    return [
+        sys.executable,
+        "-m",
+        "gsy_e_sdk",
+        "--log-level",
+        "WARNING",
+        "exchange",
+        "run",
+        "--scenario",
+        str(scenario),
+        *args,
+    ]
 
 
 def exchange_env(redis_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -33,17 +33,21 @@ class Slice:
         return queue_name(self.shard)
 
 
-def plan_slices(aggregator: str, assets: list[str], markets: list[str], shards: int,
-                max_assets_per_task: int) -> list[Slice]:
+def plan_slices(
+    aggregator: str, assets: list[str], markets: list[str], shards: int, max_assets_per_task: int
+) -> list[Slice]:
     """Cut one aggregator into slices pinned to shards; markets ride with the first slice."""
     if shards < 1 or max_assets_per_task < 1:
         raise ValueError("shards and max_assets_per_task must be at least 1")
     ordered = sorted(assets)
-    chunks = [tuple(ordered[start:start + max_assets_per_task])
-              for start in range(0, len(ordered), max_assets_per_task)] or [()]
+    chunks = [
+        tuple(ordered[start : start + max_assets_per_task]) for start in range(0, len(ordered), max_assets_per_task)
+    ] or [()]
     first = stable_hash(aggregator) % shards
-    return [Slice(aggregator, index, (first + index) % shards, chunk, tuple(sorted(markets)) if index == 0 else ())
-            for index, chunk in enumerate(chunks)]
+    return [
+        Slice(aggregator, index, (first + index) % shards, chunk, tuple(sorted(markets)) if index == 0 else ())
+        for index, chunk in enumerate(chunks)
+    ]
 
 
 def shards_for_worker(worker_index: int, workers: int, shards: int) -> list[int]:

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 import redis
 
 from gsy_e_sdk.wire import json_codec
 
-
 WAIT_SLICE_S = 1.0
 
 
 class Snapshot(NamedTuple):
-    states: dict[str, dict]     # strategy state per device
-    controls: dict[str, dict]   # operator controls per device
-    current_slot: str | None    # the exchange's spot slot as the dispatcher last saw it
+    states: dict[str, dict]  # strategy state per device
+    controls: dict[str, dict]  # operator controls per device
+    current_slot: str | None  # the exchange's spot slot as the dispatcher last saw it
 
 
 class StateStore:
@@ -39,8 +39,12 @@ class StateStore:
         keys = [self._key(uuid) for uuid in asset_uuids] + [self._control_key(uuid) for uuid in asset_uuids]
         *values, slot = self.client.mget([*keys, self._slot_key()])
         count = len(asset_uuids)
-        states = {uuid: json_codec.loads(value) for uuid, value in zip(asset_uuids, values[:count]) if value}
-        controls = {uuid: json_codec.loads(value) for uuid, value in zip(asset_uuids, values[count:]) if value}
+        states = {
+            uuid: json_codec.loads(value) for uuid, value in zip(asset_uuids, values[:count], strict=True) if value
+        }
+        controls = {
+            uuid: json_codec.loads(value) for uuid, value in zip(asset_uuids, values[count:], strict=True) if value
+        }
         return Snapshot(states, controls, slot.decode() if isinstance(slot, bytes) else slot)
 
     def _slot_key(self) -> str:
@@ -50,7 +54,7 @@ class StateStore:
         """The dispatcher saw the exchange open ``slot``: tasks of earlier slots are now stale."""
         self.client.set(self._slot_key(), slot)
 
-    def save(self, states: dict[str, dict], last_events: list[tuple[str, int, dict]] = ()) -> None:
+    def save(self, states: dict[str, dict], last_events: Iterable[tuple[str, int, dict]] = ()) -> None:
         """Store new states and, for ``resync``, each slice's last event (aggregator uuid, slice, task)."""
         values = {self._key(uuid): json_codec.dumpb(state) for uuid, state in states.items()}
         for aggregator_uuid, index, task in last_events:
@@ -69,8 +73,9 @@ class StateStore:
     def _control_key(self, device_uuid: str) -> str:
         return f"{self.prefix}:control:{device_uuid}"
 
-    def update_controls(self, device_uuids: list[str], paused: bool | None = None,
-                        params: dict[str, Any] | None = None) -> None:
+    def update_controls(
+        self, device_uuids: list[str], paused: bool | None = None, params: dict[str, Any] | None = None
+    ) -> None:
         """Merge into each device's controls; a WATCH transaction so concurrent updates both land."""
         for uuid in device_uuids:
             key = self._control_key(uuid)
@@ -100,13 +105,14 @@ class StateStore:
 
     def wait_results(self, command_id: str, count: int, timeout: float) -> list[dict[str, Any]]:
         key = f"{self.prefix}:operator:{command_id}"
-        results = []
+        results: list[dict[str, Any]] = []
         deadline = time.monotonic() + timeout
         while len(results) < count:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(f"{len(results)} of {count} answers to operator command {command_id} "
-                                   f"within {timeout:g} s")
+                raise TimeoutError(
+                    f"{len(results)} of {count} answers to operator command {command_id} within {timeout:g} s"
+                )
             # Short blocking pops: one as long as the client's socket timeout would be cut by the
             # socket and retried by redis-py from the start, far past the deadline.
             popped = self.client.blpop([key], timeout=min(left, WAIT_SLICE_S))
@@ -115,8 +121,9 @@ class StateStore:
         return results
 
     # ------------------------------------------------------------------ metrics
-    def record_task(self, shard: int, submitted: int, skipped: int, worker: str = "", slices: int = 1,
-                    failed: int = 0) -> None:
+    def record_task(
+        self, shard: int, submitted: int, skipped: int, worker: str = "", slices: int = 1, failed: int = 0
+    ) -> None:
         """A worker finished a task of ``slices`` slices; ``failed`` batches never reached the exchange."""
         pipe = self.client.pipeline(transaction=False)
         counters = f"{self.prefix}:counters"
@@ -169,7 +176,7 @@ class StateStore:
     def reset(self) -> None:
         keys = list(self.client.scan_iter(f"{self.prefix}:*"))
         for start in range(0, len(keys), 1000):
-            self.client.delete(*keys[start:start + 1000])
+            self.client.delete(*keys[start : start + 1000])
 
     def incr(self, counter: str, amount: int = 1) -> None:
         self.client.hincrby(f"{self.prefix}:counters", counter, amount)

@@ -34,8 +34,9 @@ class WorkerContext:
     _overridden: dict[tuple[str, str, str], tuple[StrategySpec, BaseModel]] = field(default_factory=dict)
     _validated: dict[tuple[int, str], tuple[StrategySpec, BaseModel] | None] = field(default_factory=dict)
 
-    def strategy(self, name: str, kind: str,
-                 overrides: dict[str, Any] | None = None) -> tuple[StrategySpec, BaseModel] | None:
+    def strategy(
+        self, name: str, kind: str, overrides: dict[str, Any] | None = None
+    ) -> tuple[StrategySpec, BaseModel] | None:
         """The strategy and validated parameters for an asset (or market), cached per process.
 
         ``overrides`` are an operator's live parameter changes; invalid ones are logged and the
@@ -68,12 +69,14 @@ class WorkerContext:
         if key not in self._validated:
             spec = get_strategy(chosen.name)
             supported = spec.targets == ("market" if kind == "Market" else "asset") and (
-                kind == "Market" or not spec.kinds or kind in spec.kinds)
+                kind == "Market" or not spec.kinds or kind in spec.kinds
+            )
             self._validated[key] = (spec, chosen.validated_params()) if supported else None
         return self._validated[key]
 
-    def submit(self, aggregator_uuid: str, batch: dict[str, list[dict]], transaction_id: str,
-               wait: bool = False) -> dict[str, Any] | None:
+    def submit(
+        self, aggregator_uuid: str, batch: dict[str, list[dict]], transaction_id: str, wait: bool = False
+    ) -> dict[str, Any] | None:
         """Send a batch; with ``wait``, the exchange's answer where the link can return it (Redis)."""
         return self.link.submit(aggregator_uuid, batch, transaction_id, self.config.task_timeout, wait)
 

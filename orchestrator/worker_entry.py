@@ -24,6 +24,7 @@ from pathlib import Path
 
 import click
 
+from orchestrator.cli_options import load_or_exit
 from orchestrator.processes import worker_command as celery_worker_command
 from orchestrator.sharding import queue_name, shards_for_worker
 
@@ -53,8 +54,9 @@ def queues_from_env(env: Mapping[str, str], shards: int) -> list[str]:
         for name in explicit:
             match = _QUEUE.match(name)
             if not match or int(match.group(1)) >= shards:
-                raise WorkerQueuesError(f"{QUEUES_ENV}: {name!r} is not a shard queue of this fleet "
-                                        f"(shard-0 .. shard-{shards - 1})")
+                raise WorkerQueuesError(
+                    f"{QUEUES_ENV}: {name!r} is not a shard queue of this fleet (shard-0 .. shard-{shards - 1})"
+                )
         return list(dict.fromkeys(explicit))
     has_index, has_count = bool(env.get(INDEX_ENV, "").strip()), bool(env.get(COUNT_ENV, "").strip())
     if has_index != has_count:
@@ -68,18 +70,39 @@ def queues_from_env(env: Mapping[str, str], shards: int) -> list[str]:
 
 
 @click.command("worker")
-@click.option("--config", "config_path", required=True, envvar="GSY_FLEET_CONFIG",
-              type=click.Path(dir_okay=False, path_type=Path), help="Fleet config [env GSY_FLEET_CONFIG].")
-@click.option("--name", default="worker", show_default=True, envvar="GSY_FLEET_WORKER_NAME",
-              help="Worker name; the node is NAME@hostname [env GSY_FLEET_WORKER_NAME].")
-@click.option("--concurrency", type=click.IntRange(min=1), default=8, show_default=True,
-              envvar="GSY_FLEET_WORKER_CONCURRENCY", help="Threads [env GSY_FLEET_WORKER_CONCURRENCY].")
-@click.option("--loglevel", default="INFO", show_default=True, envvar="GSY_FLEET_WORKER_LOG_LEVEL",
-              help="Celery log level [env GSY_FLEET_WORKER_LOG_LEVEL].")
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    envvar="GSY_FLEET_CONFIG",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Fleet config [env GSY_FLEET_CONFIG].",
+)
+@click.option(
+    "--name",
+    default="worker",
+    show_default=True,
+    envvar="GSY_FLEET_WORKER_NAME",
+    help="Worker name; the node is NAME@hostname [env GSY_FLEET_WORKER_NAME].",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    envvar="GSY_FLEET_WORKER_CONCURRENCY",
+    help="Threads [env GSY_FLEET_WORKER_CONCURRENCY].",
+)
+@click.option(
+    "--loglevel",
+    default="INFO",
+    show_default=True,
+    envvar="GSY_FLEET_WORKER_LOG_LEVEL",
+    help="Celery log level [env GSY_FLEET_WORKER_LOG_LEVEL].",
+)
 @click.option("--print-only", is_flag=True, help="Print the queues and the celery command, then exit.")
 def worker_command(config_path: Path, name: str, concurrency: int, loglevel: str, print_only: bool) -> None:
     """Run one fleet worker on the shard queues chosen by GSY_FLEET_WORKER_QUEUES / _INDEX / _COUNT."""
-    from orchestrator.cli import load_or_exit  # exits 2 naming the field on a bad file
 
     config = load_or_exit(config_path)
     try:
@@ -101,8 +124,9 @@ def worker_command(config_path: Path, name: str, concurrency: int, loglevel: str
 
 def main() -> None:
     """``python -m orchestrator.worker_entry``: the container entrypoint (works before CLI registration)."""
-    logging.basicConfig(level=os.environ.get("GSY_LOG_LEVEL", "INFO").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("GSY_LOG_LEVEL", "INFO").upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     worker_command(prog_name="gsy-e-sdk fleet worker")
 
 

@@ -15,12 +15,20 @@ from pathlib import Path
 import pytest
 import redis
 
-from gsy_e_sdk.embedded_redis import PrivateRedis, answers
+from gsy_local_exchange.embedded_redis import PrivateRedis, answers
 from orchestrator.processes import wait_for_exchange
 from tests.processes import Proc
 
+# Fixture modules that tests of several packages use by name (registered, not imported, so no
+# test module shadows a fixture with an import).
+pytest_plugins = [
+    "tests.integration.raw_client",
+    "tests.integration.sdk_rest_fixtures",
+    "tests.reliability.fleet_harness",
+]
+
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = ROOT / "exchange" / "scenarios"
+SCENARIOS = ROOT / "gsy_local_exchange" / "scenarios"
 
 
 @pytest.fixture(scope="session")
@@ -50,14 +58,27 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
 class ExchangeProcess(Proc):
     """A ``gsy-e-sdk exchange run`` child process."""
 
-    def __init__(self, args: list[str], redis_url: str, log_path: Path,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(self, args: list[str], redis_url: str, log_path: Path, env: dict[str, str] | None = None) -> None:
         self.args = args
-        super().__init__([sys.executable, "-m", "gsy_e_sdk", "--log-level", "INFO", "exchange", "run",
-                          "--redis-url", redis_url, *args], log_path, env)
+        super().__init__(
+            [
+                sys.executable,
+                "-m",
+                "gsy_e_sdk",
+                "--log-level",
+                "INFO",
+                "exchange",
+                "run",
+                "--redis-url",
+                redis_url,
+                *args,
+            ],
+            log_path,
+            env,
+        )
         self._redis = redis.Redis.from_url(redis_url)
 
-    def wait_ready(self, timeout: float = 20.0) -> "ExchangeProcess":
+    def wait_ready(self, timeout: float = 20.0) -> ExchangeProcess:
         try:
             wait_for_exchange(self._redis, self.process, timeout)
         except RuntimeError as exc:
@@ -79,18 +100,20 @@ class ExchangeProcess(Proc):
 def start_exchange(redis_url: str, tmp_path: Path) -> Iterator:
     """Factory: ``start_exchange("external_devices.json", "--duration", "2h")`` -> ready process.
 
-    A bare scenario file name is looked up in ``exchange/scenarios``. ``env`` adds variables to
+    A bare scenario file name is looked up in ``gsy_local_exchange/scenarios``. ``env`` adds variables to
     the child's environment only (e.g. ``GSY_EXCHANGE_USERS`` for the HTTP facade).
     """
     started: list[ExchangeProcess] = []
 
-    def _start(scenario: str | Path, *args: str, ready: bool = True,
-               env: dict[str, str] | None = None) -> ExchangeProcess:
+    def _start(
+        scenario: str | Path, *args: str, ready: bool = True, env: dict[str, str] | None = None
+    ) -> ExchangeProcess:
         path = Path(scenario)
         if not path.is_absolute() and not path.exists():
             path = SCENARIOS / path
-        process = ExchangeProcess(["--scenario", str(path), *args], redis_url,
-                                  tmp_path / f"exchange-{len(started)}.log", env)
+        process = ExchangeProcess(
+            ["--scenario", str(path), *args], redis_url, tmp_path / f"exchange-{len(started)}.log", env
+        )
         started.append(process)
         return process.wait_ready() if ready else process
 

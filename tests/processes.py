@@ -19,8 +19,9 @@ class Proc:
     environment (e.g. one stripped of credentials).
     """
 
-    def __init__(self, argv: list[str], log_path: Path, env: dict[str, str] | None = None,
-                 inherit_env: bool = True) -> None:
+    def __init__(
+        self, argv: list[str], log_path: Path, env: dict[str, str] | None = None, inherit_env: bool = True
+    ) -> None:
         self.argv = argv
         self.log_path = log_path
         self.env = {**(os.environ if inherit_env else {}), **(env or {}), "PYTHONUNBUFFERED": "1"}

@@ -11,7 +11,8 @@ import logging
 import uuid
 from typing import Any
 
-from orchestrator.celery_app import app
+from celery import shared_task
+
 from orchestrator.operator import TASK_NAME, OperatorCommand
 from orchestrator.worker_context import WorkerContext, context
 from workers.tasks import handle_event
@@ -30,13 +31,27 @@ def _transaction_id(command: OperatorCommand) -> str:
 
 
 def execute(command: OperatorCommand, ctx: WorkerContext, worker: str = "") -> dict[str, Any]:
-    answer: dict[str, Any] = {"command": command.kind, "aggregator": command.aggregator,
-                              "devices": sorted(command.devices.values())}
+    answer: dict[str, Any] = {
+        "command": command.kind,
+        "aggregator": command.aggregator,
+        "devices": sorted(command.devices.values()),
+    }
     devices = list(command.devices)
     if command.kind == "order":
         (device,) = devices
-        batch = {device: [{"type": command.side, "energy": command.energy, "price": command.rate * command.energy,
-                           "replace_existing": command.replace_existing, "time_slot": None}]}
+        if command.side is None or command.energy is None or command.rate is None:
+            raise ValueError("an order needs side, energy and rate")
+        batch: dict[str, list[dict[str, Any]]] = {
+            device: [
+                {
+                    "type": command.side,
+                    "energy": command.energy,
+                    "price": command.rate * command.energy,
+                    "replace_existing": command.replace_existing,
+                    "time_slot": None,
+                }
+            ]
+        }
         answer["response"] = ctx.submit(command.aggregator_uuid, batch, _transaction_id(command), wait=True)
     elif command.kind == "grid_fee":
         (market,) = devices
@@ -46,9 +61,13 @@ def execute(command: OperatorCommand, ctx: WorkerContext, worker: str = "") -> d
         ctx.store.update_controls(devices, paused=command.kind == "pause")
         if command.kind == "pause":
             kinds = ctx.store.meta("kinds") or {}
-            batch = {device: [{"type": kind, "time_slot": None}
-                              for kind in _WITHDRAW.get(kinds.get(device, ""), ("delete_offer", "delete_bid"))]
-                     for device in devices}
+            batch = {
+                device: [
+                    {"type": kind, "time_slot": None}
+                    for kind in _WITHDRAW.get(kinds.get(device, ""), ("delete_offer", "delete_bid"))
+                ]
+                for device in devices
+            }
             answer["response"] = ctx.submit(command.aggregator_uuid, batch, _transaction_id(command), wait=True)
     elif command.kind == "set_param":
         ctx.store.update_controls(devices, params=command.params)
@@ -66,17 +85,18 @@ def execute(command: OperatorCommand, ctx: WorkerContext, worker: str = "") -> d
 def _rejected(response: dict[str, Any] | None) -> bool:
     if not response:
         return False
-    return any(entry.get("status") != "ready" for entries in response.get("responses", {}).values()
-               for entry in entries)
+    return any(
+        entry.get("status") != "ready" for entries in response.get("responses", {}).values() for entry in entries
+    )
 
 
-@app.task(name=TASK_NAME, bind=True)
+@shared_task(name=TASK_NAME, bind=True)
 def operator_command(self, payload: dict[str, Any]) -> dict[str, Any]:
     command = OperatorCommand.model_validate(payload)
     ctx = context()
     try:
         answer = execute(command, ctx, self.request.hostname or "")
-    except Exception as exc:  # noqa: BLE001 - the operator must hear about it, not just the log
+    except Exception as exc:
         logger.exception("operator command %s (%s) failed", command.id, command.kind)
         answer = {"command": command.kind, "status": "error", "error": str(exc)}
     ctx.store.push_result(command.id, answer)

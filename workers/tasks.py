@@ -15,10 +15,10 @@ import logging
 import time
 from typing import Any, NamedTuple
 
+from celery import shared_task
 from celery.signals import worker_ready
 from pydantic import ValidationError
 
-from orchestrator.celery_app import app
 from orchestrator.messages import SliceTask, slice_payloads
 from orchestrator.worker_context import WorkerContext, context
 from workers.strategies.base import AssetView, MarketNodeView, MarketView
@@ -27,17 +27,23 @@ logger = logging.getLogger(__name__)
 
 
 def _market_view(task: SliceTask, fee_to_root: float = 0.0) -> MarketView:
-    return MarketView(event=task.event, slot=task.slot or "", completion=task.completion,
-                      market_maker_rate=task.market_maker_rate, feed_in_tariff_rate=task.feed_in_tariff_rate,
-                      fee_to_root=fee_to_root)
+    return MarketView(
+        event=task.event,
+        slot=task.slot or "",
+        completion=task.completion,
+        market_maker_rate=task.market_maker_rate,
+        feed_in_tariff_rate=task.feed_in_tariff_rate,
+        fee_to_root=fee_to_root,
+    )
 
 
 def _devices(task: SliceTask) -> list[str]:
     return [asset.uuid for asset in task.assets] + [market.uuid for market in task.markets]
 
 
-def decide_slice(task: SliceTask, ctx: WorkerContext, loaded: tuple[dict[str, dict], dict[str, dict]] | None = None
-                 ) -> tuple[dict[str, list[dict]], dict[str, dict], int]:
+def decide_slice(
+    task: SliceTask, ctx: WorkerContext, loaded: tuple[dict[str, dict], dict[str, dict]] | None = None
+) -> tuple[dict[str, list[dict]], dict[str, dict], int]:
     """Run every asset's and market's strategy; returns (batch, new states, assets skipped).
 
     ``loaded`` is (states, controls) already read for these devices; else they are read here.
@@ -59,7 +65,7 @@ def decide_slice(task: SliceTask, ctx: WorkerContext, loaded: tuple[dict[str, di
         view = AssetView(uuid=asset.uuid, name=asset.name, kind=asset.kind, info=asset.info)
         try:
             decision = spec.decide(view, _market_view(task, asset.fee_to_root), params, states.get(asset.uuid, {}))
-        except Exception:  # noqa: BLE001 - one asset's failure must not sink the slice
+        except Exception:
             logger.exception("strategy %s failed for asset %s; skipped for this event", spec.name, asset.name)
             skipped += 1
             continue
@@ -78,11 +84,16 @@ def decide_slice(task: SliceTask, ctx: WorkerContext, loaded: tuple[dict[str, di
         if strategy is None:
             continue
         spec, params = strategy
-        node = MarketNodeView(uuid=market.uuid, name=market.name, last_market_stats=market.last_market_stats,
-                              current_market_fee=market.current_market_fee, last_market_fee=market.last_market_fee)
+        node = MarketNodeView(
+            uuid=market.uuid,
+            name=market.name,
+            last_market_stats=market.last_market_stats,
+            current_market_fee=market.current_market_fee,
+            last_market_fee=market.last_market_fee,
+        )
         try:
             decision = spec.decide(node, _market_view(task), params, states.get(market.uuid, {}))
-        except Exception:  # noqa: BLE001
+        except Exception:
             logger.exception("strategy %s failed for market %s; skipped for this event", spec.name, market.name)
             skipped += 1
             continue
@@ -100,11 +111,13 @@ def slot_closed(task: SliceTask, current_slot: str | None) -> bool:
     the last slot's energy and prices. Such a task is dropped instead; the next slot's own
     events decide afresh. Slots are "YYYY-MM-DDTHH:mm" strings, which order as times do.
     """
-    return task.event != "finish" and bool(task.slot and current_slot) and task.slot < current_slot
+    if task.event == "finish" or not task.slot or not current_slot:
+        return False
+    return task.slot < current_slot
 
 
 class _Decided(NamedTuple):
-    payload: dict[str, Any]   # kept for the slice's last event (operators' resync)
+    payload: dict[str, Any]  # kept for the slice's last event (operators' resync)
     summary: dict[str, Any]
     aggregator_uuid: str
     transaction_id: str
@@ -116,12 +129,18 @@ def _raw_devices(payload: Any) -> list[str]:
     """Device uuids of a payload not validated yet (a malformed one yields what it can)."""
     if not isinstance(payload, dict):
         return []
-    return [item["uuid"] for key in ("assets", "markets") if isinstance(payload.get(key), list)
-            for item in payload[key] if isinstance(item, dict) and isinstance(item.get("uuid"), str)]
+    return [
+        item["uuid"]
+        for key in ("assets", "markets")
+        if isinstance(payload.get(key), list)
+        for item in payload[key]
+        if isinstance(item, dict) and isinstance(item.get("uuid"), str)
+    ]
 
 
-def handle_slices(payloads: list[dict[str, Any]], worker: str = "",
-                  transaction_id: str | None = None) -> list[dict[str, Any]]:
+def handle_slices(
+    payloads: list[dict[str, Any]], worker: str = "", transaction_id: str | None = None
+) -> list[dict[str, Any]]:
     """Decide and submit each slice's batch, in order; a summary per slice.
 
     ``transaction_id`` replaces the event's (an operator's resync of one slice). Each slice is
@@ -132,8 +151,9 @@ def handle_slices(payloads: list[dict[str, Any]], worker: str = "",
     dispatcher counts the answers as they arrive.
     """
     ctx = context()
-    states, controls, current_slot = ctx.store.snapshot(list(dict.fromkeys(uuid for payload in payloads
-                                                                           for uuid in _raw_devices(payload))))
+    states, controls, current_slot = ctx.store.snapshot(
+        list(dict.fromkeys(uuid for payload in payloads for uuid in _raw_devices(payload)))
+    )
     decided: list[_Decided] = []
     stale = 0
     for payload in payloads:
@@ -147,12 +167,20 @@ def handle_slices(payloads: list[dict[str, Any]], worker: str = "",
             continue
         batch, new_states, skipped = decide_slice(task, ctx, (states, controls))
         states.update(new_states)  # a later slice of the same devices (a second tick) builds on this one
-        summary = {"aggregator": task.aggregator, "slot": task.slot, "event": task.event,
-                   "completion": task.completion, "slice": task.slice, "shard": task.shard,
-                   "commands": sum(len(commands) for commands in batch.values()), "skipped": skipped,
-                   "sent_after_s": round(time.time() - task.dispatched_at, 4)}
-        decided.append(_Decided(payload, summary, task.aggregator_uuid, transaction_id or task.transaction_id,
-                                batch, new_states))
+        summary = {
+            "aggregator": task.aggregator,
+            "slot": task.slot,
+            "event": task.event,
+            "completion": task.completion,
+            "slice": task.slice,
+            "shard": task.shard,
+            "commands": sum(len(commands) for commands in batch.values()),
+            "skipped": skipped,
+            "sent_after_s": round(time.time() - task.dispatched_at, 4),
+        }
+        decided.append(
+            _Decided(payload, summary, task.aggregator_uuid, transaction_id or task.transaction_id, batch, new_states)
+        )
     if stale:
         ctx.store.incr("stale_slices_dropped", stale)
         logger.info("dropped %d slice(s) of a slot that has closed (the exchange is at %s)", stale, current_slot)
@@ -161,20 +189,30 @@ def handle_slices(payloads: list[dict[str, Any]], worker: str = "",
     errors = ctx.link.submit_many([(item.aggregator_uuid, item.batch, item.transaction_id) for item in decided])
     saved: dict[str, dict] = {}
     last_events = []
-    for item, error in zip(decided, errors):
+    for item, error in zip(decided, errors, strict=True):
         if error is None:
             saved.update(item.new_states)
             last_events.append((item.aggregator_uuid, item.summary["slice"], item.payload))
         else:
             # Its devices keep their old state, so the next event decides them afresh.
-            logger.error("%s[%d]: batch %s not sent: %s", item.summary["aggregator"], item.summary["slice"],
-                         item.transaction_id, error)
+            logger.error(
+                "%s[%d]: batch %s not sent: %s",
+                item.summary["aggregator"],
+                item.summary["slice"],
+                item.transaction_id,
+                error,
+            )
             item.summary.update(commands=0, error=str(error))
     ctx.store.save(saved, last_events)
     summaries = [item.summary for item in decided]
-    ctx.store.record_task(summaries[0]["shard"], sum(summary["commands"] for summary in summaries),
-                          sum(summary["skipped"] for summary in summaries), worker, slices=len(summaries),
-                          failed=sum(error is not None for error in errors))
+    ctx.store.record_task(
+        summaries[0]["shard"],
+        sum(summary["commands"] for summary in summaries),
+        sum(summary["skipped"] for summary in summaries),
+        worker,
+        slices=len(summaries),
+        failed=sum(error is not None for error in errors),
+    )
     return summaries
 
 
@@ -188,9 +226,12 @@ def handle_event(payload: dict[str, Any], worker: str = "", transaction_id: str 
 
 def _summary(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     """What Flower shows as the result: totals, and the slices only when few."""
-    result: dict[str, Any] = {"slices": len(summaries), "commands": sum(s["commands"] for s in summaries),
-                              "skipped": sum(s["skipped"] for s in summaries),
-                              "errors": sum("error" in s for s in summaries)}
+    result: dict[str, Any] = {
+        "slices": len(summaries),
+        "commands": sum(s["commands"] for s in summaries),
+        "skipped": sum(s["skipped"] for s in summaries),
+        "errors": sum("error" in s for s in summaries),
+    }
     if summaries:
         result["sent_after_s"] = max(s["sent_after_s"] for s in summaries)
     if len(summaries) <= 3:
@@ -203,21 +244,21 @@ def _warm_up(**_: Any) -> None:
     """Load the fleet config and open the Redis connection before the first event, not during it."""
     try:
         context().store.client.ping()
-    except Exception:  # noqa: BLE001 - the first task reports the problem again, with its context
+    except Exception:
         logger.exception("could not prepare the fleet context; the first task will try again")
 
 
-@app.task(name="workers.on_market_slot", bind=True)
+@shared_task(name="workers.on_market_slot", bind=True)
 def on_market_slot(self, payload: dict[str, Any] | list[dict[str, Any]]) -> dict[str, Any]:
     return _summary(handle_slices(slice_payloads(payload), self.request.hostname or ""))
 
 
-@app.task(name="workers.on_tick", bind=True)
+@shared_task(name="workers.on_tick", bind=True)
 def on_tick(self, payload: dict[str, Any] | list[dict[str, Any]]) -> dict[str, Any]:
     return _summary(handle_slices(slice_payloads(payload), self.request.hostname or ""))
 
 
-@app.task(name="workers.on_finish")
+@shared_task(name="workers.on_finish")
 def on_finish(payload: dict[str, Any] | list[dict[str, Any]]) -> dict[str, Any]:
     tasks = [SliceTask.model_validate(item) for item in slice_payloads(payload)]
     store = context().store

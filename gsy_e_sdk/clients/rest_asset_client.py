@@ -19,8 +19,12 @@ from gsy_e_sdk.hooks import HookedClient
 from gsy_e_sdk.jwt_auth import token_provider
 from gsy_e_sdk.pending import new_transaction_id
 from gsy_e_sdk.utils import (
-    domain_name_from_env, get_aggregator_prefix, get_configuration_prefix, simulation_id_from_env,
-    websocket_domain_name_from_env)
+    domain_name_from_env,
+    get_aggregator_prefix,
+    get_configuration_prefix,
+    simulation_id_from_env,
+    websocket_domain_name_from_env,
+)
 from gsy_e_sdk.websocket_connection import WebsocketConnection
 from gsy_e_sdk.websocket_device import DeviceWebsocketMessageReceiver, WebsocketMessageReceiver
 
@@ -29,8 +33,7 @@ logger = logging.getLogger(__name__)
 REGISTER_COMMAND_TIMEOUT = REST_REGISTER_TIMEOUT
 
 # Overriding any of these means the client wants events, so its socket opens at construction.
-EVENT_HOOKS = ("on_market_slot", "on_market_cycle", "on_tick", "on_trade", "on_finish",
-               "on_event_or_response")
+EVENT_HOOKS = ("on_market_slot", "on_market_cycle", "on_tick", "on_trade", "on_finish", "on_event_or_response")
 
 
 def overrides_event_hooks(cls: type, base: type) -> bool:
@@ -40,13 +43,18 @@ def overrides_event_hooks(cls: type, base: type) -> bool:
 class RestAreaClient(HookedClient):
     """An asset or market of the hosted exchange, addressed by uuid."""
 
-    def _init_rest(self, area_uuid: str, simulation_id: str | None, domain_name: str | None,
-                   websockets_domain_name: str | None, sim_api_domain_name: str | None) -> None:
+    def _init_rest(
+        self,
+        area_uuid: str,
+        simulation_id: str | None,
+        domain_name: str | None,
+        websockets_domain_name: str | None,
+        sim_api_domain_name: str | None,
+    ) -> None:
         self._rest_uuid = area_uuid
         self.simulation_id = simulation_id if simulation_id is not None else simulation_id_from_env()
         self.domain_name = (domain_name or domain_name_from_env()).rstrip("/")
-        self.websockets_domain_name = (websockets_domain_name
-                                       or websocket_domain_name_from_env()).rstrip("/")
+        self.websockets_domain_name = (websockets_domain_name or websocket_domain_name_from_env()).rstrip("/")
         self._auth = token_provider(sim_api_domain_name or self.domain_name)
         self._auth.token()  # log in now: bad credentials surface at construction (once per process)
         self.aggregator_prefix = get_aggregator_prefix(self.domain_name, self.simulation_id)
@@ -105,17 +113,26 @@ class RestAreaClient(HookedClient):
         with self._socket_lock:
             if self._socket is None:
                 self._socket = WebsocketConnection(
-                    self._websocket_url(), self._auth, self.dispatcher.received_message,
-                    on_disconnect=self.dispatcher.connection_lost).start()
+                    self._websocket_url(),
+                    self._auth,
+                    self.dispatcher.received_message,
+                    on_disconnect=self.dispatcher.connection_lost,
+                ).start()
 
     def _ensure_websocket(self) -> None:
         """Open the socket if needed and wait for it: answers sent before it is up are lost."""
         if self._socket is not None and self._socket.is_connected:
             return
         self.start_websocket_connection()
-        if not self._socket.wait_connected(WEBSOCKET_CONNECT_WAIT_SECS):
-            logger.warning("%r: websocket %s not connected after %g s; the answer may be lost.",
-                           self, self._socket.url, WEBSOCKET_CONNECT_WAIT_SECS)
+        socket = self._socket
+        assert socket is not None  # start_websocket_connection opened it
+        if not socket.wait_connected(WEBSOCKET_CONNECT_WAIT_SECS):
+            logger.warning(
+                "%r: websocket %s not connected after %g s; the answer may be lost.",
+                self,
+                socket.url,
+                WEBSOCKET_CONNECT_WAIT_SECS,
+            )
 
     def close(self) -> None:
         """Close this client's socket (the process's session and event loop stay)."""
@@ -129,8 +146,16 @@ class RestAreaClient(HookedClient):
     def _request(self, method: str, url: str, body: dict[str, Any] | None = None) -> Any:
         return rest_session.request_json(method, url, body, auth=self._auth)
 
-    def _command(self, method: str, url: str, body: dict[str, Any], command: str,
-                 timeout: float, wait: bool = True, needs_socket: bool | None = None) -> Any:
+    def _command(
+        self,
+        method: str,
+        url: str,
+        body: dict[str, Any],
+        command: str,
+        timeout: float,
+        wait: bool = True,
+        needs_socket: bool | None = None,
+    ) -> Any:
         """An asynchronous command (REST.md 2): the websocket answer, or None.
 
         The waiter is registered before the request goes out, so a fast answer is not missed.
@@ -161,8 +186,15 @@ class RestAreaClient(HookedClient):
 
         Non-blocking, ``registered`` is still updated when the answer arrives.
         """
-        response = self._command("POST", f"{self.endpoint_prefix}/register/", {}, "register",
-                                 REGISTER_COMMAND_TIMEOUT, wait=is_blocking, needs_socket=True)
+        response = self._command(
+            "POST",
+            f"{self.endpoint_prefix}/register/",
+            {},
+            "register",
+            REGISTER_COMMAND_TIMEOUT,
+            wait=is_blocking,
+            needs_socket=True,
+        )
         if isinstance(response, dict):
             self.registered = bool(response.get("registered"))
         return response
@@ -170,8 +202,15 @@ class RestAreaClient(HookedClient):
     def unregister(self, is_blocking: bool = True) -> dict[str, Any] | None:
         """Unregister; the websocket ``unregister`` answer when blocking (the original required
         the argument, its README calls ``unregister()``: both work)."""
-        response = self._command("POST", f"{self.endpoint_prefix}/unregister/", {}, "unregister",
-                                 REGISTER_COMMAND_TIMEOUT, wait=is_blocking, needs_socket=True)
+        response = self._command(
+            "POST",
+            f"{self.endpoint_prefix}/unregister/",
+            {},
+            "unregister",
+            REGISTER_COMMAND_TIMEOUT,
+            wait=is_blocking,
+            needs_socket=True,
+        )
         if is_blocking:
             self.registered = False
         return response
@@ -183,18 +222,23 @@ class RestAreaClient(HookedClient):
     def select_aggregator(self, aggregator_uuid: str, is_blocking: bool = True) -> None:
         """Hand control of this area to an aggregator; ``active_aggregator`` tells the outcome."""
         validation.area_uuid(aggregator_uuid, "aggregator_uuid")
-        response = self._request("POST", f"{self.aggregator_prefix}select-aggregator/",
-                                 {"aggregator_uuid": aggregator_uuid, "device_uuid": self._rest_uuid})
-        self.active_aggregator = (response.get("aggregator_uuid")
-                                  if isinstance(response, dict) else None)
+        response = self._request(
+            "POST",
+            f"{self.aggregator_prefix}select-aggregator/",
+            {"aggregator_uuid": aggregator_uuid, "device_uuid": self._rest_uuid},
+        )
+        self.active_aggregator = response.get("aggregator_uuid") if isinstance(response, dict) else None
         if self.active_aggregator:
             selection_confirmed(self.active_aggregator, self._rest_uuid, selected=True)
             logger.info("%r selected aggregator %s.", self, self.active_aggregator)
 
     def unselect_aggregator(self, aggregator_uuid: str, is_blocking: bool = True) -> None:
         validation.area_uuid(aggregator_uuid, "aggregator_uuid")
-        response = self._request("POST", f"{self.aggregator_prefix}unselect-aggregator/",
-                                 {"aggregator_uuid": aggregator_uuid, "device_uuid": self._rest_uuid})
+        response = self._request(
+            "POST",
+            f"{self.aggregator_prefix}unselect-aggregator/",
+            {"aggregator_uuid": aggregator_uuid, "device_uuid": self._rest_uuid},
+        )
         self.active_aggregator = None
         if response is not None:
             selection_confirmed(aggregator_uuid, self._rest_uuid, selected=False)
@@ -213,14 +257,19 @@ class RestAssetClient(RestAreaClient, APIClientInterface):
     ``start_websocket_connection()`` opens it explicitly.
     """
 
-    def __init__(self, asset_uuid: str, simulation_id: str | None = None,
-                 domain_name: str | None = None, websockets_domain_name: str | None = None,
-                 autoregister: bool = False, start_websocket: bool = True,
-                 sim_api_domain_name: str | None = None) -> None:
+    def __init__(
+        self,
+        asset_uuid: str,
+        simulation_id: str | None = None,
+        domain_name: str | None = None,
+        websockets_domain_name: str | None = None,
+        autoregister: bool = False,
+        start_websocket: bool = True,
+        sim_api_domain_name: str | None = None,
+    ) -> None:
         self.asset_uuid = asset_uuid
         self.is_finished = False
-        self._init_rest(asset_uuid, simulation_id, domain_name, websockets_domain_name,
-                        sim_api_domain_name)
+        self._init_rest(asset_uuid, simulation_id, domain_name, websockets_domain_name, sim_api_domain_name)
         self._open(autoregister, start_websocket and overrides_event_hooks(type(self), RestAssetClient))
 
     # Hooks (override in a subclass) -------------------------------------------------------------
@@ -247,32 +296,48 @@ class RestAssetClient(RestAreaClient, APIClientInterface):
 
     # Forecasts, measurements, live data ---------------------------------------------------------
 
-    def set_energy_forecast(self, energy_forecast_kWh: dict[str, float],
-                            do_not_wait: bool = False) -> dict[str, Any] | None:
+    def set_energy_forecast(
+        self, energy_forecast_kWh: dict[str, float], do_not_wait: bool = False
+    ) -> dict[str, Any] | None:
         """Forecast ``{time slot: kWh}``; the websocket answer unless ``do_not_wait``."""
         forecast = validation.energy_per_slot(energy_forecast_kWh, "energy_forecast_kWh")
-        return self._command("POST", f"{self.endpoint_prefix}/set-energy-forecast/",
-                             {"energy_forecast": forecast}, "set_energy_forecast",
-                             REST_COMMAND_TIMEOUT, wait=not do_not_wait)
+        return self._command(
+            "POST",
+            f"{self.endpoint_prefix}/set-energy-forecast/",
+            {"energy_forecast": forecast},
+            "set_energy_forecast",
+            REST_COMMAND_TIMEOUT,
+            wait=not do_not_wait,
+        )
 
-    def set_energy_measurement(self, energy_measurement_kWh: dict[str, float],
-                               do_not_wait: bool = False) -> dict[str, Any] | None:
+    def set_energy_measurement(
+        self, energy_measurement_kWh: dict[str, float], do_not_wait: bool = False
+    ) -> dict[str, Any] | None:
         measurement = validation.energy_per_slot(energy_measurement_kWh, "energy_measurement_kWh")
-        return self._command("POST", f"{self.endpoint_prefix}/set-energy-measurement/",
-                             {"energy_measurement": measurement}, "set_energy_measurement",
-                             REST_COMMAND_TIMEOUT, wait=not do_not_wait)
+        return self._command(
+            "POST",
+            f"{self.endpoint_prefix}/set-energy-measurement/",
+            {"energy_measurement": measurement},
+            "set_energy_measurement",
+            REST_COMMAND_TIMEOUT,
+            wait=not do_not_wait,
+        )
 
-    def set_live_generation(self, live_data: dict[str, Any],
-                            do_not_wait: bool = False) -> dict[str, Any] | None:
-        return self._command("POST", f"{self.endpoint_prefix}/set-live-generation/",
-                             {"live_data": live_data}, "set-live-generation",
-                             REST_COMMAND_TIMEOUT, wait=not do_not_wait)
+    def set_live_generation(self, live_data: dict[str, Any], do_not_wait: bool = False) -> dict[str, Any] | None:
+        return self._command(
+            "POST",
+            f"{self.endpoint_prefix}/set-live-generation/",
+            {"live_data": live_data},
+            "set-live-generation",
+            REST_COMMAND_TIMEOUT,
+            wait=not do_not_wait,
+        )
 
     def set_scm_timeseries_and_member_data(self, scm_timeseries_members: dict[str, Any]) -> Any:
         """Fire and forget: the HTTP answer's JSON body."""
-        return self._request("POST", f"{self.endpoint_prefix}/set-scm-timeseries-and-member-data/",
-                             dict(scm_timeseries_members))
+        return self._request(
+            "POST", f"{self.endpoint_prefix}/set-scm-timeseries-and-member-data/", dict(scm_timeseries_members)
+        )
 
     def set_scm_global_data(self, scm_global_data: dict[str, Any]) -> Any:
-        return self._request("POST", f"{self.simulation_endpoint_prefix}/set-scm-global-data/",
-                             dict(scm_global_data))
+        return self._request("POST", f"{self.simulation_endpoint_prefix}/set-scm-global-data/", dict(scm_global_data))

@@ -69,8 +69,10 @@ class TestAggregator(Aggregator):
 
 
 simulation_id, domain_name, _ = get_sim_id_and_domain_names()
-uuids = {name: get_area_uuid_from_area_name_and_collaboration_id(simulation_id, name, domain_name)
-         for name in (*ASSET_NAMES, MARKET_NAME)}
+uuids = {
+    name: get_area_uuid_from_area_name_and_collaboration_id(simulation_id, name, domain_name)
+    for name in (*ASSET_NAMES, MARKET_NAME)
+}
 
 aggregator = TestAggregator("test_aggr", market_uuid=uuids[MARKET_NAME])
 clients: list[RestAssetClient | RestMarketClient] = [RestAssetClient(uuids[name]) for name in ASSET_NAMES]

@@ -15,8 +15,9 @@ from gsy_e_sdk.redis_market import RedisMarketClient
 logger = logging.getLogger(__name__)
 
 aggregator = AutoAggregator("test_aggr", grid_fee_cents_kwh=5)
-clients = [RedisAssetClient(name, autoregister=True, pubsub_thread=aggregator.pubsub)
-           for name in ("load", "pv")]
+clients: list[RedisAssetClient | RedisMarketClient] = [
+    RedisAssetClient(name, autoregister=True, pubsub_thread=aggregator.pubsub) for name in ("load", "pv")
+]
 clients.append(RedisMarketClient("house-2"))
 for client in clients:
     client.select_aggregator(aggregator.aggregator_uuid)

@@ -32,8 +32,7 @@ class GridOperatorAggregator(RedisAggregator):
             for answers in response.get("responses", {}).values():
                 for answer in answers:
                     if answer.get("command") == "dso_market_stats":
-                        logger.info("DSO stats of %s: %s", answer.get("name"),
-                                    answer.get("market_stats"))
+                        logger.info("DSO stats of %s: %s", answer.get("name"), answer.get("market_stats"))
             log_grid_fees_information(names, current, upcoming)
 
 

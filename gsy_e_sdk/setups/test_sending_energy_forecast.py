@@ -6,7 +6,7 @@ for the next slot (a counter growing by 1 kWh per slot) and a measurement for th
 
 import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from gsy_e_sdk.clients.redis_asset_client import RedisAssetClient
@@ -23,7 +23,7 @@ class ForecastAggregator(RedisAggregator):
         super().__init__(*args, **kwargs)
         self.counter = 0
         self.slot_length = timedelta(minutes=15)
-        self.previous_slot = None
+        self.previous_slot: datetime | None = None
 
     def on_market_slot(self, market_info: dict[str, Any]) -> None:
         slot = parse_slot(market_info["market_slot"])
@@ -33,9 +33,11 @@ class ForecastAggregator(RedisAggregator):
         self.counter += 1
         next_slot = format_slot(slot + self.slot_length)
         for uuid in self.device_uuid_list:
-            (self.add_to_batch_commands
-             .set_energy_forecast(uuid, {next_slot: float(self.counter)})
-             .set_energy_measurement(uuid, {market_info["market_slot"]: float(self.counter)}))
+            (
+                self.add_to_batch_commands.set_energy_forecast(
+                    uuid, {next_slot: float(self.counter)}
+                ).set_energy_measurement(uuid, {market_info["market_slot"]: float(self.counter)})
+            )
         self.execute_batch_commands(is_blocking=False)
         logger.info("Sent forecast %s kWh for %s", self.counter, next_slot)
 

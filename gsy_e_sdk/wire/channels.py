@@ -10,7 +10,13 @@ AGGREGATOR_RESPONSE = "aggregator-response"
 HEARTBEAT = "gsy-e-heartbeat/"
 
 ASSET_DIRECT_COMMANDS = (
-    "offer", "bid", "delete_offer", "delete_bid", "list_offers", "list_bids", "device_info",
+    "offer",
+    "bid",
+    "delete_offer",
+    "delete_bid",
+    "list_offers",
+    "list_bids",
+    "device_info",
 )
 MARKET_DIRECT_COMMANDS = ("grid_fees", "dso_market_stats")
 # Forecast channels answer on the request channel itself (REDIS.md 2.1 quirk).

@@ -59,8 +59,9 @@ def check(model: type[_Incoming], message: dict[str, Any], log: RateLimitedLog, 
     try:
         model.model_validate(message)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, error['loc'])) or 'message'}: {error['msg']}"
-                             for error in exc.errors()[:3])
+        problems = "; ".join(
+            f"{'.'.join(map(str, error['loc'])) or 'message'}: {error['msg']}" for error in exc.errors()[:3]
+        )
         log.warning("Dropped a malformed message on %s (%s)", where, problems)
         return False
     return True

@@ -10,14 +10,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 class RateLimitedLog:
     """``warning(message, *args)`` like a logger's, limited per ``message`` (the format string)."""
 
-    def __init__(self, logger: logging.Logger, period: float = 10.0, burst: int = 5,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, logger: logging.Logger, period: float = 10.0, burst: int = 5, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.logger = logger
         self.period = period
         self.burst = burst

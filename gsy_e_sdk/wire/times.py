@@ -1,6 +1,6 @@
 """Time formats of the wire (REDIS.md 1, item 7)."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 SLOT_FORMAT = "%Y-%m-%dT%H:%M"
 ORDER_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
@@ -19,7 +19,7 @@ def format_order_time(moment: datetime) -> str:
 def format_trade_time(moment: datetime) -> str:
     """ISO-8601 with offset, e.g. ``2021-07-01T12:17:30+00:00``."""
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.isoformat(timespec="seconds")
 
 

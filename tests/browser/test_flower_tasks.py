@@ -35,24 +35,28 @@ from tests.reliability.fleet_harness import fleet_dict
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIO = ROOT / "exchange" / "scenarios" / "community.json"
+SCENARIO = ROOT / "gsy_local_exchange" / "scenarios" / "community.json"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 SCREENSHOT = ARTIFACTS / "flower_tasks.png"
 FLEET = fleet_dict("browser-fleet", max_assets_per_task=6)
 # The dispatcher's argsrepr: first aggregator[slice], +more slices, shard, event, slot, tick, counts.
-SHARD_ARGS = re.compile(r"^(?P<aggregator>[\w-]+)\[(?P<slice>\d+)\](\+\d+)? (?P<shard>shard-\d+) market "
-                        r"slot=(?P<slot>2026-06-01T\d\d:\d\d) tick=0% (assets|markets)=\d+")
+SHARD_ARGS = re.compile(
+    r"^(?P<aggregator>[\w-]+)\[(?P<slice>\d+)\](\+\d+)? (?P<shard>shard-\d+) market "
+    r"slot=(?P<slot>2026-06-01T\d\d:\d\d) tick=0% (assets|markets)=\d+"
+)
 
 
 def chromium_setup() -> tuple[str, str]:
     """Paths of Chromium and chromedriver, or skip with the reason."""
     pytest.importorskip("selenium", reason="selenium is not installed (pip install -e '.[dev]')")
-    browser = next((path for name in ("chromium", "chromium-browser", "google-chrome")
-                    if (path := shutil.which(name))), None)
+    browser = next(
+        (path for name in ("chromium", "chromium-browser", "google-chrome") if (path := shutil.which(name))), None
+    )
     driver = shutil.which("chromedriver")
     if not browser or not driver:
-        pytest.skip("headless Chromium and chromedriver are needed "
-                    "(Debian: apt-get install -y chromium chromium-driver)")
+        pytest.skip(
+            "headless Chromium and chromedriver are needed (Debian: apt-get install -y chromium chromium-driver)"
+        )
     return browser, driver
 
 
@@ -62,8 +66,13 @@ def open_browser(browser: str, driver_path: str, user: str, password: str):
 
     options = webdriver.ChromeOptions()
     options.binary_location = browser
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     "--window-size=1600,1000"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1600,1000",
+    ):
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
     # Basic auth on every request, the page's XHR included (no credentials in the URL).
@@ -83,9 +92,22 @@ def fleet_with_flower(tmp_path_factory, redis_url):
     flower = FlowerProcess(redis_url, tmp / "flower.log", password)
     exchange_log = open(tmp / "exchange.log", "w")
     exchange = subprocess.Popen(
-        exchange_command(SCENARIO, "--paused", "--duration", "30m", "--tick-length", "30s",
-                         "--start-date", "2026-06-01T10:00", "--results", str(tmp / "exchange")),
-        stdout=exchange_log, stderr=subprocess.STDOUT, env=exchange_env(redis_url))
+        exchange_command(
+            SCENARIO,
+            "--paused",
+            "--duration",
+            "30m",
+            "--tick-length",
+            "30s",
+            "--start-date",
+            "2026-06-01T10:00",
+            "--results",
+            str(tmp / "exchange"),
+        ),
+        stdout=exchange_log,
+        stderr=subprocess.STDOUT,
+        env=exchange_env(redis_url),
+    )
     workers: list[subprocess.Popen] = []
     worker_logs = []
     try:
@@ -105,12 +127,25 @@ def fleet_with_flower(tmp_path_factory, redis_url):
         app.send_task = recording_send
         # The compose entrypoint, as on two machines: index 0 and 1 of 2.
         for index, name in enumerate(("fa", "fb")):
-            env = clean_env(GSY_FLEET_CONFIG=str(fleet_file), REDIS_URL=redis_url, GSY_FLEET_BROKER_URL=redis_url,
-                            GSY_FLEET_WORKER_INDEX=str(index), GSY_FLEET_WORKER_COUNT="2",
-                            GSY_FLEET_WORKER_NAME=name, GSY_FLEET_WORKER_LOG_LEVEL="WARNING")
+            env = clean_env(
+                GSY_FLEET_CONFIG=str(fleet_file),
+                REDIS_URL=redis_url,
+                GSY_FLEET_BROKER_URL=redis_url,
+                GSY_FLEET_WORKER_INDEX=str(index),
+                GSY_FLEET_WORKER_COUNT="2",
+                GSY_FLEET_WORKER_NAME=name,
+                GSY_FLEET_WORKER_LOG_LEVEL="WARNING",
+            )
             worker_logs.append(open(tmp / f"{name}.log", "w"))
-            workers.append(subprocess.Popen([sys.executable, "-m", "orchestrator.worker_entry"], env=env, cwd=ROOT,
-                                            stdout=worker_logs[-1], stderr=subprocess.STDOUT))
+            workers.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "orchestrator.worker_entry"],
+                    env=env,
+                    cwd=ROOT,
+                    stdout=worker_logs[-1],
+                    stderr=subprocess.STDOUT,
+                )
+            )
         deadline = time.monotonic() + 60
         while True:
             metrics = requests.get(flower.url + "/metrics", timeout=5).text
@@ -150,12 +185,17 @@ def flower_market_tasks(run: dict, expected: int, timeout: float = 15.0) -> list
     """Flower's market-slot tasks, once it has all of them finished (its events arrive asynchronously)."""
     deadline = time.monotonic() + timeout
     while True:
-        response = requests.get(run["flower"].url + "/api/tasks", params={"taskname": "workers.on_market_slot"},
-                                auth=("fleet-ops", run["password"]), timeout=10)
+        response = requests.get(
+            run["flower"].url + "/api/tasks",
+            params={"taskname": "workers.on_market_slot"},
+            auth=("fleet-ops", run["password"]),
+            timeout=10,
+        )
         assert response.status_code == 200
         tasks = list(response.json().values())
-        if (len(tasks) >= expected and all(task["state"] == "SUCCESS" for task in tasks)) \
-                or time.monotonic() > deadline:
+        if (
+            len(tasks) >= expected and all(task["state"] == "SUCCESS" for task in tasks)
+        ) or time.monotonic() > deadline:
             return tasks
         time.sleep(0.3)
 
@@ -173,7 +213,7 @@ def test_flower_api_has_the_shard_tasks(fleet_with_flower):
     assert sorted(match["shard"] for match in matches) == sorted(expected)
     assert {match["slot"] for match in matches} == {"2026-06-01T10:00", "2026-06-01T10:15"}
     # Each worker ran only its machine's shard (index 0 of 2 -> shard-0, 1 of 2 -> shard-1).
-    by_worker = {(task["worker"].split("@")[0], match["shard"]) for task, match in zip(tasks, matches)}
+    by_worker = {(task["worker"].split("@")[0], match["shard"]) for task, match in zip(tasks, matches, strict=True)}
     assert by_worker == {("fa", "shard-0"), ("fb", "shard-1")}
 
 
@@ -198,14 +238,16 @@ def test_tasks_page_lists_shard_tasks_in_chromium(fleet_with_flower):
             "const column = Array.from(document.querySelectorAll('#tasks-table thead th'))"
             ".findIndex(th => th.dataset.column === 'args');"
             "return Array.from(document.querySelectorAll('#tasks-table tbody tr'),"
-            " row => row.cells[column].textContent);")
+            " row => row.cells[column].textContent);"
+        )
         matches = [SHARD_ARGS.search(text) for text in args]
         assert len(args) == len(rows) and all(matches), f"a row without readable shard args: {args}"
         assert {match["aggregator"] for match in matches} <= {"households", "operator"}
         assert {match["shard"] for match in matches} == {"shard-0", "shard-1"}
         assert all("SUCCESS" in row for row in rows)
         columns = driver.execute_script(
-            "return Array.from(document.querySelectorAll('#tasks-table thead th'), th => th.dataset.column)")
+            "return Array.from(document.querySelectorAll('#tasks-table thead th'), th => th.dataset.column)"
+        )
         assert "args" in columns and "worker" in columns
         ARTIFACTS.mkdir(exist_ok=True)
         assert driver.save_screenshot(str(SCREENSHOT))

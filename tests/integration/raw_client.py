@@ -9,7 +9,8 @@ import socket
 import threading
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import redis
@@ -50,8 +51,7 @@ class RawClient:
         with self._lock:
             return [(channel, data) for channel, data in self.history if predicate(channel, data)]
 
-    def wait_for(self, predicate: Callable[[str, Any], bool], timeout: float = 15.0,
-                 after: int = 0) -> tuple[str, Any]:
+    def wait_for(self, predicate: Callable[[str, Any], bool], timeout: float = 15.0, after: int = 0) -> tuple[str, Any]:
         """First message at index >= ``after`` for which ``predicate(channel, data)`` holds."""
         deadline = time.monotonic() + timeout
         index = after
@@ -75,8 +75,13 @@ class RawClient:
         transaction_id = payload.setdefault("transaction_id", str(uuid.uuid4()))
         after = self.mark()
         self.publish(channel, payload)
-        return self.wait_for(lambda ch, data: ch == response_channel and isinstance(data, dict)
-                             and data.get("transaction_id") == transaction_id, timeout, after)[1]
+        return self.wait_for(
+            lambda ch, data: (
+                ch == response_channel and isinstance(data, dict) and data.get("transaction_id") == transaction_id
+            ),
+            timeout,
+            after,
+        )[1]
 
 
 # --- The REST + websocket wire (REST.md) by hand: requests and websockets, no SDK code ---------
@@ -85,7 +90,7 @@ SIM = "84d221fa-46e1-49e0-823b-26cfb3425a5a"
 USER, PASSWORD = "operator@example.com", "correct horse battery staple"
 OTHER, OTHER_PASSWORD = "other", "other-password"
 SECRET = "test-signing-secret-0123456789abcdef-long-enough"
-# Areas of exchange/scenarios/external_devices.json
+# Areas of gsy_local_exchange/scenarios/external_devices.json
 PV = "b37fa597-9a6d-4c5e-a724-312c98687c3b"
 LOAD = "a8360191-b0c2-40a5-bc0f-3f9ede459e15"
 FORECAST_LOAD = "2daa372a-b964-414b-aa57-e163e5dfdad2"  # forecast-measurement-load
@@ -110,8 +115,9 @@ class RawRest:
         self.token = self.login()
 
     def login(self) -> str:
-        response = requests.post(f"{self.base}/api-token-auth/", json={"username": self.user,
-                                                                       "password": self.password}, timeout=5)
+        response = requests.post(
+            f"{self.base}/api-token-auth/", json={"username": self.user, "password": self.password}, timeout=5
+        )
         assert response.status_code == 200, response.text
         return response.json()["access"]
 
@@ -127,12 +133,16 @@ class RawRest:
         return self.call(method, f"/external-connection/aggregator-api/{SIM}/{name}/", body)
 
     def graphql(self, query: str) -> requests.Response:
-        return requests.post(f"{self.base}/graphql/", json={"query": query},
-                             headers={"Authorization": f"JWT {self.token}"}, timeout=30)
+        return requests.post(
+            f"{self.base}/graphql/", json={"query": query}, headers={"Authorization": f"JWT {self.token}"}, timeout=30
+        )
 
-    def socket(self, path: str) -> "RawSocket":
-        return RawSocket(ws_connect(f"{self.ws_base}/{SIM}/{path}/", legacy=True,
-                                    additional_headers={"Authorization": f"JWT {self.token}"}))
+    def socket(self, path: str) -> RawSocket:
+        return RawSocket(
+            ws_connect(
+                f"{self.ws_base}/{SIM}/{path}/", legacy=True, additional_headers={"Authorization": f"JWT {self.token}"}
+            )
+        )
 
 
 class RawSocket:
@@ -184,8 +194,16 @@ def http_exchange(start_exchange, facade_env) -> Callable[..., tuple[Any, RawRes
 
     def _start(*args: str) -> tuple[Any, RawRest]:
         port = free_port()
-        process = start_exchange("external_devices.json", "--http-port", str(port), "--simulation-id", SIM,
-                                 "--start-date", "2026-06-01T11:00", *args)
+        process = start_exchange(
+            "external_devices.json",
+            "--http-port",
+            str(port),
+            "--simulation-id",
+            SIM,
+            "--start-date",
+            "2026-06-01T11:00",
+            *args,
+        )
         return process, RawRest(port)
 
     return _start

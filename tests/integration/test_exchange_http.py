@@ -20,9 +20,18 @@ import requests
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from tests.integration.raw_client import (FORECAST_LOAD, HOUSE_2, LOAD, NOT_CONTROLLABLE, PV, SECRET, SIM, USER,
-                                          RawRest, free_port)
-from tests.integration.raw_client import facade_env, http_exchange  # noqa: F401 - fixtures
+from tests.integration.raw_client import (
+    FORECAST_LOAD,
+    HOUSE_2,
+    LOAD,
+    NOT_CONTROLLABLE,
+    PV,
+    SECRET,
+    SIM,
+    USER,
+    RawRest,
+    free_port,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +42,9 @@ def test_tokens_missing_forged_and_expired_are_refused(http_exchange) -> None:
     _, rest = http_exchange("--paused")
     path = f"/external-connection/aggregator-api/{SIM}/list-aggregators/"
     assert rest.call("GET", path).status_code == 200
-    forged = jwt.encode({"sub": USER, "exp": int(time.time()) + 600}, "another-secret-that-is-32-bytes-or-more", algorithm="HS256")
+    forged = jwt.encode(
+        {"sub": USER, "exp": int(time.time()) + 600}, "another-secret-that-is-32-bytes-or-more", algorithm="HS256"
+    )
     expired = jwt.encode({"sub": USER, "exp": int(time.time()) - 5}, SECRET, algorithm="HS256")
     for token, message in ((forged, "Error decoding signature."), (expired, "Signature has expired.")):
         response = rest.call("GET", path, token=token)
@@ -58,20 +69,27 @@ def test_unknown_simulation_or_area_is_404_and_bad_bodies_name_the_field(http_ex
     assert unknown_area.status_code == 404
     closed_area = rest.call("POST", f"/external-connection/api/{SIM}/{NOT_CONTROLLABLE}/register/")
     assert closed_area.status_code == 403
-    bad = rest.call("POST", f"/external-connection/api/{SIM}/{PV}/set-energy-forecast/",
-                    {"energy_forecast": {"2026-06-01T12:00": -1}})
+    bad = rest.call(
+        "POST",
+        f"/external-connection/api/{SIM}/{PV}/set-energy-forecast/",
+        {"energy_forecast": {"2026-06-01T12:00": -1}},
+    )
     assert bad.status_code == 400 and "energy_forecast" in bad.json()["error"]
     no_name = rest.aggregator_api("create-aggregator", {"name": ""})
     assert no_name.status_code == 400 and no_name.json()["fields"][0]["field"] == "name"
-    not_json = requests.post(rest.base + f"/external-connection/aggregator-api/{SIM}/create-aggregator/",
-                             data="{nope", headers={"Authorization": f"JWT {rest.token}"}, timeout=5)
+    not_json = requests.post(
+        rest.base + f"/external-connection/aggregator-api/{SIM}/create-aggregator/",
+        data="{nope",
+        headers={"Authorization": f"JWT {rest.token}"},
+        timeout=5,
+    )
     assert not_json.status_code == 400
     batch = rest.aggregator_api("batch-commands", {"aggregator_uuid": str(uuid.uuid4()), "batch_commands": {}})
     assert batch.status_code == 404
 
 
 def test_aggregators_belong_to_their_user_and_creation_is_idempotent(http_exchange) -> None:
-    process, rest = http_exchange("--paused")
+    _, rest = http_exchange("--paused")
     created = rest.aggregator_api("create-aggregator", {"name": "mine", "transaction_id": "tx-create-1"})
     again = rest.aggregator_api("create-aggregator", {"name": "mine", "transaction_id": "tx-create-1"})
     assert created.status_code == 200 and again.json()["uuid"] == created.json()["uuid"]
@@ -80,8 +98,11 @@ def test_aggregators_belong_to_their_user_and_creation_is_idempotent(http_exchan
     assert listed == [{"name": "mine", "uuid": aggregator}]
     other = RawRest(rest.port, "other", "other-password")
     assert other.aggregator_api("list-aggregators", method="GET").json() == []
-    stolen = other.call("POST", f"/external-connection/aggregator-api/{SIM}/select-aggregator/",
-                        {"aggregator_uuid": aggregator, "device_uuid": PV})
+    stolen = other.call(
+        "POST",
+        f"/external-connection/aggregator-api/{SIM}/select-aggregator/",
+        {"aggregator_uuid": aggregator, "device_uuid": PV},
+    )
     assert stolen.status_code == 404
     deleted = rest.aggregator_api("delete-aggregator", {"aggregator_uuid": aggregator})
     assert deleted.status_code == 200 and deleted.json()["status"] == "deleted"
@@ -103,19 +124,24 @@ def test_registry_and_graphql_describe_the_grid(http_exchange) -> None:
     assert flat["pv"]["type"] == "PV" and flat["House 2"]["type"] == "Area"
     assert flat["H1 General Load"]["registered"] is None
     query = f'query {{ readConfiguration(uuid: "{SIM}") {{ scenarioData {{ latest {{ serialized }} }} }} }}'
-    response = requests.post(f"{rest.base}/graphql/", json={"query": query},
-                             headers={"Authorization": f"JWT {rest.token}"}, timeout=5).json()
+    response = requests.post(
+        f"{rest.base}/graphql/", json={"query": query}, headers={"Authorization": f"JWT {rest.token}"}, timeout=5
+    ).json()
     tree = json.loads(response["data"]["readConfiguration"]["scenarioData"]["latest"]["serialized"])
     assert tree["name"] == "Grid" and tree["children"][1]["name"] == "House 2"
-    listed = requests.post(f"{rest.base}/graphql/", json={"query": "{ aggregatorsList { configUuid name "
-                                                                    "devicesList { deviceUuid } } }"},
-                           headers={"Authorization": f"JWT {rest.token}"}, timeout=5).json()
-    assert listed["data"]["aggregatorsList"] == [{"configUuid": SIM, "name": "reg",
-                                                  "devicesList": [{"deviceUuid": PV}]}]
+    listed = requests.post(
+        f"{rest.base}/graphql/",
+        json={"query": "{ aggregatorsList { configUuid name devicesList { deviceUuid } } }"},
+        headers={"Authorization": f"JWT {rest.token}"},
+        timeout=5,
+    ).json()
+    assert listed["data"]["aggregatorsList"] == [
+        {"configUuid": SIM, "name": "reg", "devicesList": [{"deviceUuid": PV}]}
+    ]
 
 
 def test_full_aggregator_flow_over_rest_and_websockets(http_exchange) -> None:
-    process, rest = http_exchange("--pace", "3", "--start-when-selected", "3", "--duration", "1h")
+    _, rest = http_exchange("--pace", "3", "--start-when-selected", "3", "--duration", "1h")
     aggregator = rest.aggregator_api("create-aggregator", {"name": "flow"}).json()["uuid"]
     events = rest.socket(f"aggregator/{aggregator}")
     for device in (PV, LOAD, HOUSE_2):
@@ -124,12 +150,17 @@ def test_full_aggregator_flow_over_rest_and_websockets(http_exchange) -> None:
         assert events.wait_for(lambda f, d=device: f.get("event") == "selected_by_device")["device_uuid"] == device
     market = events.wait_for(lambda f: f.get("event") == "market")
     assert market["simulation_id"] == SIM and PV in json.dumps(market["grid_tree"])
-    batch = {PV: [{"type": "offer", "energy": 0.05, "price": 0.5, "replace_existing": True, "time_slot": None}],
-             LOAD: [{"type": "bid", "energy": 0.05, "price": 2.0, "replace_existing": True, "time_slot": None},
-                    {"type": "bid", "energy": -3, "price": 1}],
-             HOUSE_2: [{"type": "grid_fees", "data": {"fee_const": 1}}]}
-    ack = rest.aggregator_api("batch-commands", {"aggregator_uuid": aggregator, "batch_commands": batch,
-                                                  "transaction_id": "batch-1"})
+    batch = {
+        PV: [{"type": "offer", "energy": 0.05, "price": 0.5, "replace_existing": True, "time_slot": None}],
+        LOAD: [
+            {"type": "bid", "energy": 0.05, "price": 2.0, "replace_existing": True, "time_slot": None},
+            {"type": "bid", "energy": -3, "price": 1},
+        ],
+        HOUSE_2: [{"type": "grid_fees", "data": {"fee_const": 1}}],
+    }
+    ack = rest.aggregator_api(
+        "batch-commands", {"aggregator_uuid": aggregator, "batch_commands": batch, "transaction_id": "batch-1"}
+    )
     assert ack.status_code == 200 and ack.json() == {"status": "accepted", "transaction_id": "batch-1"}
     response = events.wait_for(lambda f: f.get("command") == "batch_commands")
     assert response["transaction_id"] == "batch-1"
@@ -147,13 +178,17 @@ def test_full_aggregator_flow_over_rest_and_websockets(http_exchange) -> None:
 def test_register_and_direct_forecast_answer_on_the_asset_socket(http_exchange) -> None:
     _, rest = http_exchange("--pace", "3", "--duration", "1h")
     asset = rest.socket(FORECAST_LOAD)
-    registered = rest.call("POST", f"/external-connection/api/{SIM}/{FORECAST_LOAD}/register/",
-                           {"transaction_id": "reg-1"})
+    registered = rest.call(
+        "POST", f"/external-connection/api/{SIM}/{FORECAST_LOAD}/register/", {"transaction_id": "reg-1"}
+    )
     assert registered.json() == {"status": "accepted", "transaction_id": "reg-1"}
     answer = asset.wait_for(lambda f: f.get("command") == "register")
     assert answer["registered"] is True and answer["transaction_id"] == "reg-1"
-    forecast = rest.call("POST", f"/external-connection/api/{SIM}/{FORECAST_LOAD}/set_energy_forecast/",
-                         {"energy_forecast": {"2026-06-01T11:15": 1.5}, "transaction_id": "fc-1"})
+    forecast = rest.call(
+        "POST",
+        f"/external-connection/api/{SIM}/{FORECAST_LOAD}/set_energy_forecast/",
+        {"energy_forecast": {"2026-06-01T11:15": 1.5}, "transaction_id": "fc-1"},
+    )
     assert forecast.status_code == 200
     done = asset.wait_for(lambda f: f.get("command") == "set_energy_forecast")
     assert done["status"] == "ready" and done["transaction_id"] == "fc-1"
@@ -169,17 +204,23 @@ def test_rate_limit_answers_429_with_retry_after(http_exchange) -> None:
     assert rest.aggregator_api("list-aggregators", method="GET").status_code == 200
 
 
-def test_standalone_facade_restart_keeps_aggregators_and_resumes_events(start_exchange, facade_env,
-                                                                        redis_url: str, tmp_path: Path) -> None:
-    start_exchange("external_devices.json", "--simulation-id", SIM, "--pace", "4", "--duration", "2h",
-                   "--start-when-selected", "1")
+def test_standalone_facade_restart_keeps_aggregators_and_resumes_events(
+    start_exchange, facade_env, redis_url: str, tmp_path: Path
+) -> None:
+    start_exchange(
+        "external_devices.json", "--simulation-id", SIM, "--pace", "4", "--duration", "2h", "--start-when-selected", "1"
+    )
     port = free_port()
 
     def facade() -> subprocess.Popen:
         log = open(tmp_path / f"http-{time.monotonic_ns()}.log", "w")
-        process = subprocess.Popen([sys.executable, "-m", "gsy_e_sdk", "exchange", "http", "--redis-url", redis_url,
-                                    "--http-port", str(port)], stdout=log, stderr=subprocess.STDOUT,
-                                   env=dict(os.environ), cwd=ROOT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gsy_e_sdk", "exchange", "http", "--redis-url", redis_url, "--http-port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ),
+            cwd=ROOT,
+        )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
@@ -214,4 +255,3 @@ def test_standalone_facade_restart_keeps_aggregators_and_resumes_events(start_ex
     finally:
         second.kill()
         second.wait()
-

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from pathlib import Path
 
 import pytest
 
+from tests.fixtures import CAPTURES
 from tests.integration.raw_client import RawClient
 
-CAPTURES = Path(__file__).resolve().parents[3] / "shared" / "protocol" / "captures"
 AGG_EVENTS = "external-aggregator//{}/events/all"
 AGG_BATCH_RESPONSE = "external-aggregator//{}/response/batch_commands"
 
@@ -19,8 +18,6 @@ pytestmark = pytest.mark.integration
 
 def _capture(name: str) -> list[tuple[str, dict]]:
     path = CAPTURES / name
-    if not path.exists():
-        pytest.skip(f"capture {path} not available")
     return [(row["channel"], row["data"]) for row in map(json.loads, path.read_text().splitlines())]
 
 
@@ -58,24 +55,32 @@ def client(redis_url: str) -> RawClient:
 
 def _setup_aggregator(client: RawClient, names: list[str]) -> tuple[str, dict[str, str]]:
     aggregator = str(uuid.uuid4())
-    created = client.request("aggregator-commands", {"name": "raw", "type": "CREATE", "transaction_id": aggregator},
-                             "aggregator-response")
+    created = client.request(
+        "aggregator-commands", {"name": "raw", "type": "CREATE", "transaction_id": aggregator}, "aggregator-response"
+    )
     assert created == {"status": "ready", "name": "raw", "transaction_id": aggregator}
     devices = {}
     for name in names:
-        registered = client.request(f"{name}/register_participant", {"name": name},
-                                    f"{name}/response/register_participant")
+        registered = client.request(
+            f"{name}/register_participant", {"name": name}, f"{name}/response/register_participant"
+        )
         devices[name] = registered["device_uuid"]
-        selected = client.request("aggregator-commands", {"aggregator_uuid": aggregator, "type": "SELECT",
-                                                          "device_uuid": registered["device_uuid"]},
-                                  "aggregator-response")
+        selected = client.request(
+            "aggregator-commands",
+            {"aggregator_uuid": aggregator, "type": "SELECT", "device_uuid": registered["device_uuid"]},
+            "aggregator-response",
+        )
         assert selected["status"] == "SELECTED"
     return aggregator, devices
 
 
 def _batch(client: RawClient, aggregator: str, commands: dict, transaction_id: str | None = None) -> dict:
-    payload = {"type": "BATCHED", "aggregator_uuid": aggregator, "batch_commands": commands,
-               "transaction_id": transaction_id or str(uuid.uuid4())}
+    payload = {
+        "type": "BATCHED",
+        "aggregator_uuid": aggregator,
+        "batch_commands": commands,
+        "transaction_id": transaction_id or str(uuid.uuid4()),
+    }
     return client.request("external-aggregator//batch_commands", payload, AGG_BATCH_RESPONSE.format(aggregator))
 
 
@@ -88,8 +93,19 @@ def _flat(tree: dict) -> dict:
 
 
 def test_full_aggregator_flow_matches_captures(start_exchange, client, reference):
-    exchange = start_exchange("external_devices.json", "--duration", "1h", "--tick-length", "90s",
-                              "--pace", "2", "--start-when-selected", "3", "--start-date", "2025-06-01")
+    exchange = start_exchange(
+        "external_devices.json",
+        "--duration",
+        "1h",
+        "--tick-length",
+        "90s",
+        "--pace",
+        "2",
+        "--start-when-selected",
+        "3",
+        "--start-date",
+        "2025-06-01",
+    )
     aggregator, devices = _setup_aggregator(client, ["load", "pv", "house-2"])
     register = client.seen(lambda ch, d: ch == "load/response/register_participant")[0][1]
     assert set(register) == set(reference["register"])
@@ -101,19 +117,36 @@ def test_full_aggregator_flow_matches_captures(start_exchange, client, reference
     nodes = _flat(market["grid_tree"])
     assert set(nodes[devices["load"]]) == {"asset_info", "last_slot_asset_info", "asset_bill", "area_name"}
     assert set(nodes[devices["load"]]["asset_info"]) == {
-        "energy_requirement_kWh", "energy_active_in_bids", "energy_traded", "total_cost"}
+        "energy_requirement_kWh",
+        "energy_active_in_bids",
+        "energy_traded",
+        "total_cost",
+    }
     assert set(nodes[devices["pv"]]["asset_info"]) == {
-        "available_energy_kWh", "energy_active_in_offers", "energy_traded", "total_cost"}
+        "available_energy_kWh",
+        "energy_active_in_offers",
+        "energy_traded",
+        "total_cost",
+    }
     required = nodes[devices["load"]]["asset_info"]["energy_requirement_kWh"]
     assert required == pytest.approx(0.05)
 
     # One batch: a good bid, an impossible offer, a command the PV does not support, an unknown type.
-    response = _batch(client, aggregator, {
-        devices["load"]: [{"type": "bid", "energy": required / 2, "price": 30, "replace_existing": True,
-                           "time_slot": None}, {"type": "list_bids", "time_slot": None}],
-        devices["pv"]: [{"type": "offer", "energy": 9.0, "price": 1, "replace_existing": True, "time_slot": None},
-                        {"type": "list_bids"}, {"type": "teleport"}],
-    })
+    response = _batch(
+        client,
+        aggregator,
+        {
+            devices["load"]: [
+                {"type": "bid", "energy": required / 2, "price": 30, "replace_existing": True, "time_slot": None},
+                {"type": "list_bids", "time_slot": None},
+            ],
+            devices["pv"]: [
+                {"type": "offer", "energy": 9.0, "price": 1, "replace_existing": True, "time_slot": None},
+                {"type": "list_bids"},
+                {"type": "teleport"},
+            ],
+        },
+    )
     assert set(response) == set(reference["batch_response"])
     bid, listing = response["responses"][devices["load"]]
     assert set(bid) == set(reference["command:bid"]) and bid["status"] == "ready"
@@ -136,8 +169,16 @@ def test_full_aggregator_flow_matches_captures(start_exchange, client, reference
     assert set(tick) == set(reference["event:tick"])
 
     # Market operator commands on House 2.
-    stats = _batch(client, aggregator, {devices["house-2"]: [{"type": "dso_market_stats", "data": {}},
-                                                             {"type": "grid_fees", "data": {"fee_const": 5}}]})
+    stats = _batch(
+        client,
+        aggregator,
+        {
+            devices["house-2"]: [
+                {"type": "dso_market_stats", "data": {}},
+                {"type": "grid_fees", "data": {"fee_const": 5}},
+            ]
+        },
+    )
     dso, fees = stats["responses"][devices["house-2"]]
     assert set(fees) == set(reference["command:grid_fees"])
     assert fees["market_fee_const"] == "5" and fees["market_fee_percent"] == "None"
@@ -153,8 +194,17 @@ def test_full_aggregator_flow_matches_captures(start_exchange, client, reference
 
 
 def test_resent_batch_is_applied_once(start_exchange, client):
-    start_exchange("external_devices.json", "--duration", "30m", "--tick-length", "90s", "--pace", "3",
-                   "--start-when-selected", "1")
+    start_exchange(
+        "external_devices.json",
+        "--duration",
+        "30m",
+        "--tick-length",
+        "90s",
+        "--pace",
+        "3",
+        "--start-when-selected",
+        "1",
+    )
     aggregator, devices = _setup_aggregator(client, ["load"])
     client.wait_for(lambda ch, d: ch == AGG_EVENTS.format(aggregator) and d.get("event") == "market")
     command = {devices["load"]: [{"type": "bid", "energy": 0.01, "price": 0.1, "replace_existing": False}]}
@@ -168,22 +218,48 @@ def test_resent_batch_is_applied_once(start_exchange, client):
 
 def test_transaction_ids_are_scoped_per_aggregator(start_exchange, client):
     """Two aggregators using one transaction id: both batches applied, each answer to its own sender."""
-    start_exchange("external_devices.json", "--duration", "30m", "--tick-length", "90s", "--pace", "3",
-                   "--start-when-selected", "2", "--start-date", "2025-06-01T12:00")
+    start_exchange(
+        "external_devices.json",
+        "--duration",
+        "30m",
+        "--tick-length",
+        "90s",
+        "--pace",
+        "3",
+        "--start-when-selected",
+        "2",
+        "--start-date",
+        "2025-06-01T12:00",
+    )
     alice, alice_devices = _setup_aggregator(client, ["load"])
     bob, bob_devices = _setup_aggregator(client, ["pv"])
     client.wait_for(lambda ch, d: ch == AGG_EVENTS.format(bob) and d.get("event") == "market")
     shared = str(uuid.uuid4())
-    commands = {alice: {alice_devices["load"]: [{"type": "bid", "energy": 0.001, "price": 0.0001}]},
-                bob: {bob_devices["pv"]: [{"type": "offer", "energy": 0.01, "price": 1.0}]}}
+    commands = {
+        alice: {alice_devices["load"]: [{"type": "bid", "energy": 0.001, "price": 0.0001}]},
+        bob: {bob_devices["pv"]: [{"type": "offer", "energy": 0.01, "price": 1.0}]},
+    }
     after = client.mark()
     for aggregator in (alice, bob):  # back to back, so both land in the same tick
-        client.publish("external-aggregator//batch_commands", {"type": "BATCHED", "aggregator_uuid": aggregator,
-                                                                "batch_commands": commands[aggregator],
-                                                                "transaction_id": shared})
-    answers = {aggregator: client.wait_for(lambda ch, d: ch == AGG_BATCH_RESPONSE.format(aggregator)
-                                           and d.get("transaction_id") == shared, after=after)[1]
-               for aggregator in (alice, bob)}
+        client.publish(
+            "external-aggregator//batch_commands",
+            {
+                "type": "BATCHED",
+                "aggregator_uuid": aggregator,
+                "batch_commands": commands[aggregator],
+                "transaction_id": shared,
+            },
+        )
+    answers = {
+        aggregator: client.wait_for(
+            lambda ch, d: (
+                ch == AGG_BATCH_RESPONSE.format(aggregator)  # noqa: B023 - called at once
+                and d.get("transaction_id") == shared
+            ),
+            after=after,
+        )[1]
+        for aggregator in (alice, bob)
+    }
     for aggregator, devices, command in ((alice, alice_devices, "bid"), (bob, bob_devices, "offer")):
         answer = answers[aggregator]
         assert answer["aggregator_uuid"] == aggregator and set(answer["responses"]) == set(devices.values())
@@ -209,26 +285,41 @@ def test_registration_lifecycle_and_control_channels(start_exchange, client):
     assert gone["status"] == "ready" and gone["response"] == "success" and gone["unregistered"] is True
 
     aggregator = str(uuid.uuid4())
-    client.request("aggregator-commands", {"name": "a", "type": "CREATE", "transaction_id": aggregator},
-                   "aggregator-response")
-    twice = client.request("aggregator-commands", {"name": "a", "type": "CREATE", "transaction_id": aggregator},
-                           "aggregator-response")
+    client.request(
+        "aggregator-commands", {"name": "a", "type": "CREATE", "transaction_id": aggregator}, "aggregator-response"
+    )
+    twice = client.request(
+        "aggregator-commands", {"name": "a", "type": "CREATE", "transaction_id": aggregator}, "aggregator-response"
+    )
     assert twice["status"] == "error" and twice["aggregator_uuid"] == aggregator
-    unknown = client.request("aggregator-commands", {"aggregator_uuid": str(uuid.uuid4()), "type": "SELECT",
-                                                     "device_uuid": first["device_uuid"]}, "aggregator-response")
+    unknown = client.request(
+        "aggregator-commands",
+        {"aggregator_uuid": str(uuid.uuid4()), "type": "SELECT", "device_uuid": first["device_uuid"]},
+        "aggregator-response",
+    )
     assert unknown["status"] == "error" and "does not exist" in unknown["msg"]
-    selected = client.request("aggregator-commands", {"aggregator_uuid": aggregator, "type": "SELECT",
-                                                      "device_uuid": first["device_uuid"]}, "aggregator-response")
+    selected = client.request(
+        "aggregator-commands",
+        {"aggregator_uuid": aggregator, "type": "SELECT", "device_uuid": first["device_uuid"]},
+        "aggregator-response",
+    )
     assert selected["status"] == "SELECTED"
-    double = client.request("aggregator-commands", {"aggregator_uuid": aggregator, "type": "SELECT",
-                                                    "device_uuid": first["device_uuid"]}, "aggregator-response")
+    double = client.request(
+        "aggregator-commands",
+        {"aggregator_uuid": aggregator, "type": "SELECT", "device_uuid": first["device_uuid"]},
+        "aggregator-response",
+    )
     assert double["msg"] == f"Device already have selected {aggregator}"
-    unselected = client.request("aggregator-commands", {"aggregator_uuid": aggregator, "type": "UNSELECT",
-                                                        "device_uuid": first["device_uuid"]}, "aggregator-response")
+    unselected = client.request(
+        "aggregator-commands",
+        {"aggregator_uuid": aggregator, "type": "UNSELECT", "device_uuid": first["device_uuid"]},
+        "aggregator-response",
+    )
     assert unselected["status"] == "UNSELECTED"
     # The original SDK publishes DELETE on "aggregator": accept it there too.
-    deleted = client.request("aggregator", {"aggregator_uuid": aggregator, "type": "DELETE", "name": "a"},
-                             "aggregator-response")
+    deleted = client.request(
+        "aggregator", {"aggregator_uuid": aggregator, "type": "DELETE", "name": "a"}, "aggregator-response"
+    )
     assert deleted == {"status": "deleted", "aggregator_uuid": aggregator, "transaction_id": deleted["transaction_id"]}
 
     resumed = client.request("/resume", {}, "/response/resume")
@@ -240,8 +331,9 @@ def test_registration_lifecycle_and_control_channels(start_exchange, client):
 
 def test_legacy_direct_mode(start_exchange, client):
     """REDIS.md 9: a registered client trades through ``<asset>/<command>`` channels."""
-    start_exchange("external_devices.json", "--duration", "1h", "--tick-length", "90s", "--pace", "3",
-                   "--start-date", "2025-06-01")
+    start_exchange(
+        "external_devices.json", "--duration", "1h", "--tick-length", "90s", "--pace", "3", "--start-date", "2025-06-01"
+    )
     refused = client.request("load/bid", {"energy": 0.01, "price": 1}, "load/response/bid")
     assert refused["status"] == "error" and refused["error_message"].startswith("Client should be registered")
     client.request("load/register_participant", {"name": "load"}, "load/response/register_participant")
@@ -258,8 +350,14 @@ def test_legacy_direct_mode(start_exchange, client):
     # Forecasts answer on the request channel itself and need no registration.
     transaction_id = str(uuid.uuid4())
     after = client.mark()
-    client.publish("forecast-measurement-load/set_energy_forecast",
-                   {"energy_forecast": {"2025-06-01T02:00": 0.3}, "transaction_id": transaction_id})
-    _, answer = client.wait_for(lambda ch, d: ch == "forecast-measurement-load/set_energy_forecast"
-                                and d.get("command") == "set_energy_forecast", after=after)
+    client.publish(
+        "forecast-measurement-load/set_energy_forecast",
+        {"energy_forecast": {"2025-06-01T02:00": 0.3}, "transaction_id": transaction_id},
+    )
+    _, answer = client.wait_for(
+        lambda ch, d: (
+            ch == "forecast-measurement-load/set_energy_forecast" and d.get("command") == "set_energy_forecast"
+        ),
+        after=after,
+    )
     assert answer["status"] == "ready" and answer["transaction_id"] == transaction_id

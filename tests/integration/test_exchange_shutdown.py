@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from exchange.results import ORDER_COLUMNS, TRADE_COLUMNS
-from gsy_e_sdk.embedded_redis import PrivateRedis, _free_port
+from gsy_local_exchange.embedded_redis import PrivateRedis, _free_port
+from gsy_local_exchange.results import ORDER_COLUMNS, TRADE_COLUMNS
 from tests.conftest import SCENARIOS
 from tests.integration.raw_client import RawClient
 from tests.integration.test_exchange_redis import AGG_EVENTS, _batch, _setup_aggregator
@@ -30,9 +30,21 @@ def _rows(path: Path) -> list[list[str]]:
 def test_sigterm_flushes_complete_results(start_exchange, redis_url: str, tmp_path: Path) -> None:
     results = tmp_path / "results"
     # Noon: the templates of House 1 trade every slot; a client's bid adds a row to orders.csv.
-    exchange = start_exchange("external_devices.json", "--duration", "6h", "--tick-length", "90s", "--pace", "1",
-                              "--start-when-selected", "1", "--start-date", "2025-06-01T12:00",
-                              "--results", str(results))
+    exchange = start_exchange(
+        "external_devices.json",
+        "--duration",
+        "6h",
+        "--tick-length",
+        "90s",
+        "--pace",
+        "1",
+        "--start-when-selected",
+        "1",
+        "--start-date",
+        "2025-06-01T12:00",
+        "--results",
+        str(results),
+    )
     client = RawClient(redis_url)
     try:
         aggregator, devices = _setup_aggregator(client, ["load"])
@@ -67,9 +79,22 @@ def password_redis():
 
 def _exchange_by_env(url: str, tmp_path: Path, *args: str) -> Proc:
     """``exchange run`` with the Redis URL in its environment only, never in its argv."""
-    return Proc([sys.executable, "-m", "gsy_e_sdk", "--log-level", "DEBUG", "exchange", "run",
-                 "--scenario", str(SCENARIOS / "external_devices.json"), *args],
-                tmp_path / f"exchange-{uuid.uuid4().hex[:6]}.log", env={"REDIS_URL": url})
+    return Proc(
+        [
+            sys.executable,
+            "-m",
+            "gsy_e_sdk",
+            "--log-level",
+            "DEBUG",
+            "exchange",
+            "run",
+            "--scenario",
+            str(SCENARIOS / "external_devices.json"),
+            *args,
+        ],
+        tmp_path / f"exchange-{uuid.uuid4().hex[:6]}.log",
+        env={"REDIS_URL": url},
+    )
 
 
 def test_the_redis_password_never_reaches_the_exchanges_output(password_redis, tmp_path: Path) -> None:

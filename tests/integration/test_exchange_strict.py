@@ -30,26 +30,57 @@ def client(redis_url: str) -> RawClient:
 def _orders_with_and_without_time_slot(start_exchange, client: RawClient, results, env: dict[str, str]) -> dict:
     """Bids in a batch (load, through an aggregator) and direct offers (pv, REDIS.md 9), each once
     with ``time_slot`` naming the spot slot and once with null; their answers and the summary."""
-    exchange = start_exchange("external_devices.json", "--duration", "30m", "--tick-length", "90s", "--pace", "2",
-                              "--start-when-selected", "1", "--start-date", SLOT, "--results", str(results), env=env)
+    exchange = start_exchange(
+        "external_devices.json",
+        "--duration",
+        "30m",
+        "--tick-length",
+        "90s",
+        "--pace",
+        "2",
+        "--start-when-selected",
+        "1",
+        "--start-date",
+        SLOT,
+        "--results",
+        str(results),
+        env=env,
+    )
     client.request("pv/register_participant", {"name": "pv"}, "pv/response/register_participant")
     aggregator, devices = _setup_aggregator(client, ["load"])
     _, market = client.wait_for(lambda ch, data: ch == AGG_EVENTS.format(aggregator) and data.get("event") == "market")
     assert market["market_slot"] == SLOT
     # Prices nothing meets, so the orders stay open and the run's trades do not depend on timing.
-    batch = _batch(client, aggregator, {devices["load"]: [
-        {"type": "bid", "energy": 0.001, "price": 0.0001, "time_slot": SLOT},
-        {"type": "bid", "energy": 0.001, "price": 0.0001, "time_slot": None}]})
-    direct = [client.request("pv/offer", {"energy": 0.01, "price": 1.0, "replace_existing": False, "time_slot": slot},
-                             "pv/response/offer") for slot in (SLOT, None)]
+    batch = _batch(
+        client,
+        aggregator,
+        {
+            devices["load"]: [
+                {"type": "bid", "energy": 0.001, "price": 0.0001, "time_slot": SLOT},
+                {"type": "bid", "energy": 0.001, "price": 0.0001, "time_slot": None},
+            ]
+        },
+    )
+    direct = [
+        client.request(
+            "pv/offer",
+            {"energy": 0.01, "price": 1.0, "replace_existing": False, "time_slot": slot},
+            "pv/response/offer",
+        )
+        for slot in (SLOT, None)
+    ]
     assert exchange.wait(30) == 0
-    return {"batch": batch["responses"][devices["load"]], "direct": direct,
-            "summary": json.loads((results / "summary.json").read_text())}
+    return {
+        "batch": batch["responses"][devices["load"]],
+        "direct": direct,
+        "summary": json.loads((results / "summary.json").read_text()),
+    }
 
 
 def test_strict_mode_refuses_orders_naming_the_spot_slot(start_exchange, client, tmp_path):
-    run = _orders_with_and_without_time_slot(start_exchange, client, tmp_path / "results",
-                                             {"GSY_EXCHANGE_STRICT_REFERENCE": "1"})
+    run = _orders_with_and_without_time_slot(
+        start_exchange, client, tmp_path / "results", {"GSY_EXCHANGE_STRICT_REFERENCE": "1"}
+    )
     for named, null in (run["batch"], run["direct"]):
         assert named["status"] == "error" and null["status"] == "ready"
         assert "REDIS.md 11.1" in named["error_message"] and "crashes" in named["error_message"]

@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 import pytest
 
 from tests.integration.raw_client import FORECAST_LOAD, HOUSE_2, LOAD, PV, SIM, RawSocket
-from tests.integration.raw_client import facade_env, http_exchange  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.integration
 
@@ -50,11 +49,10 @@ def test_selection_answers_reach_the_socket_before_the_events_they_start(http_ex
         aggregator = rest.aggregator_api("create-aggregator", {"name": "starter"}).json()["uuid"]
         socket = rest.socket(f"aggregator/{aggregator}")
         for device in devices:
-            selected = rest.aggregator_api("select-aggregator", {"aggregator_uuid": aggregator,
-                                                                  "device_uuid": device})
+            selected = rest.aggregator_api("select-aggregator", {"aggregator_uuid": aggregator, "device_uuid": device})
             assert selected.status_code == 200, selected.text
         seen: list[dict] = []
-        socket.wait_for(lambda f: seen.append(f) or f.get("event") == "market")
+        socket.wait_for(lambda f: seen.append(f) or f.get("event") == "market")  # noqa: B023 - called at once
         before_market = [f["device_uuid"] for f in seen if f.get("event") == "selected_by_device"]
         assert sorted(before_market) == sorted(devices), [f.get("event") or f.get("command") for f in seen]
         socket.close()
@@ -80,12 +78,17 @@ def test_forecasts_and_measurements_in_wh_name_the_slot_as_the_readme_says(http_
     assert answer["status"] == "ready" and answer["set_energy_forecast"]["energy_forecast"] == {_slot(1): 0.4}
 
     market = events.wait_for(lambda f: f.get("event") == "market")
-    running = [index for index in range(4) if _slot(index) == market["market_slot"]][0]
+    running = next(index for index in range(4) if _slot(index) == market["market_slot"])
     for path, body, field, expected in (
-            ("set-energy-forecast/", {"energy_Wh": 250}, "energy_forecast", {_slot(running + 1): 0.25}),
-            ("set_energy_measurement/", {"energy_Wh": 100}, "energy_measurement", {_slot(running): 0.1}),
-            ("set-energy-measurement/", {"energy_measurement": {_slot(running): 0.2}}, "energy_measurement",
-             {_slot(running): 0.2})):
+        ("set-energy-forecast/", {"energy_Wh": 250}, "energy_forecast", {_slot(running + 1): 0.25}),
+        ("set_energy_measurement/", {"energy_Wh": 100}, "energy_measurement", {_slot(running): 0.1}),
+        (
+            "set-energy-measurement/",
+            {"energy_measurement": {_slot(running): 0.2}},
+            "energy_measurement",
+            {_slot(running): 0.2},
+        ),
+    ):
         transaction_id = str(uuid.uuid4())
         assert rest.asset_api(FORECAST_LOAD, path, {**body, "transaction_id": transaction_id}).status_code == 200
         answer = asset.wait_for(lambda f, t=transaction_id: f.get("transaction_id") == t)

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.integration
 
 FLEET = fleet_dict("test-fleet")
 RESENDS = 2
-SCENARIO = Path(__file__).resolve().parents[2] / "exchange" / "scenarios" / "community.json"
+SCENARIO = Path(__file__).resolve().parents[2] / "gsy_local_exchange" / "scenarios" / "community.json"
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +39,23 @@ def fleet_run(tmp_path_factory, redis_url):
     fleet_file.write_text(yaml.safe_dump(FLEET))
     exchange_log = open(tmp / "exchange.log", "w")
     exchange = subprocess.Popen(
-        exchange_command(SCENARIO, "--strict-reference", "--paused", "--duration", "1h", "--tick-length", "30s",
-                         "--start-date", "2026-06-01T10:00", "--results", str(results)),
-        stdout=exchange_log, stderr=subprocess.STDOUT, env=exchange_env(redis_url))
+        exchange_command(
+            SCENARIO,
+            "--strict-reference",
+            "--paused",
+            "--duration",
+            "1h",
+            "--tick-length",
+            "30s",
+            "--start-date",
+            "2026-06-01T10:00",
+            "--results",
+            str(results),
+        ),
+        stdout=exchange_log,
+        stderr=subprocess.STDOUT,
+        env=exchange_env(redis_url),
+    )
     connection = get_connection(redis_url)
     wait_for_exchange(connection.redis, exchange)
     config = load_fleet_config(fleet_file)
@@ -64,9 +78,15 @@ def fleet_run(tmp_path_factory, redis_url):
 
     app.send_task = recording_send
     env = {"GSY_FLEET_CONFIG": str(fleet_file), "REDIS_URL": redis_url, "GSY_FLEET_BROKER_URL": redis_url}
-    workers = [subprocess.Popen(worker_command([queue], name), env={**os.environ, **env},
-                                stdout=open(tmp / f"{name}.log", "w"), stderr=subprocess.STDOUT)
-               for name, queue in (("wa", "shard-0"), ("wb", "shard-1"))]
+    workers = [
+        subprocess.Popen(
+            worker_command([queue], name),
+            env={**os.environ, **env},
+            stdout=open(tmp / f"{name}.log", "w"),
+            stderr=subprocess.STDOUT,
+        )
+        for name, queue in (("wa", "shard-0"), ("wb", "shard-1"))
+    ]
     try:
         deadline = time.monotonic() + 60
         while len(app.control.ping(timeout=0.5) or []) < 2:
@@ -118,11 +138,15 @@ def test_every_asset_orders_in_every_slot_and_trades_happen(fleet_run):
 
 
 def test_redelivered_tasks_never_place_orders_twice(fleet_run):
-    per_decision = Counter((order["asset"], order["side"], order["transaction_id"])
-                           for order in _orders(fleet_run["results"]))
+    per_decision = Counter(
+        (order["asset"], order["side"], order["transaction_id"]) for order in _orders(fleet_run["results"])
+    )
     assert per_decision and max(per_decision.values()) == 1
-    first_slot = [args for name, args, _ in fleet_run["sent"]
-                  if name == "workers.on_market_slot" and args["slot"].endswith("10:00")]
+    first_slot = [
+        args
+        for name, args, _ in fleet_run["sent"]
+        if name == "workers.on_market_slot" and args["slot"].endswith("10:00")
+    ]
     assert first_slot, "the injected redelivery did not happen"
     # The first market event's tasks went out three times; each of its decisions placed once.
     first_ids = {order["transaction_id"] for order in _orders(fleet_run["results"]) if order["slot"].endswith("10:00")}

@@ -33,8 +33,11 @@ def test_counters_and_per_shard_latency_are_exposed(redis_url: str) -> None:
     port = _free_port()
     serve_metrics(store, "metrics-test", port, registry=CollectorRegistry())
     text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    samples = {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-               for family in text_string_to_metric_families(text) for sample in family.samples}
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
     fleet = (("fleet", "metrics-test"),)
     assert samples[("gsy_fleet_commands_submitted_total", fleet)] == 22
     assert samples[("gsy_fleet_commands_rejected_total", fleet)] == 4

@@ -25,7 +25,7 @@ from orchestrator.processes import exchange_command, exchange_env, wait_for_exch
 
 pytestmark = pytest.mark.integration
 
-SCENARIO = Path(__file__).resolve().parents[2] / "exchange" / "scenarios" / "community.json"
+SCENARIO = Path(__file__).resolve().parents[2] / "gsy_local_exchange" / "scenarios" / "community.json"
 SIM = "5d0a5a4e-7f3c-4d8e-9a51-2b9c61f0e7aa"
 USER, PASSWORD = "fleet-operator", "fleet-password-not-in-any-file"
 
@@ -38,23 +38,49 @@ def _free_port() -> int:
 
 def test_fleet_trades_through_the_rest_facade(redis_url, tmp_path, monkeypatch):
     port = _free_port()
-    fleet = {"name": "rest-fleet", "shards": 2, "max_assets_per_task": 6,
-             "exchange": {"mode": "rest", "domain_name": f"http://127.0.0.1:{port}",
-                          "websocket_domain_name": f"ws://127.0.0.1:{port}/external-ws", "simulation_id": SIM},
-             "aggregators": [{"name": "households", "assets": ["Load *", "PV *", "Tesla Powerwall *"]}],
-             "strategies": {"Load": {"name": "price_ramp", "params": {"initial_buying_rate": 12}},
-                            "PV": {"name": "price_ramp", "params": {"final_selling_rate": 12}},
-                            "Storage": {"name": "storage_arbitrage"}}}
+    fleet = {
+        "name": "rest-fleet",
+        "shards": 2,
+        "max_assets_per_task": 6,
+        "exchange": {
+            "mode": "rest",
+            "domain_name": f"http://127.0.0.1:{port}",
+            "websocket_domain_name": f"ws://127.0.0.1:{port}/external-ws",
+            "simulation_id": SIM,
+        },
+        "aggregators": [{"name": "households", "assets": ["Load *", "PV *", "Tesla Powerwall *"]}],
+        "strategies": {
+            "Load": {"name": "price_ramp", "params": {"initial_buying_rate": 12}},
+            "PV": {"name": "price_ramp", "params": {"final_selling_rate": 12}},
+            "Storage": {"name": "storage_arbitrage"},
+        },
+    }
     fleet_file = tmp_path / "fleet.yaml"
     fleet_file.write_text(yaml.safe_dump(fleet))
     credentials = {"API_CLIENT_USERNAME": USER, "API_CLIENT_PASSWORD": PASSWORD}
     results = tmp_path / "exchange"
     log = open(tmp_path / "exchange.log", "w")
     exchange = subprocess.Popen(
-        exchange_command(SCENARIO, "--duration", "1h", "--tick-length", "30s", "--start-date",
-                         "2026-06-01T10:00", "--paused", "--http-port", str(port),
-                         "--simulation-id", SIM, "--results", str(results)),
-        stdout=log, stderr=subprocess.STDOUT, env=exchange_env(redis_url, credentials))
+        exchange_command(
+            SCENARIO,
+            "--duration",
+            "1h",
+            "--tick-length",
+            "30s",
+            "--start-date",
+            "2026-06-01T10:00",
+            "--paused",
+            "--http-port",
+            str(port),
+            "--simulation-id",
+            SIM,
+            "--results",
+            str(results),
+        ),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=exchange_env(redis_url, credentials),
+    )
     connection = get_connection(redis_url)
     wait_for_exchange(connection.redis, exchange)
     for name, value in credentials.items():
@@ -64,10 +90,19 @@ def test_fleet_trades_through_the_rest_facade(redis_url, tmp_path, monkeypatch):
     app = make_app(redis_url)
     dispatcher = Dispatcher(config, connection, app)
     dispatcher.start(fresh=True)
-    env = {**os.environ, **credentials, "GSY_FLEET_CONFIG": str(fleet_file), "REDIS_URL": redis_url,
-           "GSY_FLEET_BROKER_URL": redis_url}
-    workers = [subprocess.Popen(worker_command([queue], name), env=env, stdout=open(tmp_path / f"{name}.log", "w"),
-                                stderr=subprocess.STDOUT) for name, queue in (("ra", "shard-0"), ("rb", "shard-1"))]
+    env = {
+        **os.environ,
+        **credentials,
+        "GSY_FLEET_CONFIG": str(fleet_file),
+        "REDIS_URL": redis_url,
+        "GSY_FLEET_BROKER_URL": redis_url,
+    }
+    workers = [
+        subprocess.Popen(
+            worker_command([queue], name), env=env, stdout=open(tmp_path / f"{name}.log", "w"), stderr=subprocess.STDOUT
+        )
+        for name, queue in (("ra", "shard-0"), ("rb", "shard-1"))
+    ]
     thread = threading.Thread(target=dispatcher.run, daemon=True)
     thread.start()
     try:
@@ -105,13 +140,24 @@ def test_rest_mode_without_credentials_or_simulation_is_a_config_error(tmp_path,
     monkeypatch.delenv("API_CLIENT_USERNAME", raising=False)
     monkeypatch.delenv("API_CLIENT_SIMULATION_ID", raising=False)
     fleet_file = tmp_path / "fleet.yaml"
-    fleet_file.write_text(yaml.safe_dump({"exchange": {"mode": "rest", "domain_name": "http://127.0.0.1:9"},
-                                          "aggregators": [{"name": "a", "assets": ["x"]}]}))
+    fleet_file.write_text(
+        yaml.safe_dump(
+            {
+                "exchange": {"mode": "rest", "domain_name": "http://127.0.0.1:9"},
+                "aggregators": [{"name": "a", "assets": ["x"]}],
+            }
+        )
+    )
     config = load_fleet_config(fleet_file)
     with pytest.raises(FleetConfigError, match="simulation_id"):
         Dispatcher(config, None, make_app("redis://127.0.0.1:9"))
-    fleet_file.write_text(yaml.safe_dump({"exchange": {"mode": "rest", "domain_name": "http://127.0.0.1:9",
-                                                       "simulation_id": SIM},
-                                          "aggregators": [{"name": "a", "assets": ["x"]}]}))
+    fleet_file.write_text(
+        yaml.safe_dump(
+            {
+                "exchange": {"mode": "rest", "domain_name": "http://127.0.0.1:9", "simulation_id": SIM},
+                "aggregators": [{"name": "a", "assets": ["x"]}],
+            }
+        )
+    )
     with pytest.raises(FleetConfigError, match="API_CLIENT_USERNAME"):
         Dispatcher(load_fleet_config(fleet_file), None, make_app("redis://127.0.0.1:9"))

@@ -21,7 +21,8 @@ from click.testing import CliRunner
 
 from orchestrator.celery_app import make_app
 from orchestrator.dispatcher import task_argsrepr
-from orchestrator.flower import basic_auth_from_env, flower_command
+from orchestrator.flower import flower_command
+from orchestrator.flower_auth import basic_auth_from_env
 from orchestrator.messages import AssetItem, MarketItem, SliceTask
 from orchestrator.processes import worker_command
 from tests.processes import Proc
@@ -40,8 +41,11 @@ def free_port() -> int:
 
 def clean_env(**extra: str) -> dict[str, str]:
     """The test process's environment without any Flower credentials, plus ``extra``."""
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("GSY_FLOWER_BASIC_AUTH", "FLOWER_BASIC_AUTH", "GSY_FLOWER_BASIC_AUTH_FILE")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("GSY_FLOWER_BASIC_AUTH", "FLOWER_BASIC_AUTH", "GSY_FLOWER_BASIC_AUTH_FILE")
+    }
     env.update(extra, PYTHONUNBUFFERED="1")
     return env
 
@@ -53,11 +57,14 @@ class FlowerProcess(Proc):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         auth = {"GSY_FLOWER_BASIC_AUTH": f"{USER}:{password}"} if password else {}
-        super().__init__([sys.executable, "-m", "orchestrator.flower", "--port", str(self.port),
-                          "--address", "127.0.0.1", *args],
-                         log_path, clean_env(GSY_FLEET_BROKER_URL=redis_url, **auth), inherit_env=False)
+        super().__init__(
+            [sys.executable, "-m", "orchestrator.flower", "--port", str(self.port), "--address", "127.0.0.1", *args],
+            log_path,
+            clean_env(GSY_FLEET_BROKER_URL=redis_url, **auth),
+            inherit_env=False,
+        )
 
-    def wait_ready(self, timeout: float = 30.0) -> "FlowerProcess":
+    def wait_ready(self, timeout: float = 30.0) -> FlowerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -119,8 +126,9 @@ def test_flower_watches_the_fleet_broker(flower: FlowerProcess, password: str, r
     """A worker on the same broker shows up in Flower (events reach it)."""
     env = clean_env(GSY_FLEET_BROKER_URL=redis_url, REDIS_URL=redis_url, GSY_FLEET_CONFIG="/nonexistent")
     log = open(tmp_path / "worker.log", "w")
-    worker = subprocess.Popen(worker_command(["flower-probe"], "flowerprobe"), env=env, cwd=ROOT,
-                              stdout=log, stderr=subprocess.STDOUT)
+    worker = subprocess.Popen(
+        worker_command(["flower-probe"], "flowerprobe"), env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+    )
     try:
         deadline = time.monotonic() + 60
         seen = False
@@ -137,9 +145,16 @@ def test_flower_watches_the_fleet_broker(flower: FlowerProcess, password: str, r
 
 
 def test_refuses_to_start_without_auth(redis_url: str):
-    result = CliRunner().invoke(flower_command, ["--port", str(free_port())], env={
-        "GSY_FLOWER_BASIC_AUTH": "", "FLOWER_BASIC_AUTH": "", "GSY_FLOWER_BASIC_AUTH_FILE": "",
-        "GSY_FLEET_BROKER_URL": redis_url})
+    result = CliRunner().invoke(
+        flower_command,
+        ["--port", str(free_port())],
+        env={
+            "GSY_FLOWER_BASIC_AUTH": "",
+            "FLOWER_BASIC_AUTH": "",
+            "GSY_FLOWER_BASIC_AUTH_FILE": "",
+            "GSY_FLEET_BROKER_URL": redis_url,
+        },
+    )
     assert result.exit_code == 2
     assert "GSY_FLOWER_BASIC_AUTH" in result.output and "--no-auth" in result.output
 
@@ -166,7 +181,9 @@ def test_no_auth_must_be_explicit_and_warns(redis_url: str, tmp_path: Path):
 def test_credentials_come_from_either_variable_or_a_file(tmp_path: Path):
     assert basic_auth_from_env({"FLOWER_BASIC_AUTH": "a:b"}) == ("FLOWER_BASIC_AUTH", ["a:b"])
     assert basic_auth_from_env({"GSY_FLOWER_BASIC_AUTH": "a:b, c:d:e", "FLOWER_BASIC_AUTH": "x:y"}) == (
-        "GSY_FLOWER_BASIC_AUTH", ["a:b", "c:d:e"])
+        "GSY_FLOWER_BASIC_AUTH",
+        ["a:b", "c:d:e"],
+    )
     secret_file = tmp_path / "auth"
     secret_file.write_text("ops:from-file\n")
     assert basic_auth_from_env({"GSY_FLOWER_BASIC_AUTH_FILE": str(secret_file)})[1] == ["ops:from-file"]
@@ -178,24 +195,39 @@ def test_tasks_are_readable_in_flower():
     app = make_app("redis://127.0.0.1:1/0")
     assert app.conf.worker_send_task_events and app.conf.task_send_sent_event
     assert "-E" in worker_command(["shard-0"], "w")
-    task = SliceTask(fleet="f", aggregator="households", aggregator_uuid="u", slice=2, shard=1, event="tick",
-                     slot="2026-06-01T10:00", completion=30, dispatched_at=0.0, transaction_id="t",
-                     assets=[AssetItem(uuid="a", name="Load 1", kind="Load", info={"big": "x" * 5000})])
+    task = SliceTask(
+        fleet="f",
+        aggregator="households",
+        aggregator_uuid="u",
+        slice=2,
+        shard=1,
+        event="tick",
+        slot="2026-06-01T10:00",
+        completion=30,
+        dispatched_at=0.0,
+        transaction_id="t",
+        assets=[AssetItem(uuid="a", name="Load 1", kind="Load", info={"big": "x" * 5000})],
+    )
     summary = task_argsrepr([task.model_dump()])
     assert summary == "households[2] shard-1 tick slot=2026-06-01T10:00 tick=30% assets=1"
     finish = task.model_copy(update={"event": "finish", "assets": [], "shard": 0, "slice": 0})
     assert task_argsrepr([finish.model_dump()]) == "households[0] shard-0 finish slot=2026-06-01T10:00 tick=30%"
     # A shard's burst: the first slice, how many more, and the totals.
     other = task.model_copy(update={"aggregator": "offices", "slice": 0, "markets": [MarketItem(uuid="m", name="C")]})
-    assert task_argsrepr([task.model_dump(), other.model_dump()]) == \
-        "households[2]+1 shard-1 tick slot=2026-06-01T10:00 tick=30% assets=2 markets=1"
+    assert (
+        task_argsrepr([task.model_dump(), other.model_dump()])
+        == "households[2]+1 shard-1 tick slot=2026-06-01T10:00 tick=30% assets=2 markets=1"
+    )
 
 
 def _celery_flower(redis_url: str, log_path: Path, **env: str) -> tuple[Proc, str]:
     port = free_port()
-    process = Proc([sys.executable, "-m", "celery", "-A", "workers", "flower", f"--port={port}",
-                    "--address=127.0.0.1"], log_path, clean_env(GSY_FLEET_BROKER_URL=redis_url, **env),
-                   inherit_env=False)
+    process = Proc(
+        [sys.executable, "-m", "celery", "-A", "workers", "flower", f"--port={port}", "--address=127.0.0.1"],
+        log_path,
+        clean_env(GSY_FLEET_BROKER_URL=redis_url, **env),
+        inherit_env=False,
+    )
     return process, f"http://127.0.0.1:{port}"
 
 

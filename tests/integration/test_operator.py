@@ -26,14 +26,20 @@ from orchestrator.processes import exchange_command, exchange_env, wait_for_exch
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIO = ROOT / "exchange" / "scenarios" / "community.json"
+SCENARIO = ROOT / "gsy_local_exchange" / "scenarios" / "community.json"
 FLEET = {
-    "name": "operator-fleet", "shards": 2, "max_assets_per_task": 5,
-    "aggregators": [{"name": "households", "assets": ["Load *", "PV *", "Tesla Powerwall *"]},
-                    {"name": "grid-operator", "markets": ["Community"]}],
-    "strategies": {"Load": {"name": "price_ramp", "params": {"initial_buying_rate": 12}},
-                   "PV": {"name": "price_ramp", "params": {"final_selling_rate": 12}},
-                   "Storage": {"name": "storage_arbitrage"}},
+    "name": "operator-fleet",
+    "shards": 2,
+    "max_assets_per_task": 5,
+    "aggregators": [
+        {"name": "households", "assets": ["Load *", "PV *", "Tesla Powerwall *"]},
+        {"name": "grid-operator", "markets": ["Community"]},
+    ],
+    "strategies": {
+        "Load": {"name": "price_ramp", "params": {"initial_buying_rate": 12}},
+        "PV": {"name": "price_ramp", "params": {"final_selling_rate": 12}},
+        "Storage": {"name": "storage_arbitrage"},
+    },
 }
 PAUSED = "Load 2 L21"
 
@@ -46,10 +52,24 @@ def running_fleet(tmp_path_factory, redis_url):
     fleet_file.write_text(yaml.safe_dump(FLEET))
     results = tmp / "exchange"
     log = open(tmp / "exchange.log", "w")
-    exchange = subprocess.Popen(exchange_command(SCENARIO, "--duration", "90m", "--pace", "5",
-                                                 "--start-date", "2026-06-01T10:00", "--start-when-selected", "1",
-                                                 "--results", str(results)), stdout=log, stderr=subprocess.STDOUT,
-                                env=exchange_env(redis_url))
+    exchange = subprocess.Popen(
+        exchange_command(
+            SCENARIO,
+            "--duration",
+            "90m",
+            "--pace",
+            "5",
+            "--start-date",
+            "2026-06-01T10:00",
+            "--start-when-selected",
+            "1",
+            "--results",
+            str(results),
+        ),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=exchange_env(redis_url),
+    )
     connection = get_connection(redis_url)
     wait_for_exchange(connection.redis, exchange)
     config = load_fleet_config(fleet_file)
@@ -57,8 +77,12 @@ def running_fleet(tmp_path_factory, redis_url):
     dispatcher = Dispatcher(config, connection, app)
     dispatcher.start(fresh=True)
     env = {**os.environ, "GSY_FLEET_CONFIG": str(fleet_file), "REDIS_URL": redis_url, "GSY_FLEET_BROKER_URL": redis_url}
-    workers = [subprocess.Popen(worker_command([queue], name), env=env, stdout=open(tmp / f"{name}.log", "w"),
-                                stderr=subprocess.STDOUT) for name, queue in (("oa", "shard-0"), ("ob", "shard-1"))]
+    workers = [
+        subprocess.Popen(
+            worker_command([queue], name), env=env, stdout=open(tmp / f"{name}.log", "w"), stderr=subprocess.STDOUT
+        )
+        for name, queue in (("oa", "shard-0"), ("ob", "shard-1"))
+    ]
     thread = threading.Thread(target=dispatcher.run, daemon=True)
     thread.start()
     try:
@@ -68,8 +92,16 @@ def running_fleet(tmp_path_factory, redis_url):
         while dispatcher.store.counters().get("tasks_done", 0) == 0:
             assert time.monotonic() < deadline, "the fleet never handled an event"
             time.sleep(0.1)
-        yield {"config": config, "file": fleet_file, "dispatcher": dispatcher, "app": app, "exchange": exchange,
-               "results": results, "env": env, "redis_url": redis_url}
+        yield {
+            "config": config,
+            "file": fleet_file,
+            "dispatcher": dispatcher,
+            "app": app,
+            "exchange": exchange,
+            "results": results,
+            "env": env,
+            "redis_url": redis_url,
+        }
     finally:
         exchange.terminate()
         exchange.wait(timeout=20)
@@ -94,8 +126,10 @@ def test_unknown_targets_and_parameters_are_refused_before_anything_is_sent(runn
         operator.set_param("PV 1 (4kW)", None, {"colour": "red"})
     with pytest.raises(OperatorError, match="unknown market"):
         operator.grid_fee("Load 1 L13", 3)
-    cli = CliRunner().invoke(enqueue_group, ["--config", str(running_fleet["file"]), "--redis-url",
-                                             running_fleet["redis_url"], "pause", "No Such Load"])
+    cli = CliRunner().invoke(
+        enqueue_group,
+        ["--config", str(running_fleet["file"]), "--redis-url", running_fleet["redis_url"], "pause", "No Such Load"],
+    )
     assert cli.exit_code == 2 and "unknown asset" in cli.output
 
 
@@ -118,16 +152,30 @@ def test_order_fee_parameter_and_resync_reach_the_exchange(running_fleet):
     params = operator.wait(operator.set_param(None, "households", {"final_selling_rate": 11}), 30)
     assert params and all(answer["params"] == {"final_selling_rate": 11} for answer in params)
     resynced = operator.wait(operator.resync("households"), 30)
-    assert len(resynced) == len(running_fleet["dispatcher"].slices[
-        running_fleet["dispatcher"].aggregators[0].uuid])
+    assert len(resynced) == len(running_fleet["dispatcher"].slices[running_fleet["dispatcher"].aggregators[0].uuid])
     assert all(answer["status"] == "done" and answer["result"]["commands"] > 0 for answer in resynced)
 
 
 def test_the_example_pauses_an_asset_and_it_stops_ordering(running_fleet):
-    example = subprocess.run([sys.executable, str(ROOT / "examples" / "operator_pause.py"), "--config",
-                              str(running_fleet["file"]), "--redis-url", running_fleet["redis_url"], "--asset", PAUSED,
-                              "--seconds", "12"], capture_output=True, text=True, timeout=90,
-                             env=running_fleet["env"], cwd=ROOT)
+    example = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "operator_pause.py"),
+            "--config",
+            str(running_fleet["file"]),
+            "--redis-url",
+            running_fleet["redis_url"],
+            "--asset",
+            PAUSED,
+            "--seconds",
+            "12",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=running_fleet["env"],
+        cwd=ROOT,
+    )
     assert example.returncode == 0, example.stderr
     assert '"command": "pause"' in example.stdout and '"command": "resume"' in example.stdout
     assert running_fleet["exchange"].wait(timeout=120) == 0

@@ -35,8 +35,15 @@ def test_readme_rest_example_runs_as_written(redis_url: str) -> None:
     for name in ("API_CLIENT_USERNAME", "API_CLIENT_PASSWORD", "GSY_EXCHANGE_USERS", "GSY_EXCHANGE_USERS_FILE"):
         env.pop(name, None)
     password = "readme-password-typed-at-the-prompt"
-    done = subprocess.run(["bash", "-e", "-c", script], input=password + "\n", capture_output=True, text=True,
-                          timeout=180, env=env, cwd=ROOT)
+    done = subprocess.run(
+        ["bash", "-e", "-c", script],
+        input=password + "\n",
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        cwd=ROOT,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert '"status":"accepted"' in done.stdout, done.stdout[-2000:]
     assert password not in done.stdout + done.stderr

@@ -39,12 +39,18 @@ class Recorder:
         return [m for c, m in self.messages if c == "external-aggregator//batch_commands"]
 
     def answers(self) -> list[dict]:
-        return [answer for c, m in self.messages if c.endswith("/response/batch_commands")
-                for answers in m["responses"].values() for answer in answers]
+        return [
+            answer
+            for c, m in self.messages
+            if c.endswith("/response/batch_commands")
+            for answers in m["responses"].values()
+            for answer in answers
+        ]
 
     def trades(self) -> list[dict]:
-        return [t for c, m in self.messages if c.endswith("/events/all") and m["event"] == "trade"
-                for t in m["trade_list"]]
+        return [
+            t for c, m in self.messages if c.endswith("/events/all") and m["event"] == "trade" for t in m["trade_list"]
+        ]
 
     def close(self) -> None:
         self._thread.stop()
@@ -62,14 +68,19 @@ def recorder(redis_url) -> Iterator[Recorder]:
 def run_setup(setup: str, redis_url: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, REDIS_URL=redis_url, PYTHONUNBUFFERED="1")
     return subprocess.run(
-        [sys.executable, "-m", "gsy_e_sdk", "--log-level", "ERROR", "run", "--setup", setup,
-         "--run-on-redis"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        [sys.executable, "-m", "gsy_e_sdk", "--log-level", "ERROR", "run", "--setup", setup, "--run-on-redis"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
-def test_done_when_test_redis_aggregator_completes_with_trades(start_exchange, redis_url, recorder,
-                                                               tmp_path):
-    exchange = start_exchange("external_devices.json", "--duration", "1h", *FAST,
-                              "--start-when-selected", "3", "--results", str(tmp_path))
+def test_done_when_test_redis_aggregator_completes_with_trades(start_exchange, redis_url, recorder, tmp_path):
+    exchange = start_exchange(
+        "external_devices.json", "--duration", "1h", *FAST, "--start-when-selected", "3", "--results", str(tmp_path)
+    )
     result = run_setup("test_redis_aggregator", redis_url)
     assert result.returncode == 0, result.stderr
     assert exchange.wait(30) == 0
@@ -77,22 +88,21 @@ def test_done_when_test_redis_aggregator_completes_with_trades(start_exchange, r
     assert bought, recorder.messages[-5:]
     trades_csv = (tmp_path / "trades.csv").read_text().splitlines()
     assert any(",load," in row for row in trades_csv[1:])
-    fees = [c for b in recorder.batches() for cs in b["batch_commands"].values() for c in cs
-            if c["type"] == "grid_fees"]
+    fees = [
+        c for b in recorder.batches() for cs in b["batch_commands"].values() for c in cs if c["type"] == "grid_fees"
+    ]
     assert fees and all(c["data"] == {"fee_const": 5} for c in fees)
 
 
 def test_market_aggregator_setup_raises_fees_each_slot(start_exchange, redis_url, recorder):
-    exchange = start_exchange("external_market_stats.json", "--duration", "1h", *FAST,
-                              "--start-when-selected", "2")
+    exchange = start_exchange("external_market_stats.json", "--duration", "1h", *FAST, "--start-when-selected", "2")
     result = run_setup("test_redis_market_aggregator", redis_url)
     assert result.returncode == 0, result.stderr
     assert exchange.wait(30) == 0
     per_market: dict[str, list[float]] = {}
     for batch in recorder.batches():
         for uuid, commands in batch["batch_commands"].items():
-            per_market.setdefault(uuid, []).extend(
-                c["data"]["fee_const"] for c in commands if c["type"] == "grid_fees")
+            per_market.setdefault(uuid, []).extend(c["data"]["fee_const"] for c in commands if c["type"] == "grid_fees")
     assert len(per_market) == 2
     for fees in per_market.values():
         assert len(fees) >= 3 and fees == list(range(1, len(fees) + 1))
@@ -102,8 +112,9 @@ def test_market_aggregator_setup_raises_fees_each_slot(start_exchange, redis_url
 
 
 def test_forecast_setup_sends_forecasts_the_exchange_accepts(start_exchange, redis_url, recorder):
-    exchange = start_exchange("external_devices_send_forecasts.json", "--duration", "1h", *FAST,
-                              "--start-when-selected", "2")
+    exchange = start_exchange(
+        "external_devices_send_forecasts.json", "--duration", "1h", *FAST, "--start-when-selected", "2"
+    )
     result = run_setup("test_sending_energy_forecast", redis_url)
     assert result.returncode == 0, result.stderr
     assert exchange.wait(30) == 0
@@ -112,9 +123,13 @@ def test_forecast_setup_sends_forecasts_the_exchange_accepts(start_exchange, red
     answers = recorder.answers()
     assert answers and all(a["status"] == "ready" for a in answers)
     # The forecast sent during one slot is the PV's energy in the next.
-    pv_energy = [node["asset_info"]["available_energy_kWh"]
-                 for c, m in recorder.messages if c.endswith("/events/all") and m["event"] == "market"
-                 for node in _flat(m["grid_tree"]) if node.get("area_name") == "forecast-measurement-pv"]
+    pv_energy = [
+        node["asset_info"]["available_energy_kWh"]
+        for c, m in recorder.messages
+        if c.endswith("/events/all") and m["event"] == "market"
+        for node in _flat(m["grid_tree"])
+        if node.get("area_name") == "forecast-measurement-pv"
+    ]
     assert pv_energy[1:3] == [1.0, 2.0]
 
 
@@ -138,8 +153,10 @@ def test_idle_client_process_uses_no_cpu_and_two_threads(redis_url):
         "c = get_connection()\n"
         "c.subscribe({'idle/check': lambda ch, p: None})\n"
         "time.sleep(0.3); t = time.process_time(); time.sleep(2)\n"
-        "print(time.process_time() - t, threading.active_count())\n")
+        "print(time.process_time() - t, threading.active_count())\n"
+    )
     env = dict(os.environ, REDIS_URL=redis_url)
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         timeout=30, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30, check=True
+    ).stdout.split()
     assert float(out[0]) < 0.05 and int(out[1]) == 2

@@ -72,13 +72,10 @@ class ReadmeAggregator(RedisAggregator):
 
 
 def test_readme_flow(start_exchange, redis_url):
-    exchange = start_exchange("external_devices.json", "--duration", "1h", *FAST,
-                              "--start-when-selected", "3")
+    exchange = start_exchange("external_devices.json", "--duration", "1h", *FAST, "--start-when-selected", "3")
     aggregator = ReadmeAggregator("test_aggr", redis_url=redis_url)
-    load = RedisAssetClient("load", autoregister=True, redis_url=redis_url,
-                            pubsub_thread=aggregator.pubsub)
-    pv = RedisAssetClient("pv", autoregister=True, redis_url=redis_url,
-                          pubsub_thread=aggregator.pubsub)
+    load = RedisAssetClient("load", autoregister=True, redis_url=redis_url, pubsub_thread=aggregator.pubsub)
+    pv = RedisAssetClient("pv", autoregister=True, redis_url=redis_url, pubsub_thread=aggregator.pubsub)
     market = RedisMarketClient("House 2", redis_url)
     for client in (load, pv, market):
         assert client.is_active and client.area_uuid
@@ -90,8 +87,7 @@ def test_readme_flow(start_exchange, redis_url):
     assert aggregator.responses, "no batch response came back"
     for response in aggregator.responses:
         load_answers = response["responses"][load.area_uuid]
-        assert [(a["command"], a["status"]) for a in load_answers] == [
-            ("bid", "ready"), ("device_info", "ready")]
+        assert [(a["command"], a["status"]) for a in load_answers] == [("bid", "ready"), ("device_info", "ready")]
         offer, info = response["responses"][pv.area_uuid]
         assert offer["command"] == "offer" and info["command"] == "device_info"
         assert offer["status"] == "ready" or "error_message" in offer
@@ -124,8 +120,7 @@ class GridOperator(RedisAggregator):
 
 
 def test_market_clients_change_grid_fees_and_read_dso_stats(start_exchange, redis_url):
-    exchange = start_exchange("external_market_stats.json", "--duration", "1h", *FAST,
-                              "--start-when-selected", "2")
+    exchange = start_exchange("external_market_stats.json", "--duration", "1h", *FAST, "--start-when-selected", "2")
     operator = GridOperator("grid_operator", redis_url=redis_url)
     markets = [RedisMarketClient(name, redis_url) for name in ("House 1", "house-2")]
     assert [m.area_id for m in markets] == ["house-1", "house-2"]
@@ -164,25 +159,29 @@ class Forecaster(RedisAggregator):
         value = round(0.1 * (len(self.sent) + 1), 3)
         self.sent[next_slot] = value
         for uuid in self.device_uuid_list:
-            (self.add_to_batch_commands.set_energy_forecast(uuid, {next_slot: value})
-             .set_energy_measurement(uuid, {slot: value}))
+            (
+                self.add_to_batch_commands.set_energy_forecast(uuid, {next_slot: value}).set_energy_measurement(
+                    uuid, {slot: value}
+                )
+            )
         response = self.execute_batch_commands()
         for answers in (response or {}).get("responses", {}).values():
             self.answers.extend(answers)
 
 
 def test_energy_forecast_takes_effect(start_exchange, redis_url):
-    exchange = start_exchange("external_devices_send_forecasts.json", "--duration", "1h", *FAST,
-                              "--start-when-selected", "2")
+    exchange = start_exchange(
+        "external_devices_send_forecasts.json", "--duration", "1h", *FAST, "--start-when-selected", "2"
+    )
     forecaster = Forecaster("forecaster", redis_url=redis_url)
-    assets = [RedisAssetClient(name, redis_url=redis_url)
-              for name in ("forecast-measurement-pv", "forecast-measurement-load")]
+    assets = [
+        RedisAssetClient(name, redis_url=redis_url) for name in ("forecast-measurement-pv", "forecast-measurement-load")
+    ]
     for asset in assets:
         asset.select_aggregator(forecaster.aggregator_uuid)
     wait_until_finished(forecaster, exchange)
 
-    assert forecaster.answers and all(a["status"] == "ready" for a in forecaster.answers), \
-        forecaster.answers
+    assert forecaster.answers and all(a["status"] == "ready" for a in forecaster.answers), forecaster.answers
     for asset in assets:
         reported = forecaster.reported[asset.area_uuid]
         checked = [slot for slot in reported if slot in forecaster.sent]
@@ -195,12 +194,25 @@ def test_client_survives_a_redis_restart(start_exchange, redis_url, redis_server
     if redis_server is None:
         pytest.skip("REDIS_URL points at an external Redis that this test cannot restart")
     # Paced (1.5 s per slot) so the restart lands mid-run.
-    exchange = start_exchange("external_devices.json", "--duration", "75m", "--slot-length", "15m",
-                              "--tick-length", "90s", "--pace", "1.5", "--start-when-selected", "3")
+    exchange = start_exchange(
+        "external_devices.json",
+        "--duration",
+        "75m",
+        "--slot-length",
+        "15m",
+        "--tick-length",
+        "90s",
+        "--pace",
+        "1.5",
+        "--start-when-selected",
+        "3",
+    )
     aggregator = AutoAggregator("restart_aggr", redis_url=redis_url, grid_fee_cents_kwh=1)
-    for client in (RedisAssetClient("load", redis_url=redis_url),
-                   RedisAssetClient("pv", redis_url=redis_url),
-                   RedisMarketClient("House 2", redis_url)):
+    for client in (
+        RedisAssetClient("load", redis_url=redis_url),
+        RedisAssetClient("pv", redis_url=redis_url),
+        RedisMarketClient("House 2", redis_url),
+    ):
         client.select_aggregator(aggregator.aggregator_uuid)
     connection = get_connection(redis_url)
     reconnections = connection.reconnections
@@ -218,26 +230,37 @@ def test_client_survives_a_redis_restart(start_exchange, redis_url, redis_server
 def write_crowd_scenario(path: Path, count: int) -> list[str]:
     names = [f"crowd load {i}" for i in range(count)]
     scenario = {
-        "name": "Grid", "settings": {"min_offer_age": 0, "min_bid_age": 0},
+        "name": "Grid",
+        "settings": {"min_offer_age": 0, "min_bid_age": 0},
         "children": [
-            {"name": "Crowd", "allow_external_connection": True, "children": [
-                {"name": name, "type": "LoadHours", "avg_power_W": 100,
-                 "hrs_of_day": list(range(24)), "final_buying_rate": 35,
-                 "allow_external_connection": True} for name in names]},
-            {"name": "Market Maker", "type": "InfiniteBus", "energy_sell_rate": 30,
-             "energy_buy_rate": 0}]}
+            {
+                "name": "Crowd",
+                "allow_external_connection": True,
+                "children": [
+                    {
+                        "name": name,
+                        "type": "LoadHours",
+                        "avg_power_W": 100,
+                        "hrs_of_day": list(range(24)),
+                        "final_buying_rate": 35,
+                        "allow_external_connection": True,
+                    }
+                    for name in names
+                ],
+            },
+            {"name": "Market Maker", "type": "InfiniteBus", "energy_sell_rate": 30, "energy_buy_rate": 0},
+        ],
+    }
     path.write_text(json.dumps(scenario))
     return names
 
 
 def test_two_hundred_assets_use_one_reader_thread(start_exchange, redis_url, tmp_path):
     names = write_crowd_scenario(tmp_path / "crowd.json", 200)
-    exchange = start_exchange(tmp_path / "crowd.json", "--duration", "30m", *FAST,
-                              "--start-when-selected", "200")
+    exchange = start_exchange(tmp_path / "crowd.json", "--duration", "30m", *FAST, "--start-when-selected", "200")
     threads_before = threading.active_count()
     aggregator = AutoAggregator("crowd_aggr", redis_url=redis_url)
-    clients = [RedisAssetClient(name, redis_url=redis_url, pubsub_thread=aggregator.pubsub)
-               for name in names]
+    clients = [RedisAssetClient(name, redis_url=redis_url, pubsub_thread=aggregator.pubsub) for name in names]
     for client in clients:
         client.select_aggregator(aggregator.aggregator_uuid)
     readers = [t for t in threading.enumerate() if t.name == READER_THREAD_NAME]
@@ -272,8 +295,7 @@ class BidDeleter(RedisAggregator):
 
 
 def test_lifecycle_commands_against_the_exchange(start_exchange, redis_url):
-    exchange = start_exchange("external_devices.json", "--duration", "30m", *FAST,
-                              "--start-when-selected", "2")
+    exchange = start_exchange("external_devices.json", "--duration", "30m", *FAST, "--start-when-selected", "2")
     chosen = BidDeleter("chosen", redis_url=redis_url)
     other = RedisAggregator("other", redis_url=redis_url)
     market = RedisMarketClient("House 2", redis_url)
@@ -294,8 +316,7 @@ def test_lifecycle_commands_against_the_exchange(start_exchange, redis_url):
         client.select_aggregator(chosen.aggregator_uuid)
     wait_until_finished(chosen, exchange)
     delete, listing = chosen.delete_answers
-    assert (delete["command"], delete["status"], delete["deleted_bids"]) == (
-        "bid_delete", "ready", [chosen.bid_id])
+    assert (delete["command"], delete["status"], delete["deleted_bids"]) == ("bid_delete", "ready", [chosen.bid_id])
     assert (listing["command"], listing["status"], listing["bid_list"]) == ("list_bids", "ready", [])
 
 
@@ -337,13 +358,15 @@ class SlowTicker(RedisAggregator):
 
 
 def test_slow_hooks_skip_stale_ticks_keep_every_market_and_trade_and_finish_on_time(
-        start_exchange, redis_url, redis_client, caplog):
+    start_exchange, redis_url, redis_client, caplog
+):
     exchange = start_exchange("external_devices.json", "--duration", "2h", *FAST, "--start-when-selected", "2")
     aggregator = SlowTicker("slow_ticker", redis_url=redis_url)
     arrivals: list[tuple[float, dict]] = []  # every event as published, when it arrived
     recorder = redis_client.pubsub(ignore_subscribe_messages=True)
-    recorder.subscribe(**{aggregator.channel_names.events:
-                          lambda m: arrivals.append((time.monotonic(), json.loads(m["data"])))})
+    recorder.subscribe(
+        **{aggregator.channel_names.events: lambda m: arrivals.append((time.monotonic(), json.loads(m["data"])))}
+    )
     recording = recorder.run_in_thread(sleep_time=0.01, daemon=True)
     try:
         with caplog.at_level(logging.INFO, logger="gsy_e_sdk"):
@@ -360,19 +383,30 @@ def test_slow_hooks_skip_stale_ticks_keep_every_market_and_trade_and_finish_on_t
     finish_arrived = next(at for at, event in arrivals if event["event"] == "finish")
     ticks = [event for event in published if event["event"] == "tick"]
     # Every market, trade and finish event reached its hook, in the exchange's order.
-    expected = [("market", e["market_slot"]) if e["event"] == "market" else
-                ("trade", tuple(t["trade_id"] for t in e["trade_list"])) if e["event"] == "trade" else ("finish",)
-                for e in published if e["event"] != "tick"]
+    expected = [
+        ("market", e["market_slot"])
+        if e["event"] == "market"
+        else ("trade", tuple(t["trade_id"] for t in e["trade_list"]))
+        if e["event"] == "trade"
+        else ("finish",)
+        for e in published
+        if e["event"] != "tick"
+    ]
     assert aggregator.seen == expected and any(kind == "trade" for kind, *_ in expected), exchange.output()[-2000:]
     # Ticks: each one either ran its hooks or was counted as dropped; most were dropped.
     assert aggregator.ticks_run + aggregator.dropped_ticks == len(ticks)
     assert aggregator.dropped_ticks > len(ticks) / 2 and len(aggregator.tick_spans) >= 1
     # on_finish ran within 1 s of the finish event, once the hook running then had returned.
-    running_until = max((end for start, end in aggregator.tick_spans if start <= finish_arrived),
-                        default=finish_arrived)
+    running_until = max(
+        (end for start, end in aggregator.tick_spans if start <= finish_arrived), default=finish_arrived
+    )
     assert aggregator.finish_started - max(finish_arrived, running_until) < 1.0
     logged = [r for r in caplog.records if "tick events superseded" in r.getMessage()]
     assert len(logged) == 1 and logged[0].levelno == logging.INFO
     logging.getLogger(__name__).info(
         "slow hooks: %d tick events, %d dropped, %d on_tick calls; on_finish %.3f s after the finish event",
-        len(ticks), aggregator.dropped_ticks, len(aggregator.tick_spans), aggregator.finish_started - finish_arrived)
+        len(ticks),
+        aggregator.dropped_ticks,
+        len(aggregator.tick_spans),
+        aggregator.finish_started - finish_arrived,
+    )

@@ -23,19 +23,39 @@ from gsy_e_sdk.redis_market import RedisMarketClient
 from gsy_e_sdk.rest_market import RestMarketClient
 from gsy_e_sdk.wire.times import format_slot, parse_slot
 from tests.integration.test_sdk_rest import HOUSE_2, LOAD, PV, wait_for
-from tests.integration.test_sdk_rest import closing, facade, rest_env  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.integration
 
 FORECAST_LOAD = "2daa372a-b964-414b-aa57-e163e5dfdad2"  # forecast-measurement-load: never selected
 START = "2026-06-01T10:00"  # daylight: the PV has energy to offer
 # 10 ticks per 15-minute slot, 1.5 s of wall time per slot: hooks and direct calls keep up.
-PACED = ("--duration", "2h", "--slot-length", "15m", "--tick-length", "90s", "--pace", "1.5",
-         "--start-when-selected", "2")
+PACED = (
+    "--duration",
+    "2h",
+    "--slot-length",
+    "15m",
+    "--tick-length",
+    "90s",
+    "--pace",
+    "1.5",
+    "--start-when-selected",
+    "2",
+)
 # The README's builder calls; every one must come back answered by the exchange, and all but the
 # PV's forecast and measurement (which only forecast-driven assets take) succeed.
-BATCH_COMMANDS = {"bid", "offer", "bid_delete", "offer_delete", "list_bids", "list_offers", "device_info",
-                  "dso_market_stats", "grid_fees", "set_energy_forecast", "set_energy_measurement"}
+BATCH_COMMANDS = {
+    "bid",
+    "offer",
+    "bid_delete",
+    "offer_delete",
+    "list_bids",
+    "list_offers",
+    "device_info",
+    "dso_market_stats",
+    "grid_fees",
+    "set_energy_forecast",
+    "set_energy_measurement",
+}
 NOT_FOR_A_PV = {"set_energy_forecast", "set_energy_measurement"}
 
 
@@ -69,16 +89,18 @@ class ReadmeCalls:
             elif info.get("energy_requirement_kWh", 0) > 0:
                 required = info["energy_requirement_kWh"]
                 batch.delete_bid(asset_uuid=uuid, bid_id=None)
-                batch.bid_energy(asset_uuid=uuid, energy=required / 4, price=10 * required,
-                                 replace_existing=True, time_slot=None)
+                batch.bid_energy(
+                    asset_uuid=uuid, energy=required / 4, price=10 * required, replace_existing=True, time_slot=None
+                )
                 batch.bid_energy_rate(asset_uuid=uuid, energy=required / 4, rate=35, replace_existing=False)
                 batch.list_bids(area_uuid=uuid)
                 batch.asset_info(asset_uuid=uuid)
             elif info.get("available_energy_kWh", 0) > 0:
                 available = info["available_energy_kWh"]
                 batch.delete_offer(asset_uuid=uuid, offer_id=None)
-                batch.offer_energy(asset_uuid=uuid, energy=available / 4, price=available / 4,
-                                   replace_existing=True, time_slot=None)
+                batch.offer_energy(
+                    asset_uuid=uuid, energy=available / 4, price=available / 4, replace_existing=True, time_slot=None
+                )
                 batch.offer_energy_rate(asset_uuid=uuid, energy=available / 4, rate=1, replace_existing=False)
                 batch.list_offers(area_uuid=uuid)
                 batch.device_info(area_uuid=uuid)
@@ -88,9 +110,11 @@ class ReadmeCalls:
         if response:
             self.answers.extend(answer for answers in response["responses"].values() for answer in answers)
         load, pv = self.get_uuid_from_area_name(name="load"), self.get_uuid_from_area_name(name="pv")
-        self.fees.append(self.calculate_grid_fee(start_market_or_device_name=load,
-                                                 target_market_or_device_name=pv,
-                                                 fee_type="current_market_fee"))
+        self.fees.append(
+            self.calculate_grid_fee(
+                start_market_or_device_name=load, target_market_or_device_name=pv, fee_type="current_market_fee"
+            )
+        )
 
     def on_tick(self, tick_info: dict) -> None:
         self.hooks.add("on_tick")
@@ -134,8 +158,11 @@ def run_readme_script(aggregator: Any, load: Any, pv: Any, market: Any, forecast
     stats = market.last_market_dso_stats()
     assert (stats["command"], stats["status"]) == ("dso_market_stats", "ready"), stats
     market.select_aggregator(aggregator.aggregator_uuid)
-    wait_for(lambda: BATCH_COMMANDS <= {answer["command"] for answer in aggregator.answers}, 30,
-             f"answers to every builder call: {aggregator.answers}")
+    wait_for(
+        lambda: BATCH_COMMANDS <= {answer["command"] for answer in aggregator.answers},
+        30,
+        f"answers to every builder call: {aggregator.answers}",
+    )
     forecaster.unregister()
     assert not is_registered(forecaster)
     assert spare.delete_aggregator(is_blocking=True) is not None
@@ -149,8 +176,14 @@ def run_readme_script(aggregator: Any, load: Any, pv: Any, market: Any, forecast
     refused = {answer["command"]: answer for answer in aggregator.answers if answer["status"] == "error"}
     assert all("not supported" in str(refused[command]) for command in NOT_FOR_A_PV), refused
     assert answered["bid"]["market_type"] and answered["list_bids"]["bid_list"] is not None
-    assert {"on_market_slot", "on_tick", "on_trade", "on_finish", "on_finished", "on_event_or_response"} \
-        <= aggregator.hooks
+    assert {
+        "on_market_slot",
+        "on_tick",
+        "on_trade",
+        "on_finish",
+        "on_finished",
+        "on_event_or_response",
+    } <= aggregator.hooks
     assert aggregator.fees and all(isinstance(fee, (int, float)) for fee in aggregator.fees)
 
 
@@ -174,7 +207,7 @@ def test_readme_calls_on_redis(start_exchange, redis_url: str) -> None:
     assert aggregator.get_uuid_from_area_name(name="pv") == pv.area_uuid
 
 
-def test_readme_calls_on_rest(facade, closing) -> None:  # noqa: F811 - fixtures
+def test_readme_calls_on_rest(facade, closing) -> None:
     exchange = facade(*PACED)  # the facade fixture starts at START too
     aggregator = closing(RestReadme("readme_rest", accept_all_devices=True))
     load = closing(RestAssetClient(LOAD, autoregister=True))

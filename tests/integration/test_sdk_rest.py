@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -27,85 +26,19 @@ from gsy_e_sdk.aggregator import Aggregator
 from gsy_e_sdk.clients.rest_asset_client import RestAssetClient
 from gsy_e_sdk.rest_market import RestMarketClient
 from gsy_e_sdk.utils import (
-    get_aggregators_list, get_area_uuid_and_name_mapping_from_simulation_id,
-    get_area_uuid_from_area_name_and_collaboration_id)
+    get_aggregators_list,
+    get_area_uuid_and_name_mapping_from_simulation_id,
+    get_area_uuid_from_area_name_and_collaboration_id,
+)
 from tests.conftest import ROOT
-from tests.integration.raw_client import HOUSE_2, LOAD, PV, SIM
+from tests.integration.raw_client import HOUSE_2, LOAD, PV, SIM, free_port
+from tests.integration.sdk_rest_fixtures import PASSWORD, SECOND_PASSWORD, SECOND_USER, USER, Facade
 
 pytestmark = pytest.mark.integration
 
-USER, PASSWORD = "rest-user@example.com", "pw-Vq8#not-in-any-log"
-SECOND_USER, SECOND_PASSWORD = "second-user", "pw-second-Zk2#also-secret"
 # A slot of 10 ticks; the exchange waits at most 0.5 s for an aggregator's batch at a tick.
 FAST = ("--slot-length", "15m", "--tick-length", "90s", "--pace", "fast", "--tick-deadline", "0.5s")
 JWT_PATTERN = re.compile(r"eyJ[\w-]{8,}\.[\w-]{8,}\.[\w-]{8,}")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Facade:
-    """Where a started exchange's REST facade listens."""
-
-    def __init__(self, process: Any, port: int) -> None:
-        self.process = process
-        self.domain = f"http://127.0.0.1:{port}"
-        self.websocket_domain = f"ws://127.0.0.1:{port}/external-ws"
-
-    def wait_healthy(self, timeout: float = 20.0) -> Facade:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{self.domain}/healthz", timeout=1).status_code == 200:
-                    return self
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"the HTTP facade did not become healthy:\n{self.process.output()}")
-
-
-@pytest.fixture()
-def rest_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The SDK's credentials and settings, as ``gsy-e-sdk run`` would export them."""
-    monkeypatch.setenv("API_CLIENT_USERNAME", USER)
-    monkeypatch.setenv("API_CLIENT_PASSWORD", PASSWORD)
-    monkeypatch.setenv("API_CLIENT_SIMULATION_ID", SIM)
-    monkeypatch.setenv("API_CLIENT_RUN_ON_REDIS", "false")
-    # Each test talks to a new server on a new port: start without cached tokens.
-    monkeypatch.setattr(jwt_auth, "_providers", {})
-
-
-@pytest.fixture()
-def facade(start_exchange, rest_env, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Facade]:
-    def _start(*args: str) -> Facade:
-        port = free_port()
-        users = json.dumps({USER: PASSWORD, SECOND_USER: SECOND_PASSWORD})
-        process = start_exchange("external_devices.json", "--http-port", str(port), "--simulation-id",
-                                 SIM, "--start-date", "2026-06-01T10:00", *args,
-                                 env={"GSY_EXCHANGE_USERS": users})
-        started = Facade(process, port).wait_healthy()
-        monkeypatch.setenv("API_CLIENT_DOMAIN_NAME", started.domain)
-        monkeypatch.setenv("API_CLIENT_WEBSOCKET_DOMAIN_NAME", started.websocket_domain)
-        return started
-
-    return _start
-
-
-@pytest.fixture()
-def closing() -> Iterator[Callable[[Any], Any]]:
-    """Registers REST clients whose websockets are closed after the test."""
-    clients: list[Any] = []
-
-    def _register(client: Any) -> Any:
-        clients.append(client)
-        return client
-
-    yield _register
-    for client in clients:
-        client.close()
 
 
 @pytest.fixture()
@@ -214,8 +147,12 @@ def test_aggregator_and_clients_trade_over_rest_without_leaking_secrets(facade, 
 
     # Batches were answered over the aggregator websocket, per device.
     assert aggregator.responses, exchange.process.output()[-3000:]
-    answers = [answer for response in aggregator.responses for uuid, entries in response["responses"].items()
-               for answer in entries]
+    answers = [
+        answer
+        for response in aggregator.responses
+        for uuid, entries in response["responses"].items()
+        for answer in entries
+    ]
     assert {"bid", "grid_fees", "dso_market_stats"} <= {answer["command"] for answer in answers}
     assert any(answer["status"] == "ready" for answer in answers if answer["command"] == "bid")
     # The load bought energy; the fee set over REST shows up in a later slot's grid tree.
@@ -283,8 +220,7 @@ def test_expired_token_is_renewed_before_use_and_after_a_401(facade, closing, al
     stale = second_provider.current
     time.sleep(3.5)
     results: list[Any] = []
-    threads = [threading.Thread(target=lambda: results.append(second.get_configuration_registry()))
-               for _ in range(6)]
+    threads = [threading.Thread(target=lambda: results.append(second.get_configuration_registry())) for _ in range(6)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -302,8 +238,9 @@ def test_expired_token_is_renewed_before_use_and_after_a_401(facade, closing, al
     wait_for(lambda: asset.websocket_connected, 15, "the asset websocket")
     assert second_provider.logins == 3
     assert [line for line in all_logs if "handshake refused with HTTP 401" in line]
-    assert_no_secrets(all_logs, {first, provider.current, stale, renewed, second_provider.current},
-                      (PASSWORD, SECOND_PASSWORD))
+    assert_no_secrets(
+        all_logs, {first, provider.current, stale, renewed, second_provider.current}, (PASSWORD, SECOND_PASSWORD)
+    )
 
 
 def test_rate_limit_429_waits_for_retry_after(facade, closing, all_logs) -> None:
@@ -320,8 +257,15 @@ def test_rate_limit_429_waits_for_retry_after(facade, closing, all_logs) -> None
     assert not [line for line in all_logs if "failed with status code 429" in line]
     # The limit is real: the same burst by hand meets 429 with a Retry-After header.
     headers = {"Authorization": f"JWT {aggregator.jwt_token}"}
-    raw = [requests.get(f"{exchange.domain}/external-connection/configurations/{SIM}/registry",
-                        data="{}", headers=headers, timeout=5) for _ in range(6)]
+    raw = [
+        requests.get(
+            f"{exchange.domain}/external-connection/configurations/{SIM}/registry",
+            data="{}",
+            headers=headers,
+            timeout=5,
+        )
+        for _ in range(6)
+    ]
     throttled = [response for response in raw if response.status_code == 429]
     assert throttled and int(throttled[0].headers["Retry-After"]) >= 1
 
@@ -329,13 +273,36 @@ def test_rate_limit_429_waits_for_retry_after(facade, closing, all_logs) -> None
 def test_cli_runs_the_bundled_rest_setup_and_logs_no_secrets(facade, tmp_path) -> None:
     exchange = facade("--duration", "1h", *FAST, "--start-when-selected", "3")
     log_file = tmp_path / "client.log"
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("API_CLIENT_PASSWORD", "API_CLIENT_USERNAME")}
+    env = {key: value for key, value in os.environ.items() if key not in ("API_CLIENT_PASSWORD", "API_CLIENT_USERNAME")}
     result = subprocess.run(
-        [sys.executable, "-m", "gsy_e_sdk", "--log-level", "DEBUG", "--log-file", str(log_file), "run",
-         "--setup", "test_create_aggregator", "-u", USER, "-p", PASSWORD, "-d", exchange.domain,
-         "-w", exchange.websocket_domain, "-s", SIM],
-        env=dict(env, PYTHONUNBUFFERED="1"), cwd=ROOT, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "gsy_e_sdk",
+            "--log-level",
+            "DEBUG",
+            "--log-file",
+            str(log_file),
+            "run",
+            "--setup",
+            "test_create_aggregator",
+            "-u",
+            USER,
+            "-p",
+            PASSWORD,
+            "-d",
+            exchange.domain,
+            "-w",
+            exchange.websocket_domain,
+            "-s",
+            SIM,
+        ],
+        env=dict(env, PYTHONUNBUFFERED="1"),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     log = log_file.read_text()
     assert result.returncode == 0, result.stderr + log[-3000:]
     finished = re.search(r"test_create_aggregator finished with (\d+) trades", log)
@@ -348,14 +315,29 @@ def test_cli_runs_the_bundled_rest_setup_and_logs_no_secrets(facade, tmp_path) -
     assert exchange.process.wait(30) == 0
 
 
-def test_facade_restart_mid_run_websocket_reconnects_and_trading_resumes(start_exchange, rest_env, closing,
-                                                                        redis_url, tmp_path, monkeypatch) -> None:
+def test_facade_restart_mid_run_websocket_reconnects_and_trading_resumes(
+    start_exchange, rest_env, closing, redis_url, tmp_path, monkeypatch
+) -> None:
     """The web tier (``exchange http``) dies and comes back with a new signing secret while the
     exchange keeps running: the SDK logs in again, its websocket reconnects, trades go on."""
     users = json.dumps({USER: PASSWORD})
-    exchange = start_exchange("external_devices.json", "--simulation-id", SIM, "--start-date", "2026-06-01T10:00",
-                              "--duration", "3h", "--slot-length", "15m", "--tick-length", "90s", "--pace", "2.5",
-                              "--start-when-selected", "2")
+    exchange = start_exchange(
+        "external_devices.json",
+        "--simulation-id",
+        SIM,
+        "--start-date",
+        "2026-06-01T10:00",
+        "--duration",
+        "3h",
+        "--slot-length",
+        "15m",
+        "--tick-length",
+        "90s",
+        "--pace",
+        "2.5",
+        "--start-when-selected",
+        "2",
+    )
     port = free_port()
     monkeypatch.setenv("API_CLIENT_DOMAIN_NAME", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("API_CLIENT_WEBSOCKET_DOMAIN_NAME", f"ws://127.0.0.1:{port}/external-ws")
@@ -365,7 +347,10 @@ def test_facade_restart_mid_run_websocket_reconnects_and_trading_resumes(start_e
         process = subprocess.Popen(
             [sys.executable, "-m", "gsy_e_sdk", "exchange", "http", "--redis-url", redis_url, "--http-port", str(port)],
             env={**os.environ, "GSY_EXCHANGE_USERS": users, "GSY_EXCHANGE_JWT_SECRET": secret * 4},
-            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
         Facade(exchange, port).wait_healthy()
         return process
 
@@ -381,8 +366,11 @@ def test_facade_restart_mid_run_websocket_reconnects_and_trading_resumes(start_e
     second = web_tier("other-secret")
     try:
         wait_for(lambda: aggregator.websocket_connected, 60, "the websocket to reconnect")
-        wait_for(lambda: len(aggregator.trades) > trades_before, 60,
-                 f"trades after the restart:\n{exchange.output()[-2000:]}")
+        wait_for(
+            lambda: len(aggregator.trades) > trades_before,
+            60,
+            f"trades after the restart:\n{exchange.output()[-2000:]}",
+        )
         # Batches sent after the restart were answered over the new connection.
         responses_before = len(aggregator.responses)
         wait_for(lambda: len(aggregator.responses) > responses_before, 30, "a batch answer after the restart")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from gsy_e_sdk.embedded_redis import PrivateRedis, find_redis_server_binary
+from gsy_local_exchange.embedded_redis import PrivateRedis, find_redis_server_binary
 from tests.conftest import SCENARIOS
 from tests.processes import Proc
 
@@ -24,16 +24,33 @@ pytestmark = pytest.mark.integration
 
 RUNS = 20
 LANES = 2
-EXCHANGE = ("exchange", "run", "--scenario", str(SCENARIOS / "external_devices.json"), "--duration", "30m",
-            "--slot-length", "15m", "--tick-length", "90s", "--pace", "fast", "--tick-deadline", "0.5s",
-            "--start-when-selected", "3")
+EXCHANGE = (
+    "exchange",
+    "run",
+    "--scenario",
+    str(SCENARIOS / "external_devices.json"),
+    "--duration",
+    "30m",
+    "--slot-length",
+    "15m",
+    "--tick-length",
+    "90s",
+    "--pace",
+    "fast",
+    "--tick-deadline",
+    "0.5s",
+    "--start-when-selected",
+    "3",
+)
 CLIENT = ("run", "--setup", "test_redis_aggregator", "--run-on-redis")
 
 
 def run_pair(redis_url: str, index: int, logs: Path) -> str | None:
     """Start both at once (alternating which goes first); None when both finished cleanly."""
-    argv = {"exchange": [sys.executable, "-m", "gsy_e_sdk", *EXCHANGE, "--redis-url", redis_url],
-            "client": [sys.executable, "-m", "gsy_e_sdk", *CLIENT, "--redis-url", redis_url]}
+    argv = {
+        "exchange": [sys.executable, "-m", "gsy_e_sdk", *EXCHANGE, "--redis-url", redis_url],
+        "client": [sys.executable, "-m", "gsy_e_sdk", *CLIENT, "--redis-url", redis_url],
+    }
     order = ("exchange", "client") if index % 2 == 0 else ("client", "exchange")
     processes = {name: Proc(argv[name], logs / f"{index}-{name}.log") for name in order}
     try:
@@ -44,7 +61,8 @@ def run_pair(redis_url: str, index: int, logs: Path) -> str | None:
                 code = "nothing: still running"
             if code != 0:
                 return f"run {index} ({' first, '.join(order)} second): {name} exited {code}\n" + "\n".join(
-                    f"--- {other}:\n{process.output()[-1500:]}" for other, process in processes.items())
+                    f"--- {other}:\n{process.output()[-1500:]}" for other, process in processes.items()
+                )
         return None
     finally:
         for process in processes.values():
@@ -67,5 +85,6 @@ def test_exchange_and_client_started_together_always_finish(tmp_path: Path) -> N
         outcomes = [outcome for lane in lanes.map(run_lane, range(LANES), [tmp_path] * LANES) for outcome in lane]
     failures = [outcome for outcome in outcomes if outcome is not None]
     assert len(outcomes) == RUNS and not failures, f"{len(failures)} of {RUNS} runs failed:\n" + "\n".join(failures)
-    logging.getLogger(__name__).info("%d of %d simultaneous starts finished, in %.1f s", RUNS - len(failures),
-                                     RUNS, time.monotonic() - started)
+    logging.getLogger(__name__).info(
+        "%d of %d simultaneous starts finished, in %.1f s", RUNS - len(failures), RUNS, time.monotonic() - started
+    )

@@ -25,19 +25,46 @@ SLOT = "2026-06-01T10:00"
 
 
 def _slice(aggregator: str, index: int, completion: int, load: str) -> dict:
-    return SliceTask(fleet="batch-test", aggregator=aggregator, aggregator_uuid=f"uuid-{aggregator}", slice=index,
-                     shard=1, event="tick", slot=SLOT, completion=completion, market_maker_rate=30,
-                     dispatched_at=time.time(), transaction_id=f"t-{aggregator}-{index}-{completion}",
-                     assets=[{"uuid": f"id-{load}", "name": load, "kind": "Load",
-                              "info": {"energy_requirement_kWh": 0.5, "energy_active_in_bids": 0.0,
-                                       "energy_traded": 0.0, "total_cost": 0.0}}]).model_dump()
+    return SliceTask(
+        fleet="batch-test",
+        aggregator=aggregator,
+        aggregator_uuid=f"uuid-{aggregator}",
+        slice=index,
+        shard=1,
+        event="tick",
+        slot=SLOT,
+        completion=completion,
+        market_maker_rate=30,
+        dispatched_at=time.time(),
+        transaction_id=f"t-{aggregator}-{index}-{completion}",
+        assets=[
+            {
+                "uuid": f"id-{load}",
+                "name": load,
+                "kind": "Load",
+                "info": {
+                    "energy_requirement_kWh": 0.5,
+                    "energy_active_in_bids": 0.0,
+                    "energy_traded": 0.0,
+                    "total_cost": 0.0,
+                },
+            }
+        ],
+    ).model_dump()
 
 
 @pytest.fixture()
 def worker_env(redis_url, tmp_path, monkeypatch):
     config = tmp_path / "fleet.yaml"
-    config.write_text(yaml.safe_dump({"name": "batch-test", "aggregators": [{"name": "a", "assets": ["Load *"]}],
-                                      "strategies": {"Load": {"name": "price_ramp"}}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "name": "batch-test",
+                "aggregators": [{"name": "a", "assets": ["Load *"]}],
+                "strategies": {"Load": {"name": "price_ramp"}},
+            }
+        )
+    )
     monkeypatch.setenv("GSY_FLEET_CONFIG", str(config))
     monkeypatch.setenv("REDIS_URL", redis_url)
     worker_context.context.cache_clear()

@@ -29,8 +29,7 @@ import pytest
 import redis
 import yaml
 
-from gsy_e_sdk.embedded_redis import PrivateRedis
-
+from gsy_local_exchange.embedded_redis import PrivateRedis
 from orchestrator.attach import aggregator_uuid
 from orchestrator.fleet_key import fleet_key
 from orchestrator.messages import slice_transaction_id
@@ -39,7 +38,7 @@ from orchestrator.sharding import plan_slices
 from tests.processes import Proc
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIO = ROOT / "exchange" / "scenarios" / "community.json"
+SCENARIO = ROOT / "gsy_local_exchange" / "scenarios" / "community.json"
 START = "2026-06-01T10:00"
 SLOTS = ["2026-06-01T10:00", "2026-06-01T10:15", "2026-06-01T10:30", "2026-06-01T10:45", "2026-06-01T11:00"]
 HOUSEHOLDS = 25  # 19 loads, 4 PVs, 2 batteries: every one orders in every slot of the morning
@@ -62,13 +61,20 @@ def private_redis() -> Iterator[PrivateRedis]:
 
 def fleet_dict(name: str, **overrides) -> dict:
     fleet = {
-        "name": name, "shards": 2, "max_assets_per_task": 5, "task_timeout": TASK_TIMEOUT_S,
-        "aggregators": [{"name": "households", "assets": ["Load *", "PV *", "Tesla Powerwall *"]},
-                        {"name": "operator", "markets": ["Community"]}],
-        "strategies": {"Load": {"name": "price_ramp", "params": {"initial_buying_rate": 20}},
-                       "PV": {"name": "price_ramp", "params": {"final_selling_rate": 10}},
-                       "Storage": {"name": "storage_arbitrage"},
-                       "Market": {"name": "grid_fee", "params": {"base_fee": 3}}},
+        "name": name,
+        "shards": 2,
+        "max_assets_per_task": 5,
+        "task_timeout": TASK_TIMEOUT_S,
+        "aggregators": [
+            {"name": "households", "assets": ["Load *", "PV *", "Tesla Powerwall *"]},
+            {"name": "operator", "markets": ["Community"]},
+        ],
+        "strategies": {
+            "Load": {"name": "price_ramp", "params": {"initial_buying_rate": 20}},
+            "PV": {"name": "price_ramp", "params": {"final_selling_rate": 10}},
+            "Storage": {"name": "storage_arbitrage"},
+            "Market": {"name": "grid_fee", "params": {"base_fee": 3}},
+        },
     }
     fleet.update(overrides)
     return fleet
@@ -135,23 +141,44 @@ class Fleet:
         self.exchange: Proc | None = None
         self.workers: dict[str, Proc] = {}
         self.dispatchers: list[Proc] = []
-        self.env = {"GSY_FLEET_CONFIG": str(self.config_path), "REDIS_URL": redis_url,
-                    "GSY_FLEET_BROKER_URL": redis_url, "GSY_FLEET_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT_S)}
+        self.env = {
+            "GSY_FLEET_CONFIG": str(self.config_path),
+            "REDIS_URL": redis_url,
+            "GSY_FLEET_BROKER_URL": redis_url,
+            "GSY_FLEET_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT_S),
+        }
 
     # ------------------------------------------------------------------ processes
     def start_exchange(self, duration: str, pace: str | None, *extra: str) -> Proc:
-        args = ["--strict-reference", "--paused", "--duration", duration, "--tick-length", "30s", "--start-date", START,
-                "--results", str(self.results), *extra]
+        args = [
+            "--strict-reference",
+            "--paused",
+            "--duration",
+            duration,
+            "--tick-length",
+            "30s",
+            "--start-date",
+            START,
+            "--results",
+            str(self.results),
+            *extra,
+        ]
         if pace is not None:
             args += ["--pace", pace]
         self.exchange = Proc(exchange_command(SCENARIO, *args), self.tmp / "exchange.log", exchange_env(self.redis_url))
         wait_for_exchange(self.client, self.exchange.process)
         return self.exchange
 
-    def start_worker(self, name: str, queues: Iterable[str] = ("shard-0", "shard-1"), log_level: str = "INFO",
-                     env: dict[str, str] | None = None) -> Proc:
-        worker = Proc(worker_command(list(queues), name, log_level), self.tmp / f"{name}.log",
-                      {**self.env, **(env or {})})
+    def start_worker(
+        self,
+        name: str,
+        queues: Iterable[str] = ("shard-0", "shard-1"),
+        log_level: str = "INFO",
+        env: dict[str, str] | None = None,
+    ) -> Proc:
+        worker = Proc(
+            worker_command(list(queues), name, log_level), self.tmp / f"{name}.log", {**self.env, **(env or {})}
+        )
         self.workers[name] = worker
         return worker
 
@@ -168,8 +195,19 @@ class Fleet:
 
     def start_dispatcher_process(self, log_level: str = "INFO", extra_env: dict[str, str] | None = None) -> Proc:
         index = len(self.dispatchers)
-        argv = [sys.executable, "-m", "gsy_e_sdk", "--log-level", log_level, "fleet", "dispatch",
-                "--config", str(self.config_path), "--redis-url", self.redis_url]
+        argv = [
+            sys.executable,
+            "-m",
+            "gsy_e_sdk",
+            "--log-level",
+            log_level,
+            "fleet",
+            "dispatch",
+            "--config",
+            str(self.config_path),
+            "--redis-url",
+            self.redis_url,
+        ]
         dispatcher = Proc(argv, self.tmp / f"dispatcher-{index}.log", {**self.env, **(extra_env or {})})
         self.dispatchers.append(dispatcher)
         return dispatcher
@@ -195,8 +233,9 @@ class Fleet:
         try:
             return self.exchange.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            raise AssertionError(f"exchange still running after {timeout:g} s:\n{self.exchange.output()[-3000:]}") \
-                from None
+            raise AssertionError(
+                f"exchange still running after {timeout:g} s:\n{self.exchange.output()[-3000:]}"
+            ) from None
 
     def close(self) -> None:
         for process in [*self.dispatchers, *self.workers.values(), *([self.exchange] if self.exchange else [])]:
@@ -209,8 +248,10 @@ class Fleet:
 
     def aggregator_uuids(self) -> dict[str, str]:
         """As the dispatcher derives them, under the fleet's key (created now if it is the first)."""
-        return {aggregator["name"]: aggregator_uuid(self.key(), self.name, aggregator["name"])
-                for aggregator in self.fleet["aggregators"]}
+        return {
+            aggregator["name"]: aggregator_uuid(self.key(), self.name, aggregator["name"])
+            for aggregator in self.fleet["aggregators"]
+        }
 
     def orders(self) -> list[dict]:
         with (self.results / "orders.csv").open() as handle:
@@ -239,8 +280,9 @@ def duplicate_orders(orders: list[dict]) -> dict[tuple[str, str, str], int]:
     return {key: count for key, count in counts.items() if count > 1}
 
 
-def decision_ids(key: bytes, aggregator_uuid_: str, slices: int, slots: list[str]
-                 ) -> dict[str, tuple[str, str, int, int]]:
+def decision_ids(
+    key: bytes, aggregator_uuid_: str, slices: int, slots: list[str]
+) -> dict[str, tuple[str, str, int, int]]:
     """Every transaction id a fleet task can submit under -> (slot, event, completion, slice).
 
     The dispatcher's formula under the fleet's key; an order under any other id was not placed
@@ -251,14 +293,21 @@ def decision_ids(key: bytes, aggregator_uuid_: str, slices: int, slots: list[str
         for event in ("market", "tick"):
             for completion in range(0, 100, 10):
                 for index in range(slices):
-                    ids[slice_transaction_id(key, aggregator_uuid_, slot, event, completion, index)] = \
-                        (slot, event, completion, index)
+                    ids[slice_transaction_id(key, aggregator_uuid_, slot, event, completion, index)] = (
+                        slot,
+                        event,
+                        completion,
+                        index,
+                    )
     return ids
 
 
 def household_slices(fleet: dict) -> int:
-    return len(plan_slices("households", [str(i) for i in range(HOUSEHOLDS)], [], fleet["shards"],
-                           fleet["max_assets_per_task"]))
+    return len(
+        plan_slices(
+            "households", [str(i) for i in range(HOUSEHOLDS)], [], fleet["shards"], fleet["max_assets_per_task"]
+        )
+    )
 
 
 TASK_LINE = re.compile(r"Task (workers\.\w+)\[([0-9a-f-]{36})\] (received|succeeded)")

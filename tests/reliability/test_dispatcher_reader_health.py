@@ -22,8 +22,15 @@ pytestmark = pytest.mark.integration
 def test_a_dead_reader_stops_the_dispatcher_with_an_error(redis_url, tmp_path, start_exchange):
     start_exchange("community.json", "--paused", "--duration", "1h")
     fleet_file = tmp_path / "fleet.yaml"
-    fleet_file.write_text(yaml.safe_dump({"name": "reader-health", "aggregators": [{"name": "h", "assets": ["PV *"]}],
-                                          "strategies": {"PV": {"name": "price_ramp"}}}))
+    fleet_file.write_text(
+        yaml.safe_dump(
+            {
+                "name": "reader-health",
+                "aggregators": [{"name": "h", "assets": ["PV *"]}],
+                "strategies": {"PV": {"name": "price_ramp"}},
+            }
+        )
+    )
     connection = RedisConnection(redis_url)  # its own, so stopping its reader touches no other test
     dispatcher = Dispatcher(load_fleet_config(fleet_file), connection, make_app(redis_url))
     dispatcher.start(fresh=True)

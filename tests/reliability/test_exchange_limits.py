@@ -14,27 +14,44 @@ import uuid
 import pytest
 import redis
 
-from exchange import direct
-from exchange.batch_answers import BatchLimits
-from exchange.descriptor import DESCRIPTOR_KEY, read_descriptor
-from exchange.redis_api import MAX_PAYLOAD_BYTES
 from gsy_e_sdk.wire import channels
+from gsy_local_exchange import direct
+from gsy_local_exchange.batch_answers import BatchLimits
+from gsy_local_exchange.descriptor import DESCRIPTOR_KEY, read_descriptor
+from gsy_local_exchange.redis_api import MAX_PAYLOAD_BYTES
 from tests.integration.raw_client import RawClient
-from tests.reliability.test_fuzz_exchange import (AGG, BATCH_CHANNEL, GOOD_ORDER, LOAD, RESPONSE_CHANNEL,
-                                                  controlled_simulation, step)
+from tests.reliability.test_fuzz_exchange import (
+    AGG,
+    BATCH_CHANNEL,
+    GOOD_ORDER,
+    LOAD,
+    RESPONSE_CHANNEL,
+    controlled_simulation,
+    step,
+)
 
 GOOD_BID = {**GOOD_ORDER["bid"][1], "replace_existing": False}
 
 
 def _send(simulation, transaction_id: str, commands: dict, aggregator: str = AGG) -> list:
-    return simulation.handle(BATCH_CHANNEL, {"type": "BATCHED", "transaction_id": transaction_id,
-                                             "aggregator_uuid": aggregator, "batch_commands": commands})
+    return simulation.handle(
+        BATCH_CHANNEL,
+        {
+            "type": "BATCHED",
+            "transaction_id": transaction_id,
+            "aggregator_uuid": aggregator,
+            "batch_commands": commands,
+        },
+    )
 
 
 def _answers(simulation) -> dict[str, str]:
     """Batch answers published by the next tick, by transaction id, as published."""
-    return {json.loads(payload)["transaction_id"]: payload
-            for name, payload in step(simulation).messages if name == RESPONSE_CHANNEL}
+    return {
+        json.loads(payload)["transaction_id"]: payload
+        for name, payload in step(simulation).messages
+        if name == RESPONSE_CHANNEL
+    }
 
 
 def _bids(simulation) -> int:
@@ -131,31 +148,48 @@ def test_direct_requests_waiting_for_the_tick_are_bounded(monkeypatch) -> None:
     assert "Exchange busy" in json.loads(reply)["error_message"] and json.loads(reply)["transaction_id"] == "l2"
 
 
-GARBAGE = [b"[" * 3000 + b"]" * 3000, b"\xff\xfe\x80 not utf-8", b"[1, 2]", b'"a string"',
-           b'{"aggregator_uuid": [], "transaction_id": {"x": 1}, "batch_commands": 5}', b"{truncated"]
+GARBAGE = [
+    b"[" * 3000 + b"]" * 3000,
+    b"\xff\xfe\x80 not utf-8",
+    b"[1, 2]",
+    b'"a string"',
+    b'{"aggregator_uuid": [], "transaction_id": {"x": 1}, "batch_commands": 5}',
+    b"{truncated",
+]
 
 
 @pytest.mark.integration
 def test_a_flood_of_garbage_neither_stalls_the_exchange_nor_floods_its_log(start_exchange, redis_url: str) -> None:
-    exchange = start_exchange("external_devices.json", "--duration", "4h", "--tick-length", "90s", "--pace", "4",
-                              "--start-when-selected", "1")
+    exchange = start_exchange(
+        "external_devices.json", "--duration", "4h", "--tick-length", "90s", "--pace", "4", "--start-when-selected", "1"
+    )
     aggregator = str(uuid.uuid4())
     events = channels.aggregator_events(aggregator)
     client = RawClient(redis_url)
     try:
-        client.request(channels.AGGREGATOR_COMMANDS, {"name": "a", "type": "CREATE", "transaction_id": aggregator},
-                       channels.AGGREGATOR_RESPONSE)
+        client.request(
+            channels.AGGREGATOR_COMMANDS,
+            {"name": "a", "type": "CREATE", "transaction_id": aggregator},
+            channels.AGGREGATOR_RESPONSE,
+        )
         load = client.request(channels.register("load"), {"name": "load"}, channels.register_response("load"))
-        client.request(channels.AGGREGATOR_COMMANDS, {"aggregator_uuid": aggregator, "type": "SELECT",
-                                                      "device_uuid": load["device_uuid"]}, channels.AGGREGATOR_RESPONSE)
+        client.request(
+            channels.AGGREGATOR_COMMANDS,
+            {"aggregator_uuid": aggregator, "type": "SELECT", "device_uuid": load["device_uuid"]},
+            channels.AGGREGATOR_RESPONSE,
+        )
         client.wait_for(lambda ch, data: ch == events and data.get("event") == "market")
     finally:
         client.close()  # it reads every channel and could not decode the garbage itself
     publisher = redis.Redis.from_url(redis_url)
     pipe = publisher.pipeline(transaction=False)
     for _ in range(250):
-        for channel in (BATCH_CHANNEL, channels.AGGREGATOR_COMMANDS, channels.register("pv"),
-                        channels.area_command("pv", "offer")):
+        for channel in (
+            BATCH_CHANNEL,
+            channels.AGGREGATOR_COMMANDS,
+            channels.register("pv"),
+            channels.area_command("pv", "offer"),
+        ):
             for payload in GARBAGE:
                 pipe.publish(channel, payload)
         pipe.execute()

@@ -33,9 +33,20 @@ from orchestrator.dispatcher import Dispatcher
 from orchestrator.messages import SliceTask, slice_payloads
 from orchestrator.processes import LocalWorkers
 from tests.reliability.fleet_harness import (
-    HOUSEHOLDS, SCENARIO, SLOTS, Fleet, FreezableProxy, Proc, decision_ids, duplicate_orders, fleet_dict, household_slices,
-    missing_by_slot, task_states, wait_until)
-from tests.reliability.fleet_harness import private_redis  # noqa: F401 - a fixture
+    HOUSEHOLDS,
+    SCENARIO,
+    SLOTS,
+    Fleet,
+    FreezableProxy,
+    Proc,
+    decision_ids,
+    duplicate_orders,
+    fleet_dict,
+    household_slices,
+    missing_by_slot,
+    task_states,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -113,18 +124,26 @@ def test_sigkilled_worker_tasks_are_redelivered_within_the_slot(private_redis, t
 
         def all_of_10_00_done() -> bool:
             sent = recorder.tasks()
-            done = {task for worker in (victim, survivor)
-                    for task, states in task_states(worker.output()).items() if "succeeded" in states}
-            return (any(payload["slot"] == SLOTS[0] and payload["completion"] == 90
-                        for _, _, payload in recorder.slices()) and set(sent) <= done)
+            done = {
+                task
+                for worker in (victim, survivor)
+                for task, states in task_states(worker.output()).items()
+                if "succeeded" in states
+            }
+            return (
+                any(payload["slot"] == SLOTS[0] and payload["completion"] == 90 for _, _, payload in recorder.slices())
+                and set(sent) <= done
+            )
 
         wait_until(all_of_10_00_done, 60, "every task of slot 10:00 to finish", step=0.05)
         proxy.frozen.set()
 
         def victim_holds_a_task_of_the_slot() -> bool:
             states = task_states(victim.output())
-            return any(payload["slot"] == SLOTS[1] and states.get(task_id) == {"received"}
-                       for task_id, _, payload in recorder.slices())
+            return any(
+                payload["slot"] == SLOTS[1] and states.get(task_id) == {"received"}
+                for task_id, _, payload in recorder.slices()
+            )
 
         wait_until(victim_holds_a_task_of_the_slot, 20, "the victim to take a task of slot 10:15")
         time.sleep(0.3)  # it may take a few more before the kill
@@ -141,8 +160,9 @@ def test_sigkilled_worker_tasks_are_redelivered_within_the_slot(private_redis, t
     assert held, "the victim held no task when it was killed"
     assert {payload["slot"] for task_id, _, payload in sent if task_id in held} == {SLOTS[1]}
     survivor_states = task_states(survivor.output())
-    assert all(survivor_states.get(task_id) == {"received", "succeeded"} for task_id in held), \
+    assert all(survivor_states.get(task_id) == {"received", "succeeded"} for task_id in held), (
         f"not redelivered to the survivor: {[t for t in held if 'succeeded' not in survivor_states.get(t, ())]}"
+    )
     households = set(recorder.dispatcher.aggregators[0].assets.values())
     _assert_every_household_orders_once_per_decision(fleet, SLOTS[:3], households)
     # Each redelivered decision with orders was placed, once, within the slot it was made for.
@@ -179,13 +199,20 @@ class DroppingDispatcher(Dispatcher):
         handler = super()._queue_handler(aggregator)
 
         def dropping(payload: dict) -> None:
-            if aggregator.name == "households" and payload.get("event") == "market" \
-                    and payload.get("market_slot") == SLOTS[1]:
+            if (
+                aggregator.name == "households"
+                and payload.get("event") == "market"
+                and payload.get("market_slot") == SLOTS[1]
+            ):
                 self.dropped.append(payload)
                 return
             handler(payload)
-            if aggregator.name == "households" and payload.get("event") == "tick" \
-                    and payload.get("market_slot") == SLOTS[2] and payload.get("slot_completion") == "50%":
+            if (
+                aggregator.name == "households"
+                and payload.get("event") == "tick"
+                and payload.get("market_slot") == SLOTS[2]
+                and payload.get("slot_completion") == "50%"
+            ):
                 handler(payload)
 
         return dropping
@@ -225,20 +252,30 @@ def test_a_lost_market_event_is_detected_and_the_slot_resynced(private_redis, tm
     assert [payload["market_slot"] for payload in dispatcher.dropped] == [SLOTS[1]]
     assert counters.get("missed_events") == 1 and counters.get("resynced_slots") == 1, counters
     assert counters.get("duplicate_events") == 1, counters
-    doubled = [payload for _, _, payload in recorder.slices()
-               if payload["slot"] == SLOTS[2] and payload["completion"] == 50 and payload["aggregator"] == "households"]
+    doubled = [
+        payload
+        for _, _, payload in recorder.slices()
+        if payload["slot"] == SLOTS[2] and payload["completion"] == 50 and payload["aggregator"] == "households"
+    ]
     assert len(doubled) == household_slices(fleet.fleet), "the tick received twice was dispatched twice"
     households_uuid = fleet.aggregator_uuids()["households"]
-    resynced = [SliceTask.model_validate(payload) for _, name, payload in recorder.slices()
-                if name == "workers.on_market_slot" and payload["slot"] == SLOTS[1]
-                and payload["aggregator_uuid"] == households_uuid]
+    resynced = [
+        SliceTask.model_validate(payload)
+        for _, name, payload in recorder.slices()
+        if name == "workers.on_market_slot"
+        and payload["slot"] == SLOTS[1]
+        and payload["aggregator_uuid"] == households_uuid
+    ]
     assert sorted(task.slice for task in resynced) == list(range(household_slices(fleet.fleet)))
     assert {task.completion for task in resynced} == {10}, "the first tick after the loss starts the slot"
     households = set(dispatcher.aggregators[0].assets.values())
     _assert_every_household_orders_once_per_decision(fleet, SLOTS[:4], households)
     # The resynced market decisions reached the exchange, within 10:15.
-    placed = {order["slot"] for order in fleet.orders()
-              if order["transaction_id"] in {task.transaction_id for task in resynced}}
+    placed = {
+        order["slot"]
+        for order in fleet.orders()
+        if order["transaction_id"] in {task.transaction_id for task in resynced}
+    }
     assert placed == {SLOTS[1]}
 
 
@@ -247,13 +284,18 @@ class ExchangeWatch:
 
     def __init__(self, redis_url: str) -> None:
         self.client = redis.Redis.from_url(redis_url, decode_responses=True)
-        self.creates: list[dict] = []          # CREATE commands on aggregator-commands
-        self.create_answers: list[dict] = []   # their answers on aggregator-response
-        self.batch_senders: set[str] = set()   # aggregator uuids of every batch sent
+        self.creates: list[dict] = []  # CREATE commands on aggregator-commands
+        self.create_answers: list[dict] = []  # their answers on aggregator-response
+        self.batch_senders: set[str] = set()  # aggregator uuids of every batch sent
         self.events: list[tuple[str, dict]] = []  # (aggregator uuid, market/tick event)
         self.pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-        self.pubsub.subscribe(**{"aggregator-commands": self._on_command, "aggregator-response": self._on_answer,
-                                 "external-aggregator//batch_commands": self._on_batch})
+        self.pubsub.subscribe(
+            **{
+                "aggregator-commands": self._on_command,
+                "aggregator-response": self._on_answer,
+                "external-aggregator//batch_commands": self._on_batch,
+            }
+        )
         self.pubsub.psubscribe(**{"external-aggregator//*/events/all": self._on_event})
         self.thread = self.pubsub.run_in_thread(sleep_time=0.05, daemon=True)
 
@@ -276,8 +318,10 @@ class ExchangeWatch:
             self.events.append((message["channel"].split("/")[2], payload))
 
     def saw(self, aggregator: str, slot: str, completion: int) -> bool:
-        return any(uuid_ == aggregator and payload["market_slot"] == slot
-                   and payload["slot_completion"] == f"{completion}%" for uuid_, payload in list(self.events))
+        return any(
+            uuid_ == aggregator and payload["market_slot"] == slot and payload["slot_completion"] == f"{completion}%"
+            for uuid_, payload in list(self.events)
+        )
 
     def close(self) -> None:
         self.thread.stop()
@@ -330,8 +374,11 @@ def test_a_killed_dispatcher_reattaches_without_duplicates_and_resumes_at_the_cu
     # was not started over, and the households ordered in 10:15 after the restart and in 10:30.
     assert counters.get("missed_events", 0) >= 2 and counters.get("resynced_slots", 0) == 0, counters
     known = decision_ids(fleet.key(), uuids["households"], household_slices(fleet.fleet), SLOTS[:3])
-    ticks = {known[order["transaction_id"]][2] for order in fleet.orders()
-             if known[order["transaction_id"]][:2] == (SLOTS[1], "tick")}
+    ticks = {
+        known[order["transaction_id"]][2]
+        for order in fleet.orders()
+        if known[order["transaction_id"]][:2] == (SLOTS[1], "tick")
+    }
     assert not ticks & {20, 30} and max(ticks) == 90, ticks
     households = {order["asset"] for order in fleet.orders()}
     _assert_every_household_orders_once_per_decision(fleet, SLOTS[:3], households)
@@ -371,9 +418,17 @@ def test_fleet_and_sdk_clients_survive_a_redis_restart(private_redis, tmp_path):
     retries after 2 s, then 4 s, ...) a whole slot.
     """
     fleet_assets = sorted(name for name in _community_assets() if name != SDK_ASSET)
-    fleet = Fleet(tmp_path, private_redis.url, fleet_dict(
-        "fault-redis-restart", aggregators=[{"name": "households", "assets": fleet_assets},
-                                            {"name": "operator", "markets": ["Community"]}]))
+    fleet = Fleet(
+        tmp_path,
+        private_redis.url,
+        fleet_dict(
+            "fault-redis-restart",
+            aggregators=[
+                {"name": "households", "assets": fleet_assets},
+                {"name": "operator", "markets": ["Community"]},
+            ],
+        ),
+    )
     recorder = sdk = None
     try:
         fleet.start_exchange("1h15m", "8")
@@ -388,8 +443,13 @@ def test_fleet_and_sdk_clients_survive_a_redis_restart(private_redis, tmp_path):
         fleet.wait_workers(recorder.app, ["wa", "wb"])
         recorder.thread.start()
         fleet.resume()
-        wait_until(lambda: any(payload["slot"] == SLOTS[1] and payload["completion"] >= 30
-                               for _, _, payload in recorder.slices()), 60, "30 % of slot 10:15")
+        wait_until(
+            lambda: any(
+                payload["slot"] == SLOTS[1] and payload["completion"] >= 30 for _, _, payload in recorder.slices()
+            ),
+            60,
+            "30 % of slot 10:15",
+        )
         private_redis.stop()
         time.sleep(1.0)  # down long enough for every client to notice
         private_redis.restart()  # same port, empty
@@ -427,8 +487,16 @@ def test_a_dead_local_worker_of_fleet_run_is_started_again(private_redis, tmp_pa
         wait_until(lambda: pool.restarts == 1 and pool.processes[1].pid != victim.pid, 10, "the restart")
         pool.wait_ready(60)
         # The new worker consumes shard-1: a task sent there runs.
-        payload = SliceTask(fleet="fault-local-workers", aggregator="households", aggregator_uuid="a", slice=1,
-                            shard=1, event="finish", dispatched_at=time.time(), transaction_id="t").model_dump()
+        payload = SliceTask(
+            fleet="fault-local-workers",
+            aggregator="households",
+            aggregator_uuid="a",
+            slice=1,
+            shard=1,
+            event="finish",
+            dispatched_at=time.time(),
+            transaction_id="t",
+        ).model_dump()
         app.send_task("workers.on_finish", args=[payload], queue="shard-1")
         wait_until(lambda: fleet.counters().get("finished_slices") == 1, 30, "the task on shard-1")
     finally:

@@ -13,10 +13,16 @@ import time
 import pytest
 
 from orchestrator.celery_app import make_app
-from tests.reliability.fleet_harness import HOUSEHOLDS, SLOTS, Fleet, fleet_dict, missing_by_slot, private_redis, wait_until
+from tests.reliability.fleet_harness import (
+    HOUSEHOLDS,
+    SLOTS,
+    Fleet,
+    fleet_dict,
+    missing_by_slot,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
-_ = private_redis  # a fixture
 
 
 def test_a_forged_finish_does_not_end_the_fleet_run(private_redis, tmp_path):
@@ -31,8 +37,10 @@ def test_a_forged_finish_does_not_end_the_fleet_run(private_redis, tmp_path):
         fleet.resume()
         wait_until(lambda: fleet.counters().get("tasks_done", 0) > 0, 30, "the first tasks")
         for uuid_ in uuids.values():
-            fleet.client.publish(f"external-aggregator//{uuid_}/events/all",
-                                 json.dumps({"event": "finish", "simulation_id": None, "num_ticks": 10.0}))
+            fleet.client.publish(
+                f"external-aggregator//{uuid_}/events/all",
+                json.dumps({"event": "finish", "simulation_id": None, "num_ticks": 10.0}),
+            )
         time.sleep(2.5)
         assert dispatcher.alive(), f"a forged finish ended the run:\n{dispatcher.output()[-3000:]}"
         assert fleet.wait_exchange(60) == 0

@@ -44,19 +44,21 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from exchange.assets import ENERGY_TOLERANCE, Storage
-from exchange.clock import SimulationClock
-from exchange import redis_api
-from exchange.commands import MAX_CONSTANT_FEE
-from gsy_e_sdk.wire.log_limit import RateLimitedLog
-from exchange.orders import BID, OFFER
-from exchange.redis_api import MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH, RedisEdge, decode_payload
-from exchange.scenario import load_scenario
-from exchange.simulation import Simulation, StepResult
 from gsy_e_sdk.wire import channels
+from gsy_e_sdk.wire.log_limit import RateLimitedLog
 from gsy_e_sdk.wire.times import parse_slot
+from gsy_local_exchange import redis_api
+from gsy_local_exchange.assets import ENERGY_TOLERANCE, Storage
+from gsy_local_exchange.clock import SimulationClock
+from gsy_local_exchange.commands import MAX_CONSTANT_FEE
+from gsy_local_exchange.orders import BID, OFFER
+from gsy_local_exchange.redis_api import MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH, RedisEdge, decode_payload
+from gsy_local_exchange.scenario import load_scenario
+from gsy_local_exchange.simulation import Simulation, StepResult
 
-SCENARIO = load_scenario(Path(__file__).resolve().parents[2] / "exchange" / "scenarios" / "external_devices.json")
+SCENARIO = load_scenario(
+    Path(__file__).resolve().parents[2] / "gsy_local_exchange" / "scenarios" / "external_devices.json"
+)
 START = datetime(2026, 6, 1, 12)  # PV produces at noon, so well-formed offers can succeed
 CLOCK = SimulationClock(START, SCENARIO.settings.slot_length, SCENARIO.settings.tick_length, timedelta(hours=1))
 _AREAS = {area.name: area for area in Simulation(SCENARIO, CLOCK).engine.areas.values()}
@@ -70,8 +72,17 @@ BATCH_CHANNEL = channels.batch_commands()
 RESPONSE_CHANNEL = channels.batch_response(AGG)
 INTERNAL_ERROR = "Internal error while executing the command"
 
-ASSET_COMMANDS = ("offer", "bid", "delete_offer", "delete_bid", "list_offers", "list_bids", "device_info",
-                  "set_energy_forecast", "set_energy_measurement")
+ASSET_COMMANDS = (
+    "offer",
+    "bid",
+    "delete_offer",
+    "delete_bid",
+    "list_offers",
+    "list_bids",
+    "device_info",
+    "set_energy_forecast",
+    "set_energy_measurement",
+)
 MARKET_COMMANDS = ("grid_fees", "dso_market_stats")
 ORDER_KEYS = {"type", "energy", "price", "replace_existing", "time_slot", "transaction_id"}
 NEXT_SLOT = "2026-06-01T12:15"
@@ -83,10 +94,12 @@ FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, Heal
 def fuzz(examples: int, *extra_checks: HealthCheck) -> settings:
     return settings(FUZZ, max_examples=examples, suppress_health_check=[*FUZZ.suppress_health_check, *extra_checks])
 
+
 # ---------------------------------------------------------------------------------------------- values
 # Everything a Redis payload can hold after ``json.loads``: huge ints, NaN/inf, lone surrogates.
-BEYOND_FLOAT = st.integers(min_value=2 ** 1024, max_value=10 ** 400) | st.integers(min_value=-10 ** 400,
-                                                                                    max_value=-2 ** 1024)
+BEYOND_FLOAT = st.integers(min_value=2**1024, max_value=10**400) | st.integers(
+    min_value=-(10**400), max_value=-(2**1024)
+)
 TEXT = st.text(max_size=12) | st.sampled_from(["\ud800", "a\udfff", "\x00", "", " ", "NaN"])
 SCALARS = st.none() | st.booleans() | st.integers() | BEYOND_FLOAT | st.floats() | TEXT
 
@@ -101,17 +114,24 @@ def _nest(depth: int, as_dict: bool) -> Any:
 # Nested garbage; deeper payloads (up to the decoder's limit) are in test_deepest_decodable_payloads_everywhere,
 # hypothesis could not print them.
 DEEP = st.builds(_nest, st.integers(10, 120), st.booleans())
-JSON = st.recursive(SCALARS, lambda children: st.lists(children, max_size=4)
-                    | st.dictionaries(TEXT, children, max_size=4), max_leaves=10) | DEEP
+JSON = (
+    st.recursive(
+        SCALARS,
+        lambda children: st.lists(children, max_size=4) | st.dictionaries(TEXT, children, max_size=4),
+        max_leaves=10,
+    )
+    | DEEP
+)
 JSON_OBJECTS = st.dictionaries(TEXT, JSON, max_size=5)
 NON_OBJECTS = JSON.filter(lambda value: not isinstance(value, dict))
 
-NOT_A_NUMBER = (st.none() | st.booleans() | TEXT | st.lists(JSON, max_size=3)
-                | st.dictionaries(TEXT, JSON, max_size=3) | DEEP)
+NOT_A_NUMBER = (
+    st.none() | st.booleans() | TEXT | st.lists(JSON, max_size=3) | st.dictionaries(TEXT, JSON, max_size=3) | DEEP
+)
 NON_FINITE = st.sampled_from([math.nan, math.inf, -math.inf])
 NEGATIVE = st.floats(max_value=-1e-12, allow_infinity=False) | st.integers(max_value=-1)
 TOO_SMALL_ENERGY = st.floats(min_value=0, max_value=ENERGY_TOLERANCE * 0.99) | st.just(0)
-TOO_MUCH_ENERGY = st.floats(min_value=1e4, allow_infinity=False, allow_nan=False) | st.integers(10 ** 4, 10 ** 400)
+TOO_MUCH_ENERGY = st.floats(min_value=1e4, allow_infinity=False, allow_nan=False) | st.integers(10**4, 10**400)
 BAD_ENERGY = NOT_A_NUMBER | NON_FINITE | NEGATIVE | TOO_SMALL_ENERGY | TOO_MUCH_ENERGY
 BAD_PRICE = NOT_A_NUMBER | NON_FINITE | NEGATIVE | BEYOND_FLOAT
 NOT_A_BOOL = JSON.filter(lambda value: not isinstance(value, bool))
@@ -124,18 +144,31 @@ def _is_current_slot(value: Any) -> bool:
         return False
 
 
-OTHER_SLOTS = st.builds(lambda k, fmt: (START + k * timedelta(minutes=15)).strftime(fmt),
-                        st.integers(-10_000, 10_000).filter(bool),
-                        st.sampled_from(["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H", "%B %d %Y, %H:%M h"])
-                        ).filter(lambda text: not _is_current_slot(text))  # "%Y-%m-%dT%H" of 12:15 is 12:00
-BAD_SLOT = (st.integers() | st.floats() | st.booleans() | st.lists(JSON, max_size=2)
-            | st.dictionaries(TEXT, JSON, max_size=2) | DEEP | OTHER_SLOTS
-            | st.text(max_size=30).filter(lambda text: not _is_current_slot(text)))
+OTHER_SLOTS = st.builds(
+    lambda k, fmt: (START + k * timedelta(minutes=15)).strftime(fmt),
+    st.integers(-10_000, 10_000).filter(bool),
+    st.sampled_from(["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H", "%B %d %Y, %H:%M h"]),
+).filter(lambda text: not _is_current_slot(text))  # "%Y-%m-%dT%H" of 12:15 is 12:00
+BAD_SLOT = (
+    st.integers()
+    | st.floats()
+    | st.booleans()
+    | st.lists(JSON, max_size=2)
+    | st.dictionaries(TEXT, JSON, max_size=2)
+    | DEEP
+    | OTHER_SLOTS
+    | st.text(max_size=30).filter(lambda text: not _is_current_slot(text))
+)
 UNPARSABLE_SLOT = st.text(max_size=20).filter(lambda text: not _parses(text))
 BAD_ID = TEXT | st.integers() | st.floats() | st.booleans() | st.lists(JSON, max_size=3) | JSON_OBJECTS | DEEP
-BAD_FEE = (NOT_A_NUMBER | NON_FINITE | NEGATIVE | BEYOND_FLOAT
-           | st.floats(min_value=MAX_CONSTANT_FEE + 1e-6, allow_infinity=False, allow_nan=False)
-           | st.integers(min_value=MAX_CONSTANT_FEE + 1))
+BAD_FEE = (
+    NOT_A_NUMBER
+    | NON_FINITE
+    | NEGATIVE
+    | BEYOND_FLOAT
+    | st.floats(min_value=MAX_CONSTANT_FEE + 1e-6, allow_infinity=False, allow_nan=False)
+    | st.integers(min_value=MAX_CONSTANT_FEE + 1)
+)
 
 
 def _parses(text: str) -> bool:
@@ -151,8 +184,10 @@ def unknown_key(allowed: set[str]) -> st.SearchStrategy[str]:
 
 
 # ---------------------------------------------------------------------------------------------- commands
-GOOD_ORDER = {OFFER: (PV, {"type": "offer", "energy": 0.01, "price": 0.5}),     # 50 ct/kWh: nothing crosses it
-              BID: (LOAD, {"type": "bid", "energy": 0.001, "price": 0.0001})}   # 0.1 ct/kWh: nothing crosses it
+GOOD_ORDER = {
+    OFFER: (PV, {"type": "offer", "energy": 0.01, "price": 0.5}),  # 50 ct/kWh: nothing crosses it
+    BID: (LOAD, {"type": "bid", "energy": 0.001, "price": 0.0001}),
+}  # 0.1 ct/kWh: nothing crosses it
 
 WELL_FORMED = [
     GOOD_ORDER[OFFER],
@@ -201,7 +236,8 @@ def malformed_deletes_and_lists(side: str) -> st.SearchStrategy[tuple[str, dict]
     uuid = PV if side == OFFER else LOAD
     return st.one_of(
         st.tuples(st.sampled_from([side, f"{side}_id"]), BAD_ID).map(
-            lambda pair: {"type": f"delete_{side}", pair[0]: pair[1]}),
+            lambda pair: {"type": f"delete_{side}", pair[0]: pair[1]}
+        ),
         BAD_SLOT.map(lambda value: {"type": f"delete_{side}", "time_slot": value}),
         BAD_SLOT.map(lambda value: {"type": f"list_{side}s", "time_slot": value}),
     ).map(lambda command: (uuid, command))
@@ -212,10 +248,12 @@ def malformed_energy_series(kind: str) -> st.SearchStrategy[tuple[str, dict]]:
     base = {"type": f"set_energy_{kind}", key: {NEXT_SLOT: 0.5}}
     return st.one_of(
         (NOT_A_NUMBER.filter(lambda value: not isinstance(value, dict)) | st.just({})).map(
-            lambda value: _with(base, **{key: value})),
+            lambda value: _with(base, **{key: value})
+        ),
         UNPARSABLE_SLOT.map(lambda slot: _with(base, **{key: {slot: 0.5}})),
         (NOT_A_NUMBER | NON_FINITE | NEGATIVE | BEYOND_FLOAT).map(
-            lambda value: _with(base, **{key: {NEXT_SLOT: value}})),
+            lambda value: _with(base, **{key: {NEXT_SLOT: value}})
+        ),
         st.tuples(unknown_key({key}), JSON).map(lambda pair: _with(base, **{pair[0]: pair[1]})),
         st.just(_without(base, (key,))),
     ).map(lambda command: (FLOAD, command))
@@ -232,31 +270,42 @@ def malformed_grid_fees() -> st.SearchStrategy[tuple[str, dict]]:
 
 
 WRONG_TARGET = [
-    (LOAD, GOOD_ORDER[OFFER][1]), (FLOAD, GOOD_ORDER[OFFER][1]), (PV, GOOD_ORDER[BID][1]),
-    (LOAD, {"type": "delete_offer"}), (LOAD, {"type": "list_offers"}),
-    (PV, {"type": "delete_bid"}), (PV, {"type": "list_bids"}),
+    (LOAD, GOOD_ORDER[OFFER][1]),
+    (FLOAD, GOOD_ORDER[OFFER][1]),
+    (PV, GOOD_ORDER[BID][1]),
+    (LOAD, {"type": "delete_offer"}),
+    (LOAD, {"type": "list_offers"}),
+    (PV, {"type": "delete_bid"}),
+    (PV, {"type": "list_bids"}),
     (PV, {"type": "set_energy_forecast", "energy_forecast": {NEXT_SLOT: 0.2}}),  # PV is not forecast-driven
     (LOAD, {"type": "set_energy_measurement", "energy_measurement": {LAST_SLOT: 0.1}}),
-    (PV, {"type": "grid_fees", "data": {"fee_const": 2}}), (FLOAD, {"type": "dso_market_stats", "data": {}}),
-    (HOUSE2, GOOD_ORDER[OFFER][1]), (HOUSE2, {"type": "device_info"}), (HOUSE2, {"type": "list_bids"}),
+    (PV, {"type": "grid_fees", "data": {"fee_const": 2}}),
+    (FLOAD, {"type": "dso_market_stats", "data": {}}),
+    (HOUSE2, GOOD_ORDER[OFFER][1]),
+    (HOUSE2, {"type": "device_info"}),
+    (HOUSE2, {"type": "list_bids"}),
     (HOUSE2, {"type": "set_energy_forecast", "energy_forecast": {NEXT_SLOT: 0.2}}),
 ]
 KNOWN_TYPES = set(ASSET_COMMANDS) | set(MARKET_COMMANDS)
 BAD_TYPE = TEXT.filter(lambda text: text not in KNOWN_TYPES) | JSON.filter(lambda value: not isinstance(value, str))
 
 MALFORMED = st.one_of(
-    malformed_orders(OFFER), malformed_orders(BID),
-    malformed_deletes_and_lists(OFFER), malformed_deletes_and_lists(BID),
-    malformed_energy_series("forecast"), malformed_energy_series("measurement"),
+    malformed_orders(OFFER),
+    malformed_orders(BID),
+    malformed_deletes_and_lists(OFFER),
+    malformed_deletes_and_lists(BID),
+    malformed_energy_series("forecast"),
+    malformed_energy_series("measurement"),
     malformed_grid_fees(),
     st.sampled_from(WRONG_TARGET),
     # well-formed commands for areas this aggregator does not control, or that do not exist
     st.tuples(st.sampled_from(UNCONTROLLED) | TEXT, st.sampled_from(WELL_FORMED)).map(
-        lambda pair: (pair[0], pair[1][1])),
+        lambda pair: (pair[0], pair[1][1])
+    ),
     st.tuples(st.sampled_from(CONTROLLED), BAD_TYPE, JSON_OBJECTS).map(
-        lambda triple: (triple[0], {**triple[2], "type": triple[1]})),
-    st.tuples(st.sampled_from(CONTROLLED), JSON_OBJECTS).map(
-        lambda pair: (pair[0], _without(pair[1], ("type",)))),
+        lambda triple: (triple[0], {**triple[2], "type": triple[1]})
+    ),
+    st.tuples(st.sampled_from(CONTROLLED), JSON_OBJECTS).map(lambda pair: (pair[0], _without(pair[1], ("type",)))),
     st.tuples(st.sampled_from(CONTROLLED), NON_OBJECTS),  # a command that is not an object
 )
 
@@ -266,8 +315,11 @@ def batch_plans(draw) -> tuple[dict[str, Any], dict[str, list[str]]]:
     """``batch_commands`` mixing malformed and well-formed commands, and the expected statuses."""
     bad = draw(st.lists(MALFORMED, min_size=1, max_size=8))
     good = draw(st.lists(st.sampled_from(WELL_FORMED), max_size=4))
-    items = draw(st.permutations([(uuid, command, "error") for uuid, command in bad]
-                                 + [(uuid, command, "ready") for uuid, command in good]))
+    items = draw(
+        st.permutations(
+            [(uuid, command, "error") for uuid, command in bad] + [(uuid, command, "ready") for uuid, command in good]
+        )
+    )
     commands: dict[str, list] = {}
     expected: dict[str, list[str]] = {}
     for uuid, command, status in items:
@@ -287,12 +339,15 @@ def controlled_simulation(**options: Any) -> Simulation:
 
     ``options``: of :class:`Simulation` (limits, strict_reference)."""
     simulation = Simulation(SCENARIO, CLOCK, **options)
-    [(channel, reply)] = simulation.handle(channels.AGGREGATOR_COMMANDS,
-                                           {"type": "CREATE", "name": "fuzz", "transaction_id": AGG})
+    [(channel, reply)] = simulation.handle(
+        channels.AGGREGATOR_COMMANDS, {"type": "CREATE", "name": "fuzz", "transaction_id": AGG}
+    )
     assert channel == channels.AGGREGATOR_RESPONSE and json.loads(reply)["status"] == "ready"
     for uuid in CONTROLLED:
-        [(_, reply)] = simulation.handle(channels.AGGREGATOR_COMMANDS, {
-            "type": "SELECT", "aggregator_uuid": AGG, "device_uuid": uuid, "transaction_id": f"select-{uuid}"})
+        [(_, reply)] = simulation.handle(
+            channels.AGGREGATOR_COMMANDS,
+            {"type": "SELECT", "aggregator_uuid": AGG, "device_uuid": uuid, "transaction_id": f"select-{uuid}"},
+        )
         assert json.loads(reply)["status"] == "SELECTED"
     step(simulation)
     return simulation
@@ -320,8 +375,9 @@ def assert_engine_invariants(simulation: Simulation) -> None:
         for book in (market.offers, market.bids):
             for order_id, order in book.items():
                 assert engine.orders.get(order_id) is order and market in order.asset.path
-        assert market.fee_configured is None or (math.isfinite(market.fee_configured)
-                                                 and 0 <= market.fee_configured <= MAX_CONSTANT_FEE)
+        assert market.fee_configured is None or (
+            math.isfinite(market.fee_configured) and 0 <= market.fee_configured <= MAX_CONSTANT_FEE
+        )
         assert math.isfinite(market.fee_running) and market.fee_running >= 0
     for asset in engine.assets:
         for book in (asset.offers, asset.bids):
@@ -361,8 +417,10 @@ def assert_batch_answered(envelope: dict, transaction_id: str, commands: dict, e
     for uuid, statuses in expected.items():
         entries = responses[uuid]
         assert len(entries) == len(statuses), (commands[uuid], entries)
-        for command, entry, status in zip(commands[uuid] if isinstance(commands[uuid], list) else [commands[uuid]],
-                                          entries, statuses):
+        # strict=False: an area listed with no command still gets one answer entry.
+        for command, entry, status in zip(
+            commands[uuid] if isinstance(commands[uuid], list) else [commands[uuid]], entries, statuses, strict=False
+        ):
             assert entry.get("area_uuid") == uuid, entry
             if status == "error":
                 assert entry.get("status") == "error", (command, entry)
@@ -373,13 +431,17 @@ def assert_batch_answered(envelope: dict, transaction_id: str, commands: dict, e
 
 # ---------------------------------------------------------------------------------------------- tests
 # Regressions: each of these commands once made the executor raise, or placed an order at an infinite rate.
-_FOUND = {PV: [{"type": "offer", "energy": 0.01, "price": 10 ** 400},
-               {"type": "offer", "energy": 0.001, "price": 1e308},
-               {"type": "delete_offer", "offer_id": ["unhashable"]},
-               {"type": "offer", "energy": -10 ** 400, "price": 1}],
-          LOAD: [{"type": "bid", "energy": 0.001, "price": -10 ** 400}, {"type": "delete_bid", "bid": {}}],
-          FLOAD: [{"type": "set_energy_forecast", "energy_forecast": {NEXT_SLOT: 10 ** 400}}],
-          HOUSE2: [{"type": "grid_fees", "data": {"fee_const": 10 ** 400}}]}
+_FOUND = {
+    PV: [
+        {"type": "offer", "energy": 0.01, "price": 10**400},
+        {"type": "offer", "energy": 0.001, "price": 1e308},
+        {"type": "delete_offer", "offer_id": ["unhashable"]},
+        {"type": "offer", "energy": -(10**400), "price": 1},
+    ],
+    LOAD: [{"type": "bid", "energy": 0.001, "price": -(10**400)}, {"type": "delete_bid", "bid": {}}],
+    FLOAD: [{"type": "set_energy_forecast", "energy_forecast": {NEXT_SLOT: 10**400}}],
+    HOUSE2: [{"type": "grid_fees", "data": {"fee_const": 10**400}}],
+}
 
 
 @fuzz(3000)
@@ -391,13 +453,18 @@ def test_batches_mix_malformed_and_well_formed_commands(rounds) -> None:
         sent = {}
         for index, (commands, expected) in enumerate(batches):
             transaction_id = f"batch-{round_index}-{index}"
-            envelope = {"type": "BATCHED", "transaction_id": transaction_id, "aggregator_uuid": AGG,
-                        "batch_commands": commands}
+            envelope = {
+                "type": "BATCHED",
+                "transaction_id": transaction_id,
+                "aggregator_uuid": AGG,
+                "batch_commands": commands,
+            }
             assert simulation.handle(BATCH_CHANNEL, envelope) == []  # queued for the tick
             sent[transaction_id] = (commands, expected)
         result = step(simulation)
-        envelopes = {envelope["transaction_id"]: envelope
-                     for envelope in messages_on(result.messages, RESPONSE_CHANNEL)}
+        envelopes = {
+            envelope["transaction_id"]: envelope for envelope in messages_on(result.messages, RESPONSE_CHANNEL)
+        }
         assert set(envelopes) == set(sent)
         for transaction_id, (commands, expected) in sent.items():
             assert_batch_answered(envelopes[transaction_id], transaction_id, commands, expected)
@@ -406,18 +473,25 @@ def test_batches_mix_malformed_and_well_formed_commands(rounds) -> None:
 def controlled_state(simulation: Simulation) -> tuple:
     engine = simulation.engine
     pv, load, forecast_load = (engine.areas[uuid] for uuid in (PV, LOAD, FLOAD))
-    return ({order_id: (order.energy, order.original_rate) for order_id, order in pv.offers.items()},
-            {order_id: (order.energy, order.original_rate) for order_id, order in load.bids.items()},
-            dict(forecast_load.pending_forecasts), dict(forecast_load.pending_measurements),
-            engine.areas[HOUSE2].fee_configured, dict(simulation.registry.owner))
+    return (
+        {order_id: (order.energy, order.original_rate) for order_id, order in pv.offers.items()},
+        {order_id: (order.energy, order.original_rate) for order_id, order in load.bids.items()},
+        dict(forecast_load.pending_forecasts),
+        dict(forecast_load.pending_measurements),
+        engine.areas[HOUSE2].fee_configured,
+        dict(simulation.registry.owner),
+    )
 
 
 @fuzz(1500)
 @given(bad=st.lists(MALFORMED, min_size=1, max_size=10))
 def test_malformed_commands_change_nothing(bad) -> None:
     simulation = controlled_simulation()
-    setup = {PV: [GOOD_ORDER[OFFER][1]], LOAD: [GOOD_ORDER[BID][1]],
-             FLOAD: [{"type": "set_energy_forecast", "energy_forecast": {NEXT_SLOT: 0.3}}]}
+    setup = {
+        PV: [GOOD_ORDER[OFFER][1]],
+        LOAD: [GOOD_ORDER[BID][1]],
+        FLOAD: [{"type": "set_energy_forecast", "energy_forecast": {NEXT_SLOT: 0.3}}],
+    }
     simulation.handle(BATCH_CHANNEL, {"transaction_id": "setup", "aggregator_uuid": AGG, "batch_commands": setup})
     step(simulation)
     before = controlled_state(simulation)
@@ -432,35 +506,64 @@ def test_malformed_commands_change_nothing(bad) -> None:
     assert controlled_state(simulation) == before
 
 
-TRANSACTION_IDS = st.builds(lambda n, text: f"{n}-{text}", st.integers(0, 10 ** 6), TEXT)
+TRANSACTION_IDS = st.builds(lambda n, text: f"{n}-{text}", st.integers(0, 10**6), TEXT)
 ENVELOPES = st.one_of(
     st.tuples(st.just("dropped"), NON_OBJECTS),
-    st.tuples(st.just("dropped"), st.builds(
-        lambda rest, tid: {**rest, "transaction_id": tid, "aggregator_uuid": AGG},
-        JSON_OBJECTS, JSON.filter(lambda value: not isinstance(value, str)))),
+    st.tuples(
+        st.just("dropped"),
+        st.builds(
+            lambda rest, tid: {**rest, "transaction_id": tid, "aggregator_uuid": AGG},
+            JSON_OBJECTS,
+            JSON.filter(lambda value: not isinstance(value, str)),
+        ),
+    ),
     st.tuples(st.just("dropped"), JSON_OBJECTS.map(lambda rest: _without(rest, ("transaction_id",)))),
-    st.tuples(st.just("dropped"), st.builds(
-        lambda rest, agg: {**_without(rest, ("aggregator_uuid",)), "transaction_id": "t",
-                           **({} if agg is None else {"aggregator_uuid": agg})},
-        JSON_OBJECTS, JSON.filter(lambda value: not isinstance(value, str)))),
-    st.tuples(st.just("unknown aggregator"), st.builds(
-        lambda agg, commands: {"transaction_id": "t", "aggregator_uuid": agg, "batch_commands": commands},
-        TEXT.filter(lambda text: text != AGG), JSON)),
-    st.tuples(st.just("bad commands"), st.builds(
-        lambda rest, commands: {**rest, "transaction_id": "t", "aggregator_uuid": AGG, "batch_commands": commands},
-        JSON_OBJECTS, NON_OBJECTS)),
-    st.tuples(st.just("bad commands"), JSON_OBJECTS.map(
-        lambda rest: {**_without(rest, ("batch_commands",)), "transaction_id": "t", "aggregator_uuid": AGG})),
+    st.tuples(
+        st.just("dropped"),
+        st.builds(
+            lambda rest, agg: {
+                **_without(rest, ("aggregator_uuid",)),
+                "transaction_id": "t",
+                **({} if agg is None else {"aggregator_uuid": agg}),
+            },
+            JSON_OBJECTS,
+            JSON.filter(lambda value: not isinstance(value, str)),
+        ),
+    ),
+    st.tuples(
+        st.just("unknown aggregator"),
+        st.builds(
+            lambda agg, commands: {"transaction_id": "t", "aggregator_uuid": agg, "batch_commands": commands},
+            TEXT.filter(lambda text: text != AGG),
+            JSON,
+        ),
+    ),
+    st.tuples(
+        st.just("bad commands"),
+        st.builds(
+            lambda rest, commands: {**rest, "transaction_id": "t", "aggregator_uuid": AGG, "batch_commands": commands},
+            JSON_OBJECTS,
+            NON_OBJECTS,
+        ),
+    ),
+    st.tuples(
+        st.just("bad commands"),
+        JSON_OBJECTS.map(
+            lambda rest: {**_without(rest, ("batch_commands",)), "transaction_id": "t", "aggregator_uuid": AGG}
+        ),
+    ),
 )
 
 
 @fuzz(1500)
-@given(envelopes=st.lists(ENVELOPES, min_size=1, max_size=4), tids=st.lists(TRANSACTION_IDS, min_size=4, max_size=4,
-                                                                               unique=True))
+@given(
+    envelopes=st.lists(ENVELOPES, min_size=1, max_size=4),
+    tids=st.lists(TRANSACTION_IDS, min_size=4, max_size=4, unique=True),
+)
 def test_malformed_batch_envelopes(envelopes, tids) -> None:
     simulation = controlled_simulation()
     answered = []
-    for (kind, payload), tid in zip(envelopes, tids):
+    for (kind, payload), tid in zip(envelopes, tids, strict=False):  # 4 ids, 1 to 4 envelopes
         if isinstance(payload, dict) and payload.get("transaction_id") == "t":
             payload = {**payload, "transaction_id": tid}
         replies = simulation.handle(BATCH_CHANNEL, payload)
@@ -476,7 +579,7 @@ def test_malformed_batch_envelopes(envelopes, tids) -> None:
     result = step(simulation)
     assert not [name for name, _ in result.messages if "/response/batch_commands" in name]
     # Idempotency: a re-sent batch is answered again with the same envelope, once, at the next tick.
-    for tid, payload, reply in answered:
+    for _, payload, _ in answered:
         assert simulation.handle(BATCH_CHANNEL, payload) == []
     result = step(simulation)
     republished = Counter(payload for name, payload in result.messages if "/response/batch_commands" in name)
@@ -486,40 +589,58 @@ def test_malformed_batch_envelopes(envelopes, tids) -> None:
 CREATED_EMPTY = "empty-aggregator"  # exists, controls nothing
 AGGREGATOR_TYPES = ("CREATE", "DELETE", "SELECT", "UNSELECT")
 NOT_A_UUID = TEXT.filter(lambda text: text not in (AGG, CREATED_EMPTY)) | JSON.filter(lambda v: not isinstance(v, str))
-NOT_A_DEVICE = (TEXT.filter(lambda text: text not in CONTROLLED) | JSON.filter(lambda v: not isinstance(v, str))
-                | st.sampled_from(UNCONTROLLED))
+NOT_A_DEVICE = (
+    TEXT.filter(lambda text: text not in CONTROLLED)
+    | JSON.filter(lambda v: not isinstance(v, str))
+    | st.sampled_from(UNCONTROLLED)
+)
 MALFORMED_AGGREGATOR_COMMANDS = st.one_of(
-    st.tuples(TEXT.filter(lambda text: text not in AGGREGATOR_TYPES) | JSON.filter(lambda v: not isinstance(v, str)),
-              JSON_OBJECTS).map(lambda pair: {**pair[1], "type": pair[0]}),
+    st.tuples(
+        TEXT.filter(lambda text: text not in AGGREGATOR_TYPES) | JSON.filter(lambda v: not isinstance(v, str)),
+        JSON_OBJECTS,
+    ).map(lambda pair: {**pair[1], "type": pair[0]}),
     JSON_OBJECTS.map(lambda rest: _without(rest, ("type",))),
     st.just({"type": "CREATE", "name": "again"}).map(lambda command: {**command, "transaction_id": AGG}),
     NOT_A_UUID.map(lambda agg: {"type": "DELETE", "aggregator_uuid": agg}),
     st.tuples(NOT_A_UUID, st.sampled_from(CONTROLLED)).map(
-        lambda pair: {"type": "SELECT", "aggregator_uuid": pair[0], "device_uuid": pair[1]}),
+        lambda pair: {"type": "SELECT", "aggregator_uuid": pair[0], "device_uuid": pair[1]}
+    ),
     NOT_A_DEVICE.map(lambda device: {"type": "SELECT", "aggregator_uuid": CREATED_EMPTY, "device_uuid": device}),
     st.sampled_from(CONTROLLED).map(  # already selected by AGG
-        lambda device: {"type": "SELECT", "aggregator_uuid": CREATED_EMPTY, "device_uuid": device}),
+        lambda device: {"type": "SELECT", "aggregator_uuid": CREATED_EMPTY, "device_uuid": device}
+    ),
     st.tuples(NOT_A_UUID | st.just(CREATED_EMPTY), st.sampled_from(CONTROLLED) | NOT_A_DEVICE).map(
-        lambda pair: {"type": "UNSELECT", "aggregator_uuid": pair[0], "device_uuid": pair[1]}),
+        lambda pair: {"type": "UNSELECT", "aggregator_uuid": pair[0], "device_uuid": pair[1]}
+    ),
 )
 
 
 def registry_state(simulation: Simulation) -> tuple:
     registry = simulation.registry
-    return ({uuid: list(aggregator.devices) for uuid, aggregator in registry.aggregators.items()},
-            dict(registry.owner))
+    return ({uuid: list(aggregator.devices) for uuid, aggregator in registry.aggregators.items()}, dict(registry.owner))
 
 
 AGGREGATOR_CHANNELS = st.sampled_from([channels.AGGREGATOR_COMMANDS, channels.AGGREGATOR_COMMANDS_LEGACY])
 
 
 @fuzz(1500)
-@given(commands=st.lists(st.tuples(MALFORMED_AGGREGATOR_COMMANDS, TRANSACTION_IDS | JSON, AGGREGATOR_CHANNELS),
-                         min_size=1, max_size=5),
-       garbage=st.lists(JSON, max_size=3))
-@example(commands=[({"type": ["unhashable"]}, "t-1", channels.AGGREGATOR_COMMANDS),  # regressions
-                   ({"type": "UNSELECT", "aggregator_uuid": None, "device_uuid": "nobody's"}, "t-2",
-                    channels.AGGREGATOR_COMMANDS_LEGACY)], garbage=[])
+@given(
+    commands=st.lists(
+        st.tuples(MALFORMED_AGGREGATOR_COMMANDS, TRANSACTION_IDS | JSON, AGGREGATOR_CHANNELS), min_size=1, max_size=5
+    ),
+    garbage=st.lists(JSON, max_size=3),
+)
+@example(
+    commands=[
+        ({"type": ["unhashable"]}, "t-1", channels.AGGREGATOR_COMMANDS),  # regressions
+        (
+            {"type": "UNSELECT", "aggregator_uuid": None, "device_uuid": "nobody's"},
+            "t-2",
+            channels.AGGREGATOR_COMMANDS_LEGACY,
+        ),
+    ],
+    garbage=[],
+)
 def test_malformed_aggregator_commands(commands, garbage) -> None:
     simulation = controlled_simulation()
     simulation.handle(channels.AGGREGATOR_COMMANDS, {"type": "CREATE", "name": "e", "transaction_id": CREATED_EMPTY})
@@ -528,8 +649,9 @@ def test_malformed_aggregator_commands(commands, garbage) -> None:
         assert len(replies) <= 1 and all(isinstance(json.loads(reply), dict) for _, reply in replies)
     before = registry_state(simulation)  # garbage may have created aggregators
     for command, tid, channel in commands:
-        replies = simulation.handle(channel, {**command, "transaction_id": tid} if "transaction_id" not in command
-                                    else command)
+        replies = simulation.handle(
+            channel, {**command, "transaction_id": tid} if "transaction_id" not in command else command
+        )
         tid = command.get("transaction_id", tid)
         if not isinstance(tid, str) or not tid:
             assert replies == []  # nobody to answer
@@ -548,9 +670,14 @@ AREA_CHANNELS = sorted(controlled_simulation().register_channels())
 
 
 @fuzz(1500)
-@given(registered=st.booleans(),
-       messages=st.lists(st.tuples(st.sampled_from(AREA_CHANNELS) | TEXT.map(lambda text: f"pv/{text}"),
-                                   JSON | JSON_OBJECTS), min_size=1, max_size=6))
+@given(
+    registered=st.booleans(),
+    messages=st.lists(
+        st.tuples(st.sampled_from(AREA_CHANNELS) | TEXT.map(lambda text: f"pv/{text}"), JSON | JSON_OBJECTS),
+        min_size=1,
+        max_size=6,
+    ),
+)
 def test_garbage_on_every_area_channel(registered, messages) -> None:
     """Registration and direct-mode channels: every object request gets exactly one answer, now or at the tick."""
     simulation = controlled_simulation()
@@ -597,18 +724,30 @@ def test_garbage_on_every_area_channel(registered, messages) -> None:
 
 def direct_requests() -> st.SearchStrategy[tuple[str, str, dict]]:
     """(prefix, command, payload) of malformed legacy direct requests (REDIS.md 9)."""
-    sources = st.one_of(malformed_orders(OFFER), malformed_orders(BID), malformed_deletes_and_lists(OFFER),
-                        malformed_deletes_and_lists(BID), malformed_energy_series("forecast"),
-                        malformed_energy_series("measurement"), malformed_grid_fees(),
-                        st.sampled_from([(uuid, command) for uuid, command in WRONG_TARGET
-                                         if command["type"] in ASSET_COMMANDS + MARKET_COMMANDS]))
+    sources = st.one_of(
+        malformed_orders(OFFER),
+        malformed_orders(BID),
+        malformed_deletes_and_lists(OFFER),
+        malformed_deletes_and_lists(BID),
+        malformed_energy_series("forecast"),
+        malformed_energy_series("measurement"),
+        malformed_grid_fees(),
+        st.sampled_from(
+            [(uuid, command) for uuid, command in WRONG_TARGET if command["type"] in ASSET_COMMANDS + MARKET_COMMANDS]
+        ),
+    )
     return sources.map(lambda pair: (PREFIX[pair[0]], pair[1]["type"], _without(pair[1], ("type",))))
 
 
 @fuzz(1000)
 @given(requests=st.lists(direct_requests(), min_size=1, max_size=6))
-@example(requests=[("pv", "delete_offer", {"offer": ["unhashable"]}), ("load", "delete_bid", {"bid_id": {}}),
-                   ("pv", "offer", {"energy": 0.001, "price": 1e308})])  # regressions
+@example(
+    requests=[
+        ("pv", "delete_offer", {"offer": ["unhashable"]}),
+        ("load", "delete_bid", {"bid_id": {}}),
+        ("pv", "offer", {"energy": 0.001, "price": 1e308}),
+    ]
+)  # regressions
 def test_malformed_direct_mode_requests(requests) -> None:
     simulation = controlled_simulation()
     for prefix in PREFIX.values():
@@ -623,7 +762,7 @@ def test_malformed_direct_mode_requests(requests) -> None:
         if isinstance(response, dict) and str(response.get("transaction_id", "")).startswith("direct-"):
             answers.setdefault(response["transaction_id"], []).append(response)
     assert sorted(answers) == sorted(f"direct-{index}" for index in range(len(requests)))
-    for tid, responses in answers.items():
+    for responses in answers.values():
         [response] = responses
         assert_error(response)
 
@@ -661,7 +800,7 @@ class _Records(logging.Handler):
 def redis_api_warnings():
     """Every warning of the decoder; its rate limit (tested below) is lifted so each one is seen."""
     handler = _Records()
-    logger = logging.getLogger("exchange.redis_api")
+    logger = logging.getLogger("gsy_local_exchange.redis_api")
     logger.addHandler(handler)
     limited, redis_api.limited_log = redis_api.limited_log, RateLimitedLog(logger, burst=sys.maxsize)
     yield handler
@@ -681,8 +820,11 @@ RAW_PAYLOADS = st.one_of(
     st.builds(_encoded, JSON, st.sampled_from(["utf-8", "utf-16", "utf-32", "latin-1", "cp1252"])),
     st.builds(lambda head, tail: head + b"\xff\xfe\x80" + tail, st.binary(max_size=8), st.binary(max_size=8)),
     st.integers(1, 200_000).map(lambda levels: b"[" * levels + b"]" * levels),  # too deep for the decoder
-    st.builds(lambda levels, as_dict: json.dumps(_nest(levels, as_dict)).encode(),  # around the exchange's limit
-              st.integers(MAX_PAYLOAD_DEPTH - 3, MAX_PAYLOAD_DEPTH + 3), st.booleans()),
+    st.builds(
+        lambda levels, as_dict: json.dumps(_nest(levels, as_dict)).encode(),  # around the exchange's limit
+        st.integers(MAX_PAYLOAD_DEPTH - 3, MAX_PAYLOAD_DEPTH + 3),
+        st.booleans(),
+    ),
     st.integers(4301, 6000).map(lambda digits: b"1" * digits),  # beyond Python's int digit limit
 )
 
@@ -736,11 +878,21 @@ def _read_all(edge: RedisEdge, items: list) -> list:
 def test_reader_thread_survives_undecodable_payloads() -> None:
     """The subscriber thread queues (channel, None) for garbage and keeps reading, whatever fails."""
     edge = RedisEdge("redis://127.0.0.1:1")  # never connects: the pubsub is replaced
-    garbage = [b"\xff\xfe", b"[" * 100_000, b"[" * 900 + b"]" * 900, b"{", b"1" * 5000, "\ud800",
-               b" " * (MAX_PAYLOAD_BYTES + 1)]
+    garbage = [
+        b"\xff\xfe",
+        b"[" * 100_000,
+        b"[" * 900 + b"]" * 900,
+        b"{",
+        b"1" * 5000,
+        "\ud800",
+        b" " * (MAX_PAYLOAD_BYTES + 1),
+    ]
     items = [{"type": "message", "channel": b"c", "data": data} for data in garbage]
-    items += [ValueError("a reply redis-py cannot parse"), {"type": "message"},  # no channel, no data
-              {"type": "message", "channel": b"c", "data": b'{"ok": 1}'}]
+    items += [
+        ValueError("a reply redis-py cannot parse"),
+        {"type": "message"},  # no channel, no data
+        {"type": "message", "channel": b"c", "data": b'{"ok": 1}'},
+    ]
     assert _read_all(edge, items) == [("c", None)] * len(garbage) + [("c", {"ok": 1})]
     edge.client.close()
 
@@ -765,8 +917,12 @@ def test_rate_limited_log_counts_what_it_suppresses(caplog) -> None:
         now[0] = 10.0
         log.warning("garbage on %s", "later")
     assert [record.getMessage() for record in caplog.records] == [
-        "garbage on c0", "garbage on c1", "garbage on c2", "another kind",
-        "garbage on later (997 similar messages suppressed)"]
+        "garbage on c0",
+        "garbage on c1",
+        "garbage on c2",
+        "another kind",
+        "garbage on later (997 similar messages suppressed)",
+    ]
 
 
 def _with_stack(frames: int, function):
@@ -779,8 +935,10 @@ def _deep_payloads(value: Any) -> list[tuple[str, dict]]:
     return [
         (channels.AGGREGATOR_COMMANDS, {"type": "CREATE", "name": value, "transaction_id": "deep-create"}),
         (channels.AGGREGATOR_COMMANDS, {"type": "DELETE", "aggregator_uuid": value, "transaction_id": "deep-delete"}),
-        (channels.AGGREGATOR_COMMANDS, {"type": "SELECT", "aggregator_uuid": AGG, "device_uuid": value,
-                                        "transaction_id": "deep-select"}),
+        (
+            channels.AGGREGATOR_COMMANDS,
+            {"type": "SELECT", "aggregator_uuid": AGG, "device_uuid": value, "transaction_id": "deep-select"},
+        ),
         (channels.AGGREGATOR_COMMANDS, {"type": value, "transaction_id": "deep-type"}),
         ("pv/register_participant", {"transaction_id": value}),
         ("load/offer", {"energy": 1, "price": 1, "transaction_id": value}),  # not registered: answered at once
@@ -788,9 +946,19 @@ def _deep_payloads(value: Any) -> list[tuple[str, dict]]:
         ("pv/delete_bid", {"bid": value, "transaction_id": value}),
         ("pv/delete_offer", {"offer": value, "transaction_id": value}),
         ("forecast-measurement-load/set_energy_forecast", {"energy_forecast": value, "transaction_id": value}),
-        (BATCH_CHANNEL, {"transaction_id": "deep-batch", "aggregator_uuid": AGG, "batch_commands": {
-            "no-such-area": [{"type": value}], PV: [{"type": "offer", "energy": value, "price": 1}, {"type": value}],
-            LOAD: value, FLOAD: [{"type": "set_energy_forecast", "energy_forecast": {NEXT_SLOT: value}}]}}),
+        (
+            BATCH_CHANNEL,
+            {
+                "transaction_id": "deep-batch",
+                "aggregator_uuid": AGG,
+                "batch_commands": {
+                    "no-such-area": [{"type": value}],
+                    PV: [{"type": "offer", "energy": value, "price": 1}, {"type": value}],
+                    LOAD: value,
+                    FLOAD: [{"type": "set_energy_forecast", "energy_forecast": {NEXT_SLOT: value}}],
+                },
+            },
+        ),
     ]
 
 
@@ -808,7 +976,7 @@ def test_payloads_nested_up_to_the_limit_are_handled_and_deeper_ones_dropped(as_
             payload = _deep_payloads(_nest(levels + extra, as_dict))[index][1]
             decoded = decode_payload(json.dumps(payload).encode(), channel)
             assert (decoded is not None) == accepted
-            replies = _with_stack(300, lambda: simulation.handle(channel, decoded))
+            replies = _with_stack(300, lambda: simulation.handle(channel, decoded))  # noqa: B023 - called at once
             assert all(isinstance(json.loads(reply), dict) for _, reply in replies)
     result = _with_stack(300, lambda: step(simulation))
     assert any(name == RESPONSE_CHANNEL for name, _ in result.messages)

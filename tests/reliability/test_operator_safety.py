@@ -29,15 +29,33 @@ SLICES = 4
 def seeded_fleet(redis_url, tmp_path):
     """A fleet as its dispatcher publishes it (placements of 4 slices on 2 shards), no workers."""
     fleet_file = tmp_path / "fleet.yaml"
-    fleet_file.write_text(yaml.safe_dump({"name": FLEET, "aggregators": [{"name": "households", "assets": ["L*"]}],
-                                          "strategies": {"Load": {"name": "price_ramp"}}}))
+    fleet_file.write_text(
+        yaml.safe_dump(
+            {
+                "name": FLEET,
+                "aggregators": [{"name": "households", "assets": ["L*"]}],
+                "strategies": {"Load": {"name": "price_ramp"}},
+            }
+        )
+    )
     client = redis.Redis.from_url(redis_url)
     store = StateStore(client, FLEET)
     store.reset()
     for queue in ("shard-0", "shard-1"):
         client.delete(queue)
-    store.meta("placements", {f"L{i}": {"uuid": f"id-{i}", "aggregator": "households", "aggregator_uuid": "agg",
-                                        "slice": i, "shard": i % 2} for i in range(SLICES)})
+    store.meta(
+        "placements",
+        {
+            f"L{i}": {
+                "uuid": f"id-{i}",
+                "aggregator": "households",
+                "aggregator_uuid": "agg",
+                "slice": i,
+                "shard": i % 2,
+            }
+            for i in range(SLICES)
+        },
+    )
     store.meta("kinds", {f"id-{i}": "Load" for i in range(SLICES)})
     yield fleet_file, client, store
     store.reset()
@@ -47,12 +65,21 @@ def seeded_fleet(redis_url, tmp_path):
 
 
 def _enqueue(redis_url: str, fleet_file, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gsy_e_sdk", "enqueue", "--config", str(fleet_file),
-                           "--redis-url", redis_url, *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "gsy_e_sdk", "enqueue", "--config", str(fleet_file), "--redis-url", redis_url, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
-@pytest.mark.parametrize("args", [["order", "L1", "--side", "bid", "--energy", "nan", "--rate", "10"],
-                                  ["order", "L1", "--side", "bid", "--energy", "0.5", "--rate", "nan"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["order", "L1", "--side", "bid", "--energy", "nan", "--rate", "10"],
+        ["order", "L1", "--side", "bid", "--energy", "0.5", "--rate", "nan"],
+    ],
+)
 def test_nan_values_get_one_line_error_and_exit_2(seeded_fleet, redis_url, args):
     fleet_file, _, _ = seeded_fleet
     result = _enqueue(redis_url, fleet_file, *args)
@@ -65,7 +92,6 @@ def test_a_wait_nobody_answers_ends_at_its_timeout(seeded_fleet, redis_url):
     """The wait used to block in one BLPOP as long as the client's socket timeout, which redis-py
     then retried from the start: a 30 s wait ran past 90 s. A client with a 2 s socket timeout
     waiting 5 s shows the same shape in seconds."""
-    _, _, store = seeded_fleet
     client = redis.Redis.from_url(redis_url, socket_timeout=2, retry_on_timeout=True)
     started = time.monotonic()
     with pytest.raises(TimeoutError, match="0 of 1 answers"):

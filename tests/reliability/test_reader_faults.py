@@ -15,7 +15,6 @@ import json
 import logging
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -32,14 +31,17 @@ from gsy_e_sdk.redis_aggregator import RedisAggregator
 from gsy_e_sdk.redis_connection import RedisConnection, get_connection
 from gsy_e_sdk.wire import channels
 from tests.integration.test_sdk_rest import LOAD, PV, wait_for
-from tests.integration.test_sdk_rest import closing, facade, rest_env  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.integration
 
 WRONG_TYPES = [  # objects, with fields of the wrong type
-    {"event": ["tick"]}, {"event": "tick", "slot_completion": 40}, {"event": "market", "grid_tree": [1, 2]},
-    {"event": "trade", "trade_list": {"a": 1}}, {"transaction_id": 5, "responses": []},
-    {"status": "SELECTED", "aggregator_uuid": ["x"], "device_uuid": {}}]
+    {"event": ["tick"]},
+    {"event": "tick", "slot_completion": 40},
+    {"event": "market", "grid_tree": [1, 2]},
+    {"event": "trade", "trade_list": {"a": 1}},
+    {"transaction_id": 5, "responses": []},
+    {"status": "SELECTED", "aggregator_uuid": ["x"], "device_uuid": {}},
+]
 DEEP = b"[" * 3000 + b"]" * 3000  # killed the reader with a RecursionError before
 HUGE = json.dumps(list(range(300_000))).encode()  # 2 MB, not an object
 GARBAGE = [
@@ -48,14 +50,21 @@ GARBAGE = [
     b"\xff\xfe\xfd not UTF-8",  # reset the connection, ~1 s deaf per message, before
     b'{"event": "tick", "slot_completion": "\xff%"}',  # JSON-looking, not UTF-8
     b"not json at all",
-    b"[1, 2, 3]", b"null", b'"a string"', b"42",  # JSON, not objects
+    b"[1, 2, 3]",
+    b"null",
+    b'"a string"',
+    b"42",  # JSON, not objects
     HUGE,
     *(json.dumps(payload).encode() for payload in WRONG_TYPES),
 ]
 # Over a socket: text frames (of valid and invalid UTF-8), and what the aggregator socket carries.
 FRAMES = [(frame, False) for frame in GARBAGE] + [
-    (b"not json in a text frame", True), (DEEP, True), (b"\xff\xfe text frame, not UTF-8", True),
-    (b'{"command": ["register"]}', False), (b'{"event": "selected_by_device", "device_uuid": ["x"]}', False)]
+    (b"not json in a text frame", True),
+    (DEEP, True),
+    (b"\xff\xfe text frame, not UTF-8", True),
+    (b'{"command": ["register"]}', False),
+    (b'{"event": "selected_by_device", "device_uuid": ["x"]}', False),
+]
 
 
 class Collector:
@@ -140,8 +149,19 @@ def garbage_log_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRec
 
 
 def test_garbage_on_redis_channels_reaches_no_hook_and_costs_no_event(start_exchange, redis_url, caplog) -> None:
-    start_exchange("external_devices.json", "--duration", "1h", "--slot-length", "15m", "--tick-length", "90s",
-                   "--pace", "1.5", "--start-when-selected", "2")
+    start_exchange(
+        "external_devices.json",
+        "--duration",
+        "1h",
+        "--slot-length",
+        "15m",
+        "--tick-length",
+        "90s",
+        "--pace",
+        "1.5",
+        "--start-when-selected",
+        "2",
+    )
     connection = get_connection(redis_url)
     reconnections, dropped = connection.reconnections, connection.dropped_messages
     with caplog.at_level(logging.WARNING), Spammer(redis_url, [channels.AGGREGATOR_RESPONSE]) as on_answers:
@@ -229,17 +249,30 @@ class GarbageProxy:
         async def shutdown() -> None:
             self._server.close()
             await self._server.wait_closed()
+
         asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
 
 
-def test_garbage_frames_on_the_websocket_reach_no_hook_and_cost_no_event(
-        facade, closing, redis_url, caplog) -> None:  # noqa: F811 - fixtures
-    exchange = facade("--duration", "1h", "--slot-length", "15m", "--tick-length", "90s", "--pace", "1.5",
-                      "--start-when-selected", "2")
-    with caplog.at_level(logging.WARNING), GarbageProxy(f"ws://127.0.0.1:{exchange.domain.rsplit(':', 1)[1]}") \
-            as proxy, Spammer(redis_url, [channels.AGGREGATOR_RESPONSE]):
+def test_garbage_frames_on_the_websocket_reach_no_hook_and_cost_no_event(facade, closing, redis_url, caplog) -> None:
+    exchange = facade(
+        "--duration",
+        "1h",
+        "--slot-length",
+        "15m",
+        "--tick-length",
+        "90s",
+        "--pace",
+        "1.5",
+        "--start-when-selected",
+        "2",
+    )
+    with (
+        caplog.at_level(logging.WARNING),
+        GarbageProxy(f"ws://127.0.0.1:{exchange.domain.rsplit(':', 1)[1]}") as proxy,
+        Spammer(redis_url, [channels.AGGREGATOR_RESPONSE]),
+    ):
         aggregator = closing(RestCollector("garbage_rest", websockets_domain_name=proxy.websocket_domain))
         # The facade's own Redis reader gets garbage on the aggregator's events channel too.
         with Spammer(redis_url, [channels.aggregator_events(aggregator.aggregator_uuid)]):

@@ -24,8 +24,15 @@ import pytest
 from orchestrator.celery_app import make_app
 from orchestrator.messages import SliceTask
 from orchestrator.processes import wait_for_exchange
-from tests.reliability.fleet_harness import SCENARIO, START, Fleet, Proc, fleet_dict, missing_by_slot, wait_until
-from tests.reliability.fleet_harness import private_redis  # noqa: F401 - a fixture
+from tests.reliability.fleet_harness import (
+    SCENARIO,
+    START,
+    Fleet,
+    Proc,
+    fleet_dict,
+    missing_by_slot,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -49,11 +56,22 @@ def test_a_pickled_task_is_refused_and_never_executed(private_redis, tmp_path):
         fleet.wait_workers(app, ["guard"])
         # A real on_finish task (its side effect: the fleet's finished_slices counter), pickled,
         # with an argument whose unpickling touches the marker file.
-        payload = SliceTask(fleet="security-pickle", aggregator="households", aggregator_uuid="a", slice=0, shard=0,
-                            event="finish", dispatched_at=time.time(), transaction_id="t").model_dump()
+        payload = SliceTask(
+            fleet="security-pickle",
+            aggregator="households",
+            aggregator_uuid="a",
+            slice=0,
+            shard=0,
+            event="finish",
+            dispatched_at=time.time(),
+            transaction_id="t",
+        ).model_dump()
         app.send_task("workers.on_finish", args=[payload, Exploit(marker)], queue="shard-0", serializer="pickle")
-        wait_until(lambda: "ContentDisallowed" in worker.output() or "untrusted content" in worker.output(),
-                   30, "the worker to refuse the pickled message")
+        wait_until(
+            lambda: "ContentDisallowed" in worker.output() or "untrusted content" in worker.output(),
+            30,
+            "the worker to refuse the pickled message",
+        )
         # The same task as JSON runs, so the worker was consuming that queue all along.
         app.send_task("workers.on_finish", args=[payload], queue="shard-0")
         wait_until(lambda: fleet.counters().get("finished_slices") == 1, 30, "the JSON task's side effect")
@@ -68,7 +86,7 @@ def test_a_pickled_task_is_refused_and_never_executed(private_redis, tmp_path):
     assert len(re.findall(r"Task workers\.on_finish\[[0-9a-f-]+\] succeeded", log)) == 1  # the JSON one only
     # The payload is a real exploit: unpickled anywhere, it creates its file.
     armed = tmp_path / "armed"
-    pickle.loads(pickle.dumps(Exploit(armed)))  # noqa: S301 - our own bytes, to show the payload works
+    pickle.loads(pickle.dumps(Exploit(armed)))
     assert armed.exists()
 
 
@@ -92,18 +110,52 @@ def test_no_password_or_token_in_any_log_of_a_rest_fleet_run_at_debug(private_re
     """
     port = _free_port()
     credentials = {"API_CLIENT_USERNAME": USER, "API_CLIENT_PASSWORD": PASSWORD}
-    fleet = Fleet(tmp_path, private_redis.url, fleet_dict(
-        "security-rest", exchange={"mode": "rest", "domain_name": f"http://127.0.0.1:{port}",
-                                   "websocket_domain_name": f"ws://127.0.0.1:{port}/external-ws",
-                                   "simulation_id": SIM},
-        aggregators=[{"name": "households", "assets": ["Load *", "PV *", "Tesla Powerwall *"]}]))
+    fleet = Fleet(
+        tmp_path,
+        private_redis.url,
+        fleet_dict(
+            "security-rest",
+            exchange={
+                "mode": "rest",
+                "domain_name": f"http://127.0.0.1:{port}",
+                "websocket_domain_name": f"ws://127.0.0.1:{port}/external-ws",
+                "simulation_id": SIM,
+            },
+            aggregators=[{"name": "households", "assets": ["Load *", "PV *", "Tesla Powerwall *"]}],
+        ),
+    )
     fleet.env.update(credentials)
     try:
-        fleet.exchange = Proc([sys.executable, "-m", "gsy_e_sdk", "--log-level", "DEBUG", "exchange", "run",
-                               "--scenario", str(SCENARIO), "--redis-url", private_redis.url, "--paused",
-                               "--duration", "30m", "--tick-length", "30s", "--start-date", START,
-                               "--results", str(fleet.results), "--http-port", str(port), "--simulation-id", SIM],
-                              tmp_path / "exchange.log", credentials)
+        fleet.exchange = Proc(
+            [
+                sys.executable,
+                "-m",
+                "gsy_e_sdk",
+                "--log-level",
+                "DEBUG",
+                "exchange",
+                "run",
+                "--scenario",
+                str(SCENARIO),
+                "--redis-url",
+                private_redis.url,
+                "--paused",
+                "--duration",
+                "30m",
+                "--tick-length",
+                "30s",
+                "--start-date",
+                START,
+                "--results",
+                str(fleet.results),
+                "--http-port",
+                str(port),
+                "--simulation-id",
+                SIM,
+            ],
+            tmp_path / "exchange.log",
+            credentials,
+        )
         wait_for_exchange(fleet.client, fleet.exchange.process)
         wait_until(lambda: "http: listening" in fleet.exchange.output(), 30, "the HTTP facade")
         for name in ("ra", "rb"):

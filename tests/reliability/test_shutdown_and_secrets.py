@@ -21,14 +21,14 @@ import pytest
 import redis
 import yaml
 
-from gsy_e_sdk.embedded_redis import find_redis_server_binary
+from gsy_local_exchange.embedded_redis import find_redis_server_binary
 from orchestrator.processes import exchange_command, exchange_env, wait_for_exchange
 from tests.reliability.fleet_harness import wait_until
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIO = ROOT / "exchange" / "scenarios" / "community.json"
+SCENARIO = ROOT / "gsy_local_exchange" / "scenarios" / "community.json"
 PASSWORD = "redis-password-never-shown-4711"
 
 
@@ -40,10 +40,10 @@ def password_redis(tmp_path):
     port = sock.getsockname()[1]
     sock.close()
     conf = tmp_path / "redis.conf"
-    conf.write_text(f"port {port}\nbind 127.0.0.1\nsave \"\"\nappendonly no\ndir {tmp_path}\n"
-                    f"requirepass {PASSWORD}\n")
-    process = subprocess.Popen([find_redis_server_binary(), str(conf)], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    conf.write_text(f'port {port}\nbind 127.0.0.1\nsave ""\nappendonly no\ndir {tmp_path}\nrequirepass {PASSWORD}\n')
+    process = subprocess.Popen(
+        [find_redis_server_binary(), str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     url = f"redis://:{PASSWORD}@127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url)
     wait_until(lambda: _pings(client), 10, "the password-protected redis")
@@ -85,14 +85,22 @@ def _gone(processes: list[psutil.Process]) -> bool:
 
 def test_sigterm_to_the_demo_stops_its_workers_and_exchange_and_keeps_the_password_hidden(password_redis, tmp_path):
     results = tmp_path / "results"
-    demo = subprocess.Popen([sys.executable, "-m", "gsy_e_sdk", "demo", "--duration", "1d", "--results", str(results)],
-                            env={**os.environ, "REDIS_URL": password_redis}, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "gsy_e_sdk", "demo", "--duration", "1d", "--results", str(results)],
+        env={**os.environ, "REDIS_URL": password_redis},
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         # Running: the exchange and both workers are up and the fleet has handled events.
         client = redis.Redis.from_url(password_redis)
-        wait_until(lambda: int(client.hget("gsy:fleet:community-demo:counters", "tasks_done") or 0) > 0, 90,
-                   "the demo's first tasks")
+        wait_until(
+            lambda: int(client.hget("gsy:fleet:community-demo:counters", "tasks_done") or 0) > 0,
+            90,
+            "the demo's first tasks",
+        )
         children = _descendants(demo)
         assert len([c for c in children if "celery" in " ".join(c.cmdline())]) >= 2
         assert not _command_lines_with(PASSWORD), "the Redis password is on a command line"
@@ -114,19 +122,46 @@ def test_sigterm_to_the_demo_stops_its_workers_and_exchange_and_keeps_the_passwo
 
 def test_sigterm_to_fleet_run_stops_its_workers(redis_url, tmp_path):
     fleet_file = tmp_path / "fleet.yaml"
-    fleet_file.write_text(yaml.safe_dump({"name": "sigterm-fleet", "shards": 2,
-                                          "aggregators": [{"name": "households", "assets": ["Load *", "PV *"]}],
-                                          "strategies": {"Load": {"name": "price_ramp"}, "PV": {"name": "price_ramp"}}}))
-    exchange = subprocess.Popen(exchange_command(SCENARIO, "--paused", "--duration", "1h"), env=exchange_env(redis_url),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    fleet_file.write_text(
+        yaml.safe_dump(
+            {
+                "name": "sigterm-fleet",
+                "shards": 2,
+                "aggregators": [{"name": "households", "assets": ["Load *", "PV *"]}],
+                "strategies": {"Load": {"name": "price_ramp"}, "PV": {"name": "price_ramp"}},
+            }
+        )
+    )
+    exchange = subprocess.Popen(
+        exchange_command(SCENARIO, "--paused", "--duration", "1h"),
+        env=exchange_env(redis_url),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     fleet = None
     try:
         wait_for_exchange(redis.Redis.from_url(redis_url), exchange)
-        fleet = subprocess.Popen([sys.executable, "-m", "gsy_e_sdk", "fleet", "run", "--config", str(fleet_file),
-                                  "--workers", "2", "--redis-url", redis_url], stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, text=True)
-        wait_until(lambda: len([c for c in _descendants(fleet) if "celery" in " ".join(c.cmdline())]) >= 2, 60,
-                   "two workers")
+        fleet = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gsy_e_sdk",
+                "fleet",
+                "run",
+                "--config",
+                str(fleet_file),
+                "--workers",
+                "2",
+                "--redis-url",
+                redis_url,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        wait_until(
+            lambda: len([c for c in _descendants(fleet) if "celery" in " ".join(c.cmdline())]) >= 2, 60, "two workers"
+        )
         time.sleep(3)  # let them come up fully (the run is then in the dispatcher's loop)
         workers = _descendants(fleet)
         fleet.send_signal(signal.SIGTERM)

@@ -9,7 +9,9 @@ from orchestrator.config import FleetConfigError, parse_fleet_config
 def test_names_globs_and_market_slugs_resolve_in_order_without_duplicates():
     prefixes = {"Load 1", "Load 2", "Load 10", "PV 1", "community", "house-1"}
     assert resolve(["PV 1", "Load 1*", "Load 1", "Gone"], prefixes, market=False) == (
-        ["PV 1", "Load 1", "Load 10"], ["Gone"])
+        ["PV 1", "Load 1", "Load 10"],
+        ["Gone"],
+    )
     assert resolve(["Load [12]"], prefixes, market=False) == (["Load 1", "Load 2"], [])
     assert resolve(["Community", "House 1"], prefixes, market=True) == (["community", "house-1"], [])
 
@@ -28,8 +30,9 @@ def test_plain_names_are_looked_up_and_only_globs_scan(monkeypatch):
 
 
 def test_an_area_claimed_twice_and_unknown_names_are_all_reported():
-    config = parse_fleet_config({"aggregators": [{"name": "a", "assets": ["Load 1", "Nope"]},
-                                                 {"name": "b", "assets": ["Load *"]}]})
+    config = parse_fleet_config(
+        {"aggregators": [{"name": "a", "assets": ["Load 1", "Nope"]}, {"name": "b", "assets": ["Load *"]}]}
+    )
     with pytest.raises(FleetConfigError) as error:
         plan_fleet(config, {"Load 1", "Load 2"})
     assert "'Nope' is not known" in str(error.value) and "claimed by aggregators 'a' and 'b'" in str(error.value)

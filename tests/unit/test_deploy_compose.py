@@ -19,9 +19,15 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from orchestrator import flower as flower_module
-from orchestrator.worker_entry import (COUNT_ENV, INDEX_ENV, QUEUES_ENV, WorkerQueuesError, queues_from_env,
-                                       worker_command)
+from orchestrator import flower_auth
+from orchestrator.worker_entry import (
+    COUNT_ENV,
+    INDEX_ENV,
+    QUEUES_ENV,
+    WorkerQueuesError,
+    queues_from_env,
+    worker_command,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -31,8 +37,10 @@ SERVICES = {"redis", "exchange", "dispatcher", "worker", "flower"}
 APP_SERVICES = SERVICES - {"redis"}
 SECRETS = {"GSY_REDIS_PASSWORD": "0123456789abcdef0123456789abcdef", "GSY_FLOWER_BASIC_AUTH": "ops:flower-test-pw"}
 # $$ is an escaped dollar; ${NAME}, ${NAME:-x}, ${NAME-x}, ${NAME:?x}, ${NAME?x} and $NAME are references.
-REFERENCE = re.compile(r"\$(?:(?P<escaped>\$)|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}"
-                       r"|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))")
+REFERENCE = re.compile(
+    r"\$(?:(?P<escaped>\$)|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}"
+    r"|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"
+)
 
 
 class MissingVariable(ValueError):
@@ -41,6 +49,7 @@ class MissingVariable(ValueError):
 
 def interpolate(value: str, env: dict[str, str]) -> str:
     """Compose's interpolation of one string (enough of it for this file)."""
+
     def replace(match: re.Match) -> str:
         if match["escaped"]:
             return "$"
@@ -53,6 +62,7 @@ def interpolate(value: str, env: dict[str, str]) -> str:
         if op in ("-", ":-") and missing:
             return arg
         return current or ""
+
     return REFERENCE.sub(replace, value)
 
 
@@ -96,6 +106,7 @@ def command_text(service: dict[str, Any]) -> str:
 
 # ---- the compose file, as YAML ----------------------------------------------------------------
 
+
 def test_services_images_and_builds(services):
     assert set(services) == SERVICES
     assert services["redis"]["image"].startswith("redis:")
@@ -135,10 +146,12 @@ def test_fleet_env_reaches_dispatcher_and_workers(services):
 
 def test_flower_requires_auth_from_env(services):
     env = services["flower"]["environment"]
-    assert flower_module.AUTH_ENV_VARS[0] == "GSY_FLOWER_BASIC_AUTH"
+    assert flower_auth.AUTH_ENV_VARS[0] == "GSY_FLOWER_BASIC_AUTH"
     assert re.fullmatch(r"\$\{GSY_FLOWER_BASIC_AUTH:\?[^}]+\}", env["GSY_FLOWER_BASIC_AUTH"])
     assert env["GSY_FLOWER_ADDRESS"] == "0.0.0.0"
-    assert "--basic-auth" not in command_text(services["flower"]) and "--no-auth" not in command_text(services["flower"])
+    assert "--basic-auth" not in command_text(services["flower"]) and "--no-auth" not in command_text(
+        services["flower"]
+    )
 
 
 def test_worker_scales(services):
@@ -205,6 +218,7 @@ def test_interpolation_fails_fast_without_secrets(compose):
 
 # ---- Dockerfile, README --------------------------------------------------------------------------
 
+
 def test_dockerfile_installs_the_package_as_a_non_root_user():
     text = (DEPLOY / "Dockerfile").read_text()
     stages = re.findall(r"^FROM (\S+)", text, flags=re.M)
@@ -225,12 +239,21 @@ def test_readme_explains_scaling_across_machines():
     section = text.split("## Scaling across machines", 1)
     assert len(section) == 2, "missing section 'Scaling across machines'"
     body = section[1]
-    for needle in ("--scale worker=", QUEUES_ENV, INDEX_ENV, COUNT_ENV, "GSY_FLOWER_BASIC_AUTH", "--no-deps",
-                   "reachable", "--profile local"):
+    for needle in (
+        "--scale worker=",
+        QUEUES_ENV,
+        INDEX_ENV,
+        COUNT_ENV,
+        "GSY_FLOWER_BASIC_AUTH",
+        "--no-deps",
+        "reachable",
+        "--profile local",
+    ):
         assert needle in body, needle
 
 
 # ---- docker compose config (when the plugin is installed) ----------------------------------------
+
 
 def docker_compose_unavailable() -> str | None:
     if not shutil.which("docker"):
@@ -247,15 +270,21 @@ def run_compose_config(tmp_path: Path, env: dict[str, str], *args: str) -> subpr
     env_file.write_text("".join(f"{key}={value}\n" for key, value in env.items()))
     # No GSY_* from the test's own environment: compose lets the shell override the env file.
     clean = {key: value for key, value in os.environ.items() if not key.startswith("GSY_")}
-    return subprocess.run(["docker", "compose", "--project-directory", str(ROOT), "-f", str(COMPOSE),
-                           "--env-file", str(env_file), *args], capture_output=True, text=True, env=clean)
+    return subprocess.run(
+        ["docker", "compose", "--project-directory", str(ROOT), "-f", str(COMPOSE), "--env-file", str(env_file), *args],
+        capture_output=True,
+        text=True,
+        env=clean,
+    )
 
 
 def test_docker_compose_config_accepts_the_file(tmp_path: Path):
     reason = docker_compose_unavailable()
     if reason:
         pytest.skip(f"docker compose config not run: {reason}; the YAML checks above still ran")
-    result = run_compose_config(tmp_path, {**env_example(), **SECRETS}, "--profile", "local", "config", "--format", "json")
+    result = run_compose_config(
+        tmp_path, {**env_example(), **SECRETS}, "--profile", "local", "config", "--format", "json"
+    )
     assert result.returncode == 0, result.stderr
     resolved = json.loads(result.stdout)["services"]
     assert set(resolved) == SERVICES
@@ -275,26 +304,33 @@ def test_docker_compose_refuses_to_run_without_flower_auth(tmp_path: Path):
 
 # ---- how a worker replica picks its shard queues -------------------------------------------------
 
-@pytest.mark.parametrize(("env", "shards", "expected"), [
-    ({}, 3, ["shard-0", "shard-1", "shard-2"]),
-    ({QUEUES_ENV: "", INDEX_ENV: "", COUNT_ENV: ""}, 2, ["shard-0", "shard-1"]),  # compose's empty defaults
-    ({QUEUES_ENV: "shard-2, shard-0,shard-2"}, 4, ["shard-2", "shard-0"]),
-    ({QUEUES_ENV: "shard-1", INDEX_ENV: "0", COUNT_ENV: "2"}, 4, ["shard-1"]),  # explicit queues win
-    ({INDEX_ENV: "0", COUNT_ENV: "2"}, 4, ["shard-0", "shard-2"]),
-    ({INDEX_ENV: "1", COUNT_ENV: "2"}, 4, ["shard-1", "shard-3"]),
-    ({INDEX_ENV: "2", COUNT_ENV: "3"}, 2, ["shard-0"]),  # more machines than shards: still one queue
-])
+
+@pytest.mark.parametrize(
+    ("env", "shards", "expected"),
+    [
+        ({}, 3, ["shard-0", "shard-1", "shard-2"]),
+        ({QUEUES_ENV: "", INDEX_ENV: "", COUNT_ENV: ""}, 2, ["shard-0", "shard-1"]),  # compose's empty defaults
+        ({QUEUES_ENV: "shard-2, shard-0,shard-2"}, 4, ["shard-2", "shard-0"]),
+        ({QUEUES_ENV: "shard-1", INDEX_ENV: "0", COUNT_ENV: "2"}, 4, ["shard-1"]),  # explicit queues win
+        ({INDEX_ENV: "0", COUNT_ENV: "2"}, 4, ["shard-0", "shard-2"]),
+        ({INDEX_ENV: "1", COUNT_ENV: "2"}, 4, ["shard-1", "shard-3"]),
+        ({INDEX_ENV: "2", COUNT_ENV: "3"}, 2, ["shard-0"]),  # more machines than shards: still one queue
+    ],
+)
 def test_worker_queues_from_env(env, shards, expected):
     assert queues_from_env(env, shards) == expected
 
 
-@pytest.mark.parametrize(("env", "message"), [
-    ({QUEUES_ENV: "shard-4"}, "not a shard queue"),
-    ({QUEUES_ENV: "celery"}, "not a shard queue"),
-    ({INDEX_ENV: "1"}, "both"),
-    ({INDEX_ENV: "2", COUNT_ENV: "2"}, "0 <="),
-    ({INDEX_ENV: "x", COUNT_ENV: "2"}, "integer"),
-])
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({QUEUES_ENV: "shard-4"}, "not a shard queue"),
+        ({QUEUES_ENV: "celery"}, "not a shard queue"),
+        ({INDEX_ENV: "1"}, "both"),
+        ({INDEX_ENV: "2", COUNT_ENV: "2"}, "0 <="),
+        ({INDEX_ENV: "x", COUNT_ENV: "2"}, "integer"),
+    ],
+)
 def test_worker_queues_bad_env(env, message):
     with pytest.raises(WorkerQueuesError, match=message):
         queues_from_env(env, 4)
@@ -302,16 +338,29 @@ def test_worker_queues_bad_env(env, message):
 
 def test_machines_by_index_cover_every_shard_once():
     shards, machines = 7, 3
-    taken = [queue for index in range(machines)
-             for queue in queues_from_env({INDEX_ENV: str(index), COUNT_ENV: str(machines)}, shards)]
+    taken = [
+        queue
+        for index in range(machines)
+        for queue in queues_from_env({INDEX_ENV: str(index), COUNT_ENV: str(machines)}, shards)
+    ]
     assert sorted(taken) == sorted(f"shard-{shard}" for shard in range(shards))
 
 
 def test_worker_entry_builds_the_documented_celery_command():
     fleet = ROOT / "orchestrator" / "fleets" / "community.yaml"
-    result = CliRunner().invoke(worker_command, ["--print-only"], env={
-        "GSY_FLEET_CONFIG": str(fleet), "GSY_FLEET_SHARDS": "4", INDEX_ENV: "1", COUNT_ENV: "2", QUEUES_ENV: "",
-        "GSY_FLEET_WORKER_CONCURRENCY": "3", "GSY_FLEET_WORKER_NAME": "edge"})
+    result = CliRunner().invoke(
+        worker_command,
+        ["--print-only"],
+        env={
+            "GSY_FLEET_CONFIG": str(fleet),
+            "GSY_FLEET_SHARDS": "4",
+            INDEX_ENV: "1",
+            COUNT_ENV: "2",
+            QUEUES_ENV: "",
+            "GSY_FLEET_WORKER_CONCURRENCY": "3",
+            "GSY_FLEET_WORKER_NAME": "edge",
+        },
+    )
     assert result.exit_code == 0, result.output
     command = result.stdout.strip().split()
     assert command[1:6] == ["-m", "celery", "-A", "workers", "worker"]
@@ -323,6 +372,9 @@ def test_worker_entry_builds_the_documented_celery_command():
 
 def test_worker_entry_rejects_queues_outside_the_fleet():
     fleet = ROOT / "orchestrator" / "fleets" / "community.yaml"
-    result = CliRunner().invoke(worker_command, ["--print-only"], env={
-        "GSY_FLEET_CONFIG": str(fleet), QUEUES_ENV: "shard-9", INDEX_ENV: "", COUNT_ENV: ""})
+    result = CliRunner().invoke(
+        worker_command,
+        ["--print-only"],
+        env={"GSY_FLEET_CONFIG": str(fleet), QUEUES_ENV: "shard-9", INDEX_ENV: "", COUNT_ENV: ""},
+    )
     assert result.exit_code == 2 and "shard-9" in result.output

@@ -12,24 +12,42 @@ KEY = b"k" * 32
 
 
 def _slice(aggregator: str, shard: int, assets: int, event: str = "tick", completion: int = 10) -> dict:
-    return SliceTask(fleet="f", aggregator=aggregator, aggregator_uuid=f"u-{aggregator}", slice=0, shard=shard,
-                     event=event, slot="2026-06-01T10:00", completion=completion, dispatched_at=0.0, transaction_id="t",
-                     assets=[{"uuid": f"{aggregator}-{i}", "name": f"a{i}", "kind": "Load"} for i in range(assets)]
-                     ).model_dump()
+    return SliceTask(
+        fleet="f",
+        aggregator=aggregator,
+        aggregator_uuid=f"u-{aggregator}",
+        slice=0,
+        shard=shard,
+        event=event,
+        slot="2026-06-01T10:00",
+        completion=completion,
+        dispatched_at=0.0,
+        transaction_id="t",
+        assets=[{"uuid": f"{aggregator}-{i}", "name": f"a{i}", "kind": "Load"} for i in range(assets)],
+    ).model_dump()
 
 
 def _summary(messages) -> list[tuple[str, int, list[tuple[str, int]]]]:
-    return [(name, shard, [(item["aggregator"], item["completion"]) for item in slices])
-            for name, shard, slices in messages]
+    return [
+        (name, shard, [(item["aggregator"], item["completion"]) for item in slices]) for name, shard, slices in messages
+    ]
 
 
 def test_a_burst_becomes_one_message_per_shard_and_event_kind_in_arrival_order():
     buffer = ShardBuffer(max_assets=100, max_age_s=1.0)
-    burst = [(TICK, _slice("a", 0, 3)), (TICK, _slice("b", 1, 3)), (TICK, _slice("c", 0, 3)),
-             (MARKET, _slice("d", 0, 2, "market", 0)), (TICK, _slice("a", 0, 3, completion=20))]
+    burst = [
+        (TICK, _slice("a", 0, 3)),
+        (TICK, _slice("b", 1, 3)),
+        (TICK, _slice("c", 0, 3)),
+        (MARKET, _slice("d", 0, 2, "market", 0)),
+        (TICK, _slice("a", 0, 3, completion=20)),
+    ]
     assert not any(buffer.add(name, item, now=0.0) for name, item in burst)  # nothing full, nothing old
-    assert _summary(buffer.drain()) == [(TICK, 0, [("a", 10), ("c", 10), ("a", 20)]), (TICK, 1, [("b", 10)]),
-                                        (MARKET, 0, [("d", 0)])]
+    assert _summary(buffer.drain()) == [
+        (TICK, 0, [("a", 10), ("c", 10), ("a", 20)]),
+        (TICK, 1, [("b", 10)]),
+        (MARKET, 0, [("d", 0)]),
+    ]
     assert not buffer and buffer.drain() == []
 
 
@@ -50,24 +68,38 @@ def test_a_burst_older_than_its_limit_is_sent_whole():
     buffer = ShardBuffer(max_assets=1000, max_age_s=0.05)
     assert buffer.add(TICK, _slice("a", 0, 1), now=10.0) == []
     assert buffer.add(TICK, _slice("b", 1, 1), now=10.02) == []
-    assert _summary(buffer.add(TICK, _slice("c", 0, 1), now=10.06)) == [(TICK, 0, [("a", 10), ("c", 10)]),
-                                                                        (TICK, 1, [("b", 10)])]
+    assert _summary(buffer.add(TICK, _slice("c", 0, 1), now=10.06)) == [
+        (TICK, 0, [("a", 10), ("c", 10)]),
+        (TICK, 1, [("b", 10)]),
+    ]
     assert not buffer
 
 
 def test_a_slice_payload_is_exactly_what_the_worker_validates():
-    tree = index_tree({"root": {"area_uuid": "root", "current_market_fee": 2, "children": {
-        "pv": {"area_uuid": "pv", "asset_info": {"available_energy_kWh": 0.4, "energy_traded": 0.0}},
-        "load": {"area_uuid": "load", "asset_info": {"energy_requirement_kWh": 0.3}},
-        "bus": {"area_uuid": "bus", "asset_info": {"something": 1}}}}})
-    aggregator = AttachedAggregator(name="hh", uuid="agg", assets={"pv": "PV 1", "load": "Load 1", "bus": "Bus"},
-                                    markets={"root": "community"})
+    tree = index_tree(
+        {
+            "root": {
+                "area_uuid": "root",
+                "current_market_fee": 2,
+                "children": {
+                    "pv": {"area_uuid": "pv", "asset_info": {"available_energy_kWh": 0.4, "energy_traded": 0.0}},
+                    "load": {"area_uuid": "load", "asset_info": {"energy_requirement_kWh": 0.3}},
+                    "bus": {"area_uuid": "bus", "asset_info": {"something": 1}},
+                },
+            }
+        }
+    )
+    aggregator = AttachedAggregator(
+        name="hh", uuid="agg", assets={"pv": "PV 1", "load": "Load 1", "bus": "Bus"}, markets={"root": "community"}
+    )
     piece = Slice("hh", 0, 1, ("bus", "load", "pv"), ("root",))
     event = {"market_maker_rate": 30, "feed_in_tariff_rate": 5}
     payload = slice_payload("fleet", aggregator, piece, event, "market", "2026-06-01T10:00", 0, tree, 12.5, KEY)
     assert SliceTask.model_validate(payload).model_dump() == payload
-    assert [(a["name"], a["kind"], a["fee_to_root"]) for a in payload["assets"]] == [("Load 1", "Load", 2.0),
-                                                                                    ("PV 1", "PV", 2.0)]
+    assert [(a["name"], a["kind"], a["fee_to_root"]) for a in payload["assets"]] == [
+        ("Load 1", "Load", 2.0),
+        ("PV 1", "PV", 2.0),
+    ]
     assert [market["uuid"] for market in payload["markets"]] == ["root"]
     tick = slice_payload("fleet", aggregator, piece, event, "tick", "2026-06-01T10:00", 30, tree, 12.5, KEY)
     assert tick["markets"] == [] and len(tick["assets"]) == 2  # markets act on market events only

@@ -4,12 +4,14 @@ import json
 
 from click.testing import CliRunner
 
-from exchange.cli import exchange_group
+from gsy_local_exchange.cli import exchange_group
 
 
 def test_bad_scenario_names_the_field_and_exits_2(tmp_path):
-    scenario = {"name": "Grid", "children": [{"name": "House", "children": [
-        {"name": "pv", "type": "PV", "panel_count": -3}]}]}
+    scenario = {
+        "name": "Grid",
+        "children": [{"name": "House", "children": [{"name": "pv", "type": "PV", "panel_count": -3}]}],
+    }
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(scenario))
     result = CliRunner().invoke(exchange_group, ["run", "--scenario", str(path)])
@@ -19,8 +21,13 @@ def test_bad_scenario_names_the_field_and_exits_2(tmp_path):
 
 def test_bad_duration_and_pace_are_usage_errors(tmp_path):
     runner = CliRunner()
-    for option, value in (("--duration", "soon"), ("--pace", "sometimes"), ("--pace", "-1"),
-                          ("--max-batch-commands", "0"), ("--batch-cache-mb", "-1")):
+    for option, value in (
+        ("--duration", "soon"),
+        ("--pace", "sometimes"),
+        ("--pace", "-1"),
+        ("--max-batch-commands", "0"),
+        ("--batch-cache-mb", "-1"),
+    ):
         result = runner.invoke(exchange_group, ["run", "--scenario", "x.json", option, value])
         assert result.exit_code == 2 and option in result.output
 
@@ -36,8 +43,8 @@ def test_generate_writes_a_loadable_scenario(tmp_path):
 
 
 def test_pace_defaults_to_the_scenarios_real_time_setting():
-    from exchange.cli import effective_pace
-    from exchange.scenario import Settings
+    from gsy_local_exchange.cli import effective_pace
+    from gsy_local_exchange.scenario import Settings
 
     assert effective_pace(None, Settings(slot_length_realtime="5s")) == 5.0
     assert effective_pace(None, Settings()) == "fast"

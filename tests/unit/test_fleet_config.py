@@ -7,8 +7,12 @@ from click.testing import CliRunner
 from orchestrator.cli import fleet_group
 from orchestrator.config import FleetConfigError, load_fleet_config, parse_fleet_config
 
-GOOD = {"name": "f1", "shards": 2, "aggregators": [{"name": "a", "assets": ["Load *"]}],
-        "strategies": {"Load": {"name": "price_ramp", "params": {"initial_buying_rate": 5}}}}
+GOOD = {
+    "name": "f1",
+    "shards": 2,
+    "aggregators": [{"name": "a", "assets": ["Load *"]}],
+    "strategies": {"Load": {"name": "price_ramp", "params": {"initial_buying_rate": 5}}},
+}
 
 
 def test_good_config_and_strategy_lookup():
@@ -17,17 +21,20 @@ def test_good_config_and_strategy_lookup():
     assert config.strategy_for("PV 1", "PV") is None
 
 
-@pytest.mark.parametrize("change, field", [
-    (lambda c: c.update(shards=0), "shards"),
-    (lambda c: c.update(aggregators=[]), "aggregators"),
-    (lambda c: c["aggregators"].append({"name": "a", "assets": ["x"]}), "unique"),
-    (lambda c: c["aggregators"][0].update(assets=[]), "at least one asset or market"),
-    (lambda c: c["strategies"].update(Load={"name": "nope"}), "nope"),
-    (lambda c: c["strategies"].update(Wind={"name": "price_ramp"}), "Wind"),
-    (lambda c: c["strategies"].update(Load={"name": "grid_fee"}), "cannot drive Load"),
-    (lambda c: c["strategies"]["Load"]["params"].update(initial_buying_rate=-1), "initial_buying_rate"),
-    (lambda c: c.update(shardz=3), "shardz"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        (lambda c: c.update(shards=0), "shards"),
+        (lambda c: c.update(aggregators=[]), "aggregators"),
+        (lambda c: c["aggregators"].append({"name": "a", "assets": ["x"]}), "unique"),
+        (lambda c: c["aggregators"][0].update(assets=[]), "at least one asset or market"),
+        (lambda c: c["strategies"].update(Load={"name": "nope"}), "nope"),
+        (lambda c: c["strategies"].update(Wind={"name": "price_ramp"}), "Wind"),
+        (lambda c: c["strategies"].update(Load={"name": "grid_fee"}), "cannot drive Load"),
+        (lambda c: c["strategies"]["Load"]["params"].update(initial_buying_rate=-1), "initial_buying_rate"),
+        (lambda c: c.update(shardz=3), "shardz"),
+    ],
+)
 def test_bad_configs_name_the_problem(change, field):
     raw = yaml.safe_load(yaml.safe_dump(GOOD))
     change(raw)

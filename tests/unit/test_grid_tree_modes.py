@@ -8,15 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from exchange.clock import SimulationClock
-from exchange.scenario import load_scenario
-from exchange.simulation import Simulation
 from gsy_e_sdk.utils import flatten_info_dict
 from gsy_e_sdk.wire import channels
+from gsy_local_exchange.clock import SimulationClock
+from gsy_local_exchange.scenario import load_scenario
+from gsy_local_exchange.simulation import Simulation
 
-SCENARIO = load_scenario(Path(__file__).resolve().parents[2] / "exchange" / "scenarios" / "external_devices.json")
-CLOCK = SimulationClock(datetime(2026, 6, 1, 12), SCENARIO.settings.slot_length, SCENARIO.settings.tick_length,
-                        timedelta(hours=1))
+SCENARIO = load_scenario(
+    Path(__file__).resolve().parents[2] / "gsy_local_exchange" / "scenarios" / "external_devices.json"
+)
+CLOCK = SimulationClock(
+    datetime(2026, 6, 1, 12), SCENARIO.settings.slot_length, SCENARIO.settings.tick_length, timedelta(hours=1)
+)
 
 
 def _market_event_tree(compact: bool) -> dict:
@@ -24,11 +27,16 @@ def _market_event_tree(compact: bool) -> dict:
     names = {area.name: area.uuid for area in simulation.engine.areas.values()}
     aggregator = "0b8f7c2e-0000-4000-8000-000000000001"
     simulation.handle(channels.AGGREGATOR_COMMANDS, {"type": "CREATE", "name": "a", "transaction_id": aggregator})
-    simulation.handle(channels.AGGREGATOR_COMMANDS, {"type": "SELECT", "aggregator_uuid": aggregator,
-                                                     "device_uuid": names["pv"], "transaction_id": "s1"})
+    simulation.handle(
+        channels.AGGREGATOR_COMMANDS,
+        {"type": "SELECT", "aggregator_uuid": aggregator, "device_uuid": names["pv"], "transaction_id": "s1"},
+    )
     result = simulation.step()
-    (payload,) = [json.loads(body) for channel, body in result.messages
-                  if channel == channels.aggregator_events(aggregator) and '"event": "market"' in body]
+    (payload,) = [
+        json.loads(body)
+        for channel, body in result.messages
+        if channel == channels.aggregator_events(aggregator) and '"event": "market"' in body
+    ]
     return {node.get("area_name"): node for node in flatten_info_dict(payload["grid_tree"]).values()}
 
 

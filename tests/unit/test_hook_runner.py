@@ -30,6 +30,7 @@ class Recorder:
     def hook(self, name: str):
         def record(arg: object) -> None:
             self.calls.append((name, arg))
+
         return record
 
     def slow(self, seconds: float):
@@ -38,12 +39,14 @@ class Recorder:
             time.sleep(seconds)
             self.spans.append(("slow", started, time.monotonic()))
             self.calls.append(("slow", arg))
+
         return run
 
 
 def event(runner: HookRunner, recorder: Recorder, kind: str, arg: object) -> None:
-    runner.submit_event(kind, [(f"on_{kind}", recorder.hook(kind), (arg,)),
-                               ("on_event_or_response", recorder.hook("any"), (arg,))])
+    runner.submit_event(
+        kind, [(f"on_{kind}", recorder.hook(kind), (arg,)), ("on_event_or_response", recorder.hook("any"), (arg,))]
+    )
 
 
 def test_ticks_superseded_while_a_hook_runs_are_dropped_and_the_rest_keep_order(caplog):
@@ -51,8 +54,16 @@ def test_ticks_superseded_while_a_hook_runs_are_dropped_and_the_rest_keep_order(
     runner.submit_event("market", [("on_market_slot", recorder.blocking, ("m1",))])
     assert recorder.blocked.wait(5)  # the market hook runs: the client is behind from now on
     with caplog.at_level(logging.INFO, logger="gsy_e_sdk.hooks"):
-        for kind, arg in [("tick", "t1"), ("tick", "t2"), ("trade", "x1"), ("tick", "t3"),
-                          ("market", "m2"), ("tick", "t4"), ("trade", "x2"), ("finish", "f")]:
+        for kind, arg in [
+            ("tick", "t1"),
+            ("tick", "t2"),
+            ("trade", "x1"),
+            ("tick", "t3"),
+            ("market", "m2"),
+            ("tick", "t4"),
+            ("trade", "x2"),
+            ("finish", "f"),
+        ]:
             event(runner, recorder, kind, arg)
         runner.submit("on_event_or_response", recorder.hook("response"), "batch answer")
         recorder.gate.set()
@@ -60,8 +71,17 @@ def test_ticks_superseded_while_a_hook_runs_are_dropped_and_the_rest_keep_order(
     # Every tick had a newer event before it could start; trades, markets, finish and the
     # response all ran, in arrival order, each event's hooks together.
     assert recorder.calls == [
-        ("blocking", "m1"), ("trade", "x1"), ("any", "x1"), ("market", "m2"), ("any", "m2"),
-        ("trade", "x2"), ("any", "x2"), ("finish", "f"), ("any", "f"), ("response", "batch answer")]
+        ("blocking", "m1"),
+        ("trade", "x1"),
+        ("any", "x1"),
+        ("market", "m2"),
+        ("any", "m2"),
+        ("trade", "x2"),
+        ("any", "x2"),
+        ("finish", "f"),
+        ("any", "f"),
+        ("response", "batch answer"),
+    ]
     assert runner.dropped_ticks == 4
     logged = [r for r in caplog.records if "tick events superseded" in r.getMessage()]
     assert len(logged) == 1 and logged[0].levelno == logging.INFO and "slowpoke" in logged[0].getMessage()

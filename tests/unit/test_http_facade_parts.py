@@ -12,14 +12,14 @@ import jwt
 import pytest
 from pydantic import ValidationError
 
-from exchange.descriptor import Node
-from exchange.http import graphql_api
-from exchange.http import models as m
-from exchange.http.hub import HeldAnswers, WebsocketHub
-from exchange.http.rate_limit import RateLimiter
-from exchange.http.registry import registry_tree, scenario_tree
-from exchange.http.tokens import TokenError, TokenIssuer
-from exchange.http.users import UsersError, load_users
+from gsy_local_exchange.descriptor import Node
+from gsy_local_exchange.http import graphql_api
+from gsy_local_exchange.http import models as m
+from gsy_local_exchange.http.hub import HeldAnswers, WebsocketHub
+from gsy_local_exchange.http.rate_limit import RateLimiter
+from gsy_local_exchange.http.registry import registry_tree, scenario_tree
+from gsy_local_exchange.http.tokens import TokenError, TokenIssuer
+from gsy_local_exchange.http.users import UsersError, load_users
 
 SECRET = "unit-test-secret-with-at-least-32-bytes"
 
@@ -28,16 +28,25 @@ def test_users_come_from_file_then_env_then_api_client_pair(tmp_path: Path) -> N
     path = tmp_path / "users.yaml"
     path.write_text("alice: wonderland\nbob: builder\n")
     assert load_users(path, {}).names == ["alice", "bob"]
-    from_env = load_users(None, {"GSY_EXCHANGE_USERS": json.dumps({"carol": "pw"}), "API_CLIENT_USERNAME": "x",
-                                 "API_CLIENT_PASSWORD": "y"})
+    from_env = load_users(
+        None,
+        {"GSY_EXCHANGE_USERS": json.dumps({"carol": "pw"}), "API_CLIENT_USERNAME": "x", "API_CLIENT_PASSWORD": "y"},
+    )
     assert from_env.names == ["carol"]
     pair = load_users(None, {"API_CLIENT_USERNAME": "dave", "API_CLIENT_PASSWORD": "pw"})
     assert pair.check("dave", "pw") and not pair.check("dave", "PW") and not pair.check("eve", "pw")
     assert not pair.check(None, "pw")
 
 
-@pytest.mark.parametrize("environ", [{}, {"GSY_EXCHANGE_USERS": "not json"}, {"GSY_EXCHANGE_USERS": "[1, 2]"},
-                                     {"GSY_EXCHANGE_USERS": json.dumps({"frank": ""})}])
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {},
+        {"GSY_EXCHANGE_USERS": "not json"},
+        {"GSY_EXCHANGE_USERS": "[1, 2]"},
+        {"GSY_EXCHANGE_USERS": json.dumps({"frank": ""})},
+    ],
+)
 def test_bad_user_lists_are_refused_without_echoing_passwords(environ: dict) -> None:
     with pytest.raises(UsersError) as error:
         load_users(None, environ)
@@ -60,8 +69,14 @@ def test_tokens_round_trip_and_every_failure_has_its_reason() -> None:
     assert 59 <= claims["exp"] - claims["iat"] <= 60
     expired = jwt.encode({"sub": "alice", "exp": int(time.time()) - 1}, SECRET, algorithm="HS256")
     forged = TokenIssuer("another-secret-with-at-least-32-bytes!").issue("alice")
-    cases = {None: "not provided", f"Bearer {token}": "JWT <token>", "JWT ": "JWT <token>",
-             f"JWT {expired}": "expired", f"JWT {forged}": "decoding", "JWT garbage": "decoding"}
+    cases = {
+        None: "not provided",
+        f"Bearer {token}": "JWT <token>",
+        "JWT ": "JWT <token>",
+        f"JWT {expired}": "expired",
+        f"JWT {forged}": "decoding",
+        "JWT garbage": "decoding",
+    }
     for header, reason in cases.items():
         with pytest.raises(TokenError, match=reason):
             issuer.identity(header)
@@ -94,14 +109,31 @@ def test_request_models_name_the_bad_field() -> None:
 
 
 def test_registry_marks_controllable_nodes_and_their_aggregator() -> None:
-    root = Node(name="Grid", type="Area", uuid="g", children=[
-        Node(name="House", type="Area", uuid="h", prefix="house", children=[
-            Node(name="pv", type="PV", uuid="p", prefix="pv"), Node(name="fixed", type="Load", uuid="f")])])
+    root = Node(
+        name="Grid",
+        type="Area",
+        uuid="g",
+        children=[
+            Node(
+                name="House",
+                type="Area",
+                uuid="h",
+                prefix="house",
+                children=[Node(name="pv", type="PV", uuid="p", prefix="pv"), Node(name="fixed", type="Load", uuid="f")],
+            )
+        ],
+    )
     tree = registry_tree(root, {"p": "agg"})
     house = tree["children"][0]
     assert tree["registered"] is None and house["registered"] is True
-    assert house["children"][0] == {"name": "pv", "type": "PV", "uuid": "p", "attributes": None,
-                                    "registered": True, "aggregator_name": "agg"}
+    assert house["children"][0] == {
+        "name": "pv",
+        "type": "PV",
+        "uuid": "p",
+        "attributes": None,
+        "registered": True,
+        "aggregator_name": "agg",
+    }
     assert house["children"][1]["registered"] is None and "children" not in house["children"][1]
     taken = registry_tree(root, {}, {"p"})["children"][0]["children"][0]  # another user's
     assert taken["registered"] is False and taken["aggregator_name"] is None
@@ -172,13 +204,16 @@ def test_graphql_refuses_costly_queries_before_running_them() -> None:
         return graphql_api.execute(query, None, None, configuration, list, introspection)
 
     assert run('{ readConfiguration(uuid: "s") { uuid } }') == {"data": {"readConfiguration": {"uuid": "s"}}}
-    nested = ("query { ...F8 } fragment F0 on Query { aggregatorsList { name } } "
-              + " ".join(f"fragment F{i} on Query {{ ...F{i - 1} ...F{i - 1} }}" for i in range(1, 9)))
+    nested = "query { ...F8 } fragment F0 on Query { aggregatorsList { name } } " + " ".join(
+        f"fragment F{i} on Query {{ ...F{i - 1} ...F{i - 1} }}" for i in range(1, 9)
+    )
     refused = {
-        "more than 4 root fields": "{ " + " ".join(f'a{i}: readConfiguration(uuid: "s") {{ uuid }}' for i in range(5))
-                                   + " }",
-        "more than 500 tokens": "{ " + " ".join(f'a{i}: readConfiguration(uuid: "s") {{ uuid }}' for i in range(99))
-                                + " }",
+        "more than 4 root fields": "{ "
+        + " ".join(f'a{i}: readConfiguration(uuid: "s") {{ uuid }}' for i in range(5))
+        + " }",
+        "more than 500 tokens": "{ "
+        + " ".join(f'a{i}: readConfiguration(uuid: "s") {{ uuid }}' for i in range(99))
+        + " }",
         "more than 100 fields": nested,
         "introspection has been disabled": "{ __schema { queryType { name } } }",
     }

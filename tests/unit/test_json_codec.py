@@ -9,8 +9,12 @@ from gsy_e_sdk.wire import json_codec
 
 
 def test_round_trips_what_the_protocol_sends():
-    message = {"event": "tick", "slot_completion": "30%", "grid_tree": {"a": {"energy": 0.125, "n": [1, 2, None]}},
-               "unicode": "Zürich ⚡"}
+    message = {
+        "event": "tick",
+        "slot_completion": "30%",
+        "grid_tree": {"a": {"energy": 0.125, "n": [1, 2, None]}},
+        "unicode": "Zürich ⚡",
+    }
     text = json_codec.dumps(message)
     assert json.loads(text) == message and json_codec.loads(text) == message
     assert json_codec.loads(json_codec.dumpb(message)) == message
@@ -26,7 +30,7 @@ def test_reads_what_only_the_standard_library_reads():
 
 
 def test_writes_what_only_the_standard_library_writes():
-    assert json.loads(json_codec.dumps({"big": 2 ** 70})) == {"big": 2 ** 70}
+    assert json.loads(json_codec.dumps({"big": 2**70})) == {"big": 2**70}
     assert json_codec.dumps({1: "a"}) == '{"1":"a"}'
     assert json.loads(json_codec.dumps({"rate": float("nan")})) == {"rate": None}
 

@@ -4,26 +4,26 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from exchange import fees
-from exchange.clock import SimulationClock
-from exchange.matching import Candidate, clearing_point, pay_as_bid, pay_as_clear
-from exchange.orders import BID, OFFER
-from exchange.scenario import parse_scenario
-from exchange.simulation import Simulation
+from gsy_local_exchange import fees
+from gsy_local_exchange.clock import SimulationClock
+from gsy_local_exchange.matching import Candidate, clearing_point, pay_as_bid, pay_as_clear
+from gsy_local_exchange.orders import BID, OFFER
+from gsy_local_exchange.scenario import parse_scenario
+from gsy_local_exchange.simulation import Simulation
 
 
 def test_pay_as_bid_trades_at_the_bid_rate_and_never_over_allocates():
     bids = [Candidate("b1", "A", 20, 1.0), Candidate("b2", "B", 12, 2.0)]
     offers = [Candidate("o1", "C", 10, 1.5), Candidate("o2", "D", 15, 5.0)]
     matches = pay_as_bid(bids, offers)
-    assert [(m.bid_id, m.offer_id, m.energy, m.rate) for m in matches] == [
-        ("b1", "o1", 1.0, 20), ("b2", "o1", 0.5, 12)]
+    assert [(m.bid_id, m.offer_id, m.energy, m.rate) for m in matches] == [("b1", "o1", 1.0, 20), ("b2", "o1", 0.5, 12)]
     assert all(next(o for o in offers if o.order_id == m.offer_id).rate <= m.rate for m in matches)
 
 
 def test_pay_as_bid_skips_pairs_of_the_same_branch():
-    matches = pay_as_bid([Candidate("b", "house", 30, 1.0)],
-                         [Candidate("o1", "house", 5, 1.0), Candidate("o2", "other", 10, 1.0)])
+    matches = pay_as_bid(
+        [Candidate("b", "house", 30, 1.0)], [Candidate("o1", "house", 5, 1.0), Candidate("o2", "other", 10, 1.0)]
+    )
     assert [(m.offer_id, m.rate) for m in matches] == [("o2", 30)]
 
 
@@ -50,11 +50,21 @@ def test_percentage_fee_settlement_of_the_worked_example():
 
 
 WORKED_EXAMPLE = {
-    "name": "Grid", "grid_fee_constant": 1, "children": [
-        {"name": "House 1", "grid_fee_constant": 2, "children": [
-            {"name": "PV", "type": "PV", "allow_external_connection": True}]},
-        {"name": "House 2", "grid_fee_constant": 3, "children": [
-            {"name": "Load", "type": "LoadHours", "avg_power_W": 4000, "allow_external_connection": True}]}]}
+    "name": "Grid",
+    "grid_fee_constant": 1,
+    "children": [
+        {
+            "name": "House 1",
+            "grid_fee_constant": 2,
+            "children": [{"name": "PV", "type": "PV", "allow_external_connection": True}],
+        },
+        {
+            "name": "House 2",
+            "grid_fee_constant": 3,
+            "children": [{"name": "Load", "type": "LoadHours", "avg_power_W": 4000, "allow_external_connection": True}],
+        },
+    ],
+}
 
 
 def _engine_at_noon(bid_price: float, bid_energy: float = 1.0):
@@ -77,7 +87,10 @@ def test_worked_example_end_to_end_in_the_engine():
     assert load.ledger.spent == pytest.approx(20.0) and pv.ledger.earned == pytest.approx(14.0)
     revenue = {market.name: market.stats.fee_revenue for market in engine.markets}
     assert revenue == pytest.approx({"Grid": 1.0, "House 1": 2.0, "House 2": 3.0})
-    events = {e["asset_id"]: e for e in (simulation._trade_event(trade, load, False), simulation._trade_event(trade, pv, True))}
+    events = {
+        e["asset_id"]: e
+        for e in (simulation._trade_event(trade, load, False), simulation._trade_event(trade, pv, True))
+    }
     assert events[load.uuid]["trade_price"] == 20.0 and events[load.uuid]["total_fee"] == 3.0
     assert events[pv.uuid]["trade_price"] == 16.0 and events[pv.uuid]["total_fee"] == 2.0
     assert events[pv.uuid]["seller"] == "PV" and events[pv.uuid]["buyer"] == "anonymous"

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exchange.profiles import ProfileSeries, average_over, load_profile
+from gsy_local_exchange.profiles import ProfileSeries, average_over, load_profile
 
-PROFILES = Path(__file__).resolve().parents[2] / "exchange" / "scenarios" / "profiles"
+PROFILES = Path(__file__).resolve().parents[2] / "gsy_local_exchange" / "scenarios" / "profiles"
 DAY = datetime(2021, 7, 1)
 SLOT = timedelta(minutes=15)
 
@@ -60,7 +60,7 @@ def test_aware_moments_are_converted_to_utc() -> None:
     berlin_summer = timezone(timedelta(hours=2))
     # 13:00 at UTC+2 is 11:00 UTC.
     assert series.value_at(datetime(2021, 7, 1, 13, tzinfo=berlin_summer)) == 1
-    assert series.value_at(datetime(2021, 7, 1, 12, tzinfo=timezone.utc)) == 2
+    assert series.value_at(datetime(2021, 7, 1, 12, tzinfo=UTC)) == 2
 
 
 # -- absolute mappings ------------------------------------------------------------------------
@@ -117,8 +117,7 @@ def test_list_of_the_wrong_length_is_rejected() -> None:
 
 def test_csv_with_semicolons_header_comments_and_relative_path(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / "p.csv").write_text(
-        "\ufefftime;value\n# a comment\n00:00;1.5\n\n06:00;2,5\n18:00;3\n")
+    (tmp_path / "sub" / "p.csv").write_text("\ufefftime;value\n# a comment\n00:00;1.5\n\n06:00;2,5\n18:00;3\n")
     series = load_profile("sub/p.csv", tmp_path, SLOT)
     assert series.value_at(at(5)) == 1.5
     assert series.value_at(at(6)) == 2.5  # decimal comma with the ';' delimiter
@@ -142,16 +141,19 @@ def test_csv_is_reread_when_the_file_changes(tmp_path: Path) -> None:
     assert load_profile("p.csv", tmp_path, SLOT).value_at(at(3)) == 2.25
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    ("time;value\n08:00;1\nnoon;2\n", r"p\.csv:3: cannot parse time 'noon'"),
-    ("08:00;1\n09:00;lots\n", r"p\.csv:2: cannot parse value 'lots'"),
-    ("08:00;1\n25:00;2\n", r"p\.csv:2: time of day out of range"),
-    ("08:00;1;2\n", r"p\.csv:1: expected 2 columns"),
-    ("08:00;nan\n", r"not a finite number"),
-    ("08:00;1\n8:00;2\n", r"time 08:00 more than once"),
-    ("", r"p\.csv is empty"),
-    ("time;value\n", r"p\.csv has no data lines"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("time;value\n08:00;1\nnoon;2\n", r"p\.csv:3: cannot parse time 'noon'"),
+        ("08:00;1\n09:00;lots\n", r"p\.csv:2: cannot parse value 'lots'"),
+        ("08:00;1\n25:00;2\n", r"p\.csv:2: time of day out of range"),
+        ("08:00;1;2\n", r"p\.csv:1: expected 2 columns"),
+        ("08:00;nan\n", r"not a finite number"),
+        ("08:00;1\n8:00;2\n", r"time 08:00 more than once"),
+        ("", r"p\.csv is empty"),
+        ("time;value\n", r"p\.csv has no data lines"),
+    ],
+)
 def test_bad_csv_files_name_file_line_and_problem(tmp_path: Path, content: str, message: str) -> None:
     (tmp_path / "p.csv").write_text(content)
     with pytest.raises(ValueError, match=message):
@@ -168,15 +170,18 @@ def test_directory_is_not_a_profile_file(tmp_path: Path) -> None:
         load_profile(".", tmp_path, SLOT)
 
 
-@pytest.mark.parametrize(("spec", "message"), [
-    ({}, "profile is empty"),
-    ([], "profile is empty"),
-    ({"8 o'clock": 1}, r"entry \"8 o'clock\": cannot parse time"),
-    ({"08:00": "x"}, r"entry '08:00': cannot parse value 'x'"),
-    ({"08:00": True}, "cannot parse value True"),
-    ([1.0] * 95 + ["?"], r"list item 95: cannot parse value '\?'"),
-    (None, "must be a mapping, a list or a CSV file path"),
-])
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({}, "profile is empty"),
+        ([], "profile is empty"),
+        ({"8 o'clock": 1}, r"entry \"8 o'clock\": cannot parse time"),
+        ({"08:00": "x"}, r"entry '08:00': cannot parse value 'x'"),
+        ({"08:00": True}, "cannot parse value True"),
+        ([1.0] * 95 + ["?"], r"list item 95: cannot parse value '\?'"),
+        (None, "must be a mapping, a list or a CSV file path"),
+    ],
+)
 def test_bad_inline_profiles(spec: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         load_profile(spec, Path("."), SLOT)
@@ -224,8 +229,7 @@ def test_average_needs_a_positive_window() -> None:
     start_minute=st.integers(0, 3 * 1440),
     length_minutes=st.integers(1, 2 * 1440),
 )
-def test_average_matches_minute_by_minute_sum(points: dict[int, int], start_minute: int,
-                                              length_minutes: int) -> None:
+def test_average_matches_minute_by_minute_sum(points: dict[int, int], start_minute: int, length_minutes: int) -> None:
     spec = {f"{minute // 60:02d}:{minute % 60:02d}": value for minute, value in points.items()}
     series = load_profile(spec, Path("."), SLOT)
     start = DAY + timedelta(minutes=start_minute)

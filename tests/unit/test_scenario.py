@@ -7,25 +7,41 @@ import json
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import yaml
 
-from exchange.generate import generate_scenario
-from exchange.profiles import average_over, load_profile
-from exchange.scenario import (
-    InfiniteBusNode, LoadHoursNode, LoadProfileNode, MarketMakerNode, MarketNode, PVNode,
-    PVProfileNode, Scenario, ScenarioError, StorageNode, load_scenario, parse_scenario,
-)
 from gsy_e_sdk.wire.slug import slugify
+from gsy_local_exchange.generate import generate_scenario
+from gsy_local_exchange.profiles import average_over, load_profile
+from gsy_local_exchange.scenario import (
+    InfiniteBusNode,
+    LoadHoursNode,
+    LoadProfileNode,
+    MarketMakerNode,
+    MarketNode,
+    PVNode,
+    PVProfileNode,
+    Scenario,
+    ScenarioError,
+    StorageNode,
+    load_scenario,
+    parse_scenario,
+)
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "exchange" / "scenarios"
+SCENARIOS = Path(__file__).resolve().parents[2] / "gsy_local_exchange" / "scenarios"
 BUNDLED = sorted(SCENARIOS.glob("*.json"))
-EXPECTED_FILES = {"community.json", "external_devices.json", "external_market_stats.json",
-                  "external_devices_grid_fees.json", "external_devices_send_forecasts.json"}
+EXPECTED_FILES = {
+    "community.json",
+    "external_devices.json",
+    "external_market_stats.json",
+    "external_devices_grid_fees.json",
+    "external_devices_send_forecasts.json",
+}
 
 
 def raw(name: str) -> dict[str, Any]:
@@ -115,8 +131,12 @@ def test_community_tree_matches_the_reference() -> None:
     for name in ("Tesla Powerwall 3", "Tesla Powerwall 5"):
         battery = by_name[name]
         assert isinstance(battery, StorageNode) and battery.allow_external_connection
-        assert (battery.initial_soc, battery.min_allowed_soc, battery.battery_capacity_kWh,
-                battery.max_abs_battery_power_kW) == (10, 10, 14, 5)
+        assert (
+            battery.initial_soc,
+            battery.min_allowed_soc,
+            battery.battery_capacity_kWh,
+            battery.max_abs_battery_power_kW,
+        ) == (10, 10, 14, 5)
         assert (battery.initial_buying_rate, battery.final_buying_rate) == (0, 25)
         assert (battery.initial_selling_rate, battery.final_selling_rate) == (30, 25.1)
 
@@ -155,13 +175,19 @@ def test_external_devices_matches_the_reference() -> None:
 
 def test_grid_fees_market_stats_and_forecast_scenarios() -> None:
     fees = nodes(load_scenario(SCENARIOS / "external_devices_grid_fees.json"))
-    assert (fees["Grid"].grid_fee_constant, fees["House 1"].grid_fee_constant,
-            fees["House 2"].grid_fee_constant) == (10, 2, 1)
+    assert (fees["Grid"].grid_fee_constant, fees["House 1"].grid_fee_constant, fees["House 2"].grid_fee_constant) == (
+        10,
+        2,
+        1,
+    )
     assert isinstance(fees["Market Maker"], MarketMakerNode) and fees["Market Maker"].energy_rate == 30
 
     stats = load_scenario(SCENARIOS / "external_market_stats.json")
-    external_markets = {slugify(node.name) for node, _ in stats.iter_nodes()
-                        if isinstance(node, MarketNode) and node.externally_controllable}
+    external_markets = {
+        slugify(node.name)
+        for node, _ in stats.iter_nodes()
+        if isinstance(node, MarketNode) and node.externally_controllable
+    }
     assert external_markets == {"house-1", "house-2"}
 
     forecasts = load_scenario(SCENARIOS / "external_devices_send_forecasts.json")
@@ -199,7 +225,8 @@ def test_hand_written_yaml_with_durations_dates_and_inline_profile(tmp_path: Pat
         "children:\n"
         "  - name: House\n"
         "    children:\n"
-        "      - {name: l, type: LoadProfile, daily_load_profile: {'00:00': 100, '18:00': 400}}\n")
+        "      - {name: l, type: LoadProfile, daily_load_profile: {'00:00': 100, '18:00': 400}}\n"
+    )
     scenario = load_scenario(tmp_path / "s.yml")
     assert scenario.settings.slot_length == timedelta(minutes=30)
     assert scenario.settings.sim_duration == timedelta(days=2)
@@ -225,65 +252,149 @@ def _pop(name: str, field: str) -> Mutation:
 
 
 BAD_TREES: list[tuple[str, str, Mutation, list[str]]] = [
-    ("negative panel_count", "community.json", _set("PV 9 (15kW)", panel_count=-3),
-     ["at Grid > Community > 6 apartments building+PV > PV 9 (15kW): panel_count:", "greater than or equal to 1"]),
-    ("unknown asset type", "community.json", _set("Tesla Powerwall 5", type="Battery"),
-     ["at Grid > Community > Multigenerational house > Tesla Powerwall 5:", "unknown asset type 'Battery'"]),
-    ("typo in an asset key", "external_devices.json",
-     lambda tree: find(tree, "pv").update(panel_cont=find(tree, "pv").pop("panel_count")),
-     ["at Grid > House 2 > pv:", "unknown key 'panel_cont'", "did you mean 'panel_count'"]),
-    ("typo in a market key", "external_devices.json",
-     lambda tree: find(tree, "House 1").update(childs=find(tree, "House 1").pop("children")),
-     ["at Grid > House 1:", "unknown key 'childs'", "did you mean 'children'"]),
-    ("duplicate asset names", "community.json", _rename("Load 81 L20 (PV bldg)", "Load 81 L20"),
-     ["at Grid > Community > 6 apartments building+PV > Load 81 L20:", "'Load 81 L20' is used twice",
-      "also at Grid > Community > 6 apartments building > Load 81 L20"]),
-    ("duplicate uuid", "external_devices.json",
-     lambda tree: find(tree, "pv").update(uuid=find(tree, "load")["uuid"]),
-     ["at Grid > House 2 > pv:", "is used twice", "also by Grid > House 2 > load"]),
-    ("market slug collision", "external_market_stats.json",
-     lambda tree: tree["children"].append({"name": "HOUSE-1", "children": []}),
-     ["at Grid > HOUSE-1:", "market slug 'house-1' collides with market 'House 1'"]),
-    ("missing required field", "external_devices.json", _pop("Cell Tower", "avg_power_W"),
-     ["at Grid > Cell Tower: avg_power_W:", "Field required"]),
-    ("wrong value type", "external_devices.json", _set("load", hrs_of_day=[1, 25]),
-     ["at Grid > House 2 > load: hrs_of_day.1:", "less than or equal to 23"]),
-    ("storage soc below minimum", "external_devices.json", _set("H1 Storage1", initial_soc=5),
-     ["at Grid > House 1 > H1 Storage1:", "initial_soc must not be below min_allowed_soc"]),
-    ("bad uuid", "external_devices.json", _set("House 1", uuid="house-one"),
-     ["at Grid > House 1: uuid:", "badly formed"]),
-    ("external market maker", "external_devices_grid_fees.json", _set("Market Maker", allow_external_connection=True),
-     ["at Grid > Market Maker: allow_external_connection:"]),
-    ("bad slot/tick ratio", "external_devices.json",
-     lambda tree: tree["settings"].update(slot_length="15m", tick_length="2m"),
-     ["at Grid: settings:", "slot_length / tick_length must be a whole number >= 10"]),
-    ("unknown settings key", "external_devices.json", lambda tree: tree["settings"].update(slot_lenght="15m"),
-     ["at Grid: settings:", "unknown key 'slot_lenght'", "did you mean 'slot_length'"]),
-    ("bad duration", "external_devices.json", lambda tree: tree["settings"].update(sim_duration="one day"),
-     ["at Grid: settings.sim_duration:", "not a duration"]),
-    ("unsupported market type", "external_devices.json", lambda tree: tree["settings"].update(market_type=1),
-     ["at Grid: settings.market_type:"]),
-    ("settings below the root", "external_devices.json", _set("House 2", settings={"market_maker_rate": 1}),
-     ["at Grid > House 2:", "settings are only allowed on the root market"]),
-    ("settings not an object", "external_devices.json", lambda tree: tree.update(settings=[1, 2]),
-     ["at Grid: settings: must be an object"]),
-    ("asset as root", "external_devices.json", lambda tree: tree.update(type="PV"),
-     ["the root of a scenario must be a market"]),
-    ("missing profile file", "community.json", _set("Load 4 L15", daily_load_profile="profiles/nope.csv"),
-     ["at Grid > Community > Young Couple > Load 4 L15: daily_load_profile:", "profile file not found",
-      "nope.csv"]),
-    ("bad inline profile value", "community.json", _set("PV 1 (4kW)", power_profile={"12:00": "sunny"}),
-     ["at Grid > Community > Family 2 children+PV > PV 1 (4kW): power_profile:", "entry 12:00",
-      "valid number"]),
-    ("bad inline profile time", "community.json", _set("PV 1 (4kW)", power_profile={"noon": 800}),
-     ["PV 1 (4kW): power_profile:", "cannot parse time 'noon'"]),
+    (
+        "negative panel_count",
+        "community.json",
+        _set("PV 9 (15kW)", panel_count=-3),
+        ["at Grid > Community > 6 apartments building+PV > PV 9 (15kW): panel_count:", "greater than or equal to 1"],
+    ),
+    (
+        "unknown asset type",
+        "community.json",
+        _set("Tesla Powerwall 5", type="Battery"),
+        ["at Grid > Community > Multigenerational house > Tesla Powerwall 5:", "unknown asset type 'Battery'"],
+    ),
+    (
+        "typo in an asset key",
+        "external_devices.json",
+        lambda tree: find(tree, "pv").update(panel_cont=find(tree, "pv").pop("panel_count")),
+        ["at Grid > House 2 > pv:", "unknown key 'panel_cont'", "did you mean 'panel_count'"],
+    ),
+    (
+        "typo in a market key",
+        "external_devices.json",
+        lambda tree: find(tree, "House 1").update(childs=find(tree, "House 1").pop("children")),
+        ["at Grid > House 1:", "unknown key 'childs'", "did you mean 'children'"],
+    ),
+    (
+        "duplicate asset names",
+        "community.json",
+        _rename("Load 81 L20 (PV bldg)", "Load 81 L20"),
+        [
+            "at Grid > Community > 6 apartments building+PV > Load 81 L20:",
+            "'Load 81 L20' is used twice",
+            "also at Grid > Community > 6 apartments building > Load 81 L20",
+        ],
+    ),
+    (
+        "duplicate uuid",
+        "external_devices.json",
+        lambda tree: find(tree, "pv").update(uuid=find(tree, "load")["uuid"]),
+        ["at Grid > House 2 > pv:", "is used twice", "also by Grid > House 2 > load"],
+    ),
+    (
+        "market slug collision",
+        "external_market_stats.json",
+        lambda tree: tree["children"].append({"name": "HOUSE-1", "children": []}),
+        ["at Grid > HOUSE-1:", "market slug 'house-1' collides with market 'House 1'"],
+    ),
+    (
+        "missing required field",
+        "external_devices.json",
+        _pop("Cell Tower", "avg_power_W"),
+        ["at Grid > Cell Tower: avg_power_W:", "Field required"],
+    ),
+    (
+        "wrong value type",
+        "external_devices.json",
+        _set("load", hrs_of_day=[1, 25]),
+        ["at Grid > House 2 > load: hrs_of_day.1:", "less than or equal to 23"],
+    ),
+    (
+        "storage soc below minimum",
+        "external_devices.json",
+        _set("H1 Storage1", initial_soc=5),
+        ["at Grid > House 1 > H1 Storage1:", "initial_soc must not be below min_allowed_soc"],
+    ),
+    (
+        "bad uuid",
+        "external_devices.json",
+        _set("House 1", uuid="house-one"),
+        ["at Grid > House 1: uuid:", "badly formed"],
+    ),
+    (
+        "external market maker",
+        "external_devices_grid_fees.json",
+        _set("Market Maker", allow_external_connection=True),
+        ["at Grid > Market Maker: allow_external_connection:"],
+    ),
+    (
+        "bad slot/tick ratio",
+        "external_devices.json",
+        lambda tree: tree["settings"].update(slot_length="15m", tick_length="2m"),
+        ["at Grid: settings:", "slot_length / tick_length must be a whole number >= 10"],
+    ),
+    (
+        "unknown settings key",
+        "external_devices.json",
+        lambda tree: tree["settings"].update(slot_lenght="15m"),
+        ["at Grid: settings:", "unknown key 'slot_lenght'", "did you mean 'slot_length'"],
+    ),
+    (
+        "bad duration",
+        "external_devices.json",
+        lambda tree: tree["settings"].update(sim_duration="one day"),
+        ["at Grid: settings.sim_duration:", "not a duration"],
+    ),
+    (
+        "unsupported market type",
+        "external_devices.json",
+        lambda tree: tree["settings"].update(market_type=1),
+        ["at Grid: settings.market_type:"],
+    ),
+    (
+        "settings below the root",
+        "external_devices.json",
+        _set("House 2", settings={"market_maker_rate": 1}),
+        ["at Grid > House 2:", "settings are only allowed on the root market"],
+    ),
+    (
+        "settings not an object",
+        "external_devices.json",
+        lambda tree: tree.update(settings=[1, 2]),
+        ["at Grid: settings: must be an object"],
+    ),
+    (
+        "asset as root",
+        "external_devices.json",
+        lambda tree: tree.update(type="PV"),
+        ["the root of a scenario must be a market"],
+    ),
+    (
+        "missing profile file",
+        "community.json",
+        _set("Load 4 L15", daily_load_profile="profiles/nope.csv"),
+        ["at Grid > Community > Young Couple > Load 4 L15: daily_load_profile:", "profile file not found", "nope.csv"],
+    ),
+    (
+        "bad inline profile value",
+        "community.json",
+        _set("PV 1 (4kW)", power_profile={"12:00": "sunny"}),
+        ["at Grid > Community > Family 2 children+PV > PV 1 (4kW): power_profile:", "entry 12:00", "valid number"],
+    ),
+    (
+        "bad inline profile time",
+        "community.json",
+        _set("PV 1 (4kW)", power_profile={"noon": 800}),
+        ["PV 1 (4kW): power_profile:", "cannot parse time 'noon'"],
+    ),
 ]
 
 
-@pytest.mark.parametrize(("base", "mutate", "expected"), [case[1:] for case in BAD_TREES],
-                         ids=[case[0] for case in BAD_TREES])
-def test_bad_scenario_gives_one_clear_error(tmp_path: Path, base: str, mutate: Mutation,
-                                            expected: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("base", "mutate", "expected"), [case[1:] for case in BAD_TREES], ids=[case[0] for case in BAD_TREES]
+)
+def test_bad_scenario_gives_one_clear_error(tmp_path: Path, base: str, mutate: Mutation, expected: list[str]) -> None:
     document = raw(base)
     mutate(document)
     path = tmp_path / base
@@ -354,8 +465,9 @@ def test_several_errors_report_the_first_and_count_the_rest() -> None:
 def test_overrides_win_over_file_settings() -> None:
     path = SCENARIOS / "community.json"
     assert load_scenario(path).settings.slot_length == timedelta(minutes=15)
-    scenario = load_scenario(path, overrides={"slot_length": "30m", "market_maker_rate": 25,
-                                              "tick_length": None, "start_date": "2022-01-02"})
+    scenario = load_scenario(
+        path, overrides={"slot_length": "30m", "market_maker_rate": 25, "tick_length": None, "start_date": "2022-01-02"}
+    )
     assert scenario.settings.slot_length == timedelta(minutes=30)
     assert scenario.settings.market_maker_rate == 25
     assert scenario.settings.tick_length == timedelta(seconds=15)  # None = not overridden
@@ -369,7 +481,9 @@ def test_override_may_repair_a_file_setting_and_may_break_one() -> None:
     document["settings"]["tick_length"] = "2m"  # 15 min / 2 min is not a whole number
     with pytest.raises(ScenarioError, match="slot_length / tick_length"):
         parse_scenario(copy.deepcopy(document))
-    assert parse_scenario(copy.deepcopy(document), overrides={"tick_length": "1s"}).settings.tick_length == timedelta(seconds=1)
+    assert parse_scenario(copy.deepcopy(document), overrides={"tick_length": "1s"}).settings.tick_length == timedelta(
+        seconds=1
+    )
     with pytest.raises(ScenarioError, match=r"at Grid: settings.bid_offer_match_algo"):
         parse_scenario(raw("external_devices.json"), overrides={"bid_offer_match_algo": 7})
 
@@ -413,14 +527,20 @@ def test_generated_mix_and_names() -> None:
     kinds = Counter(asset["type"] for asset in assets)
     assert kinds == {"LoadHours": 4000, "PV": 4000, "Storage": 2000}
     assert [asset["name"] for asset in assets[:5]] == [
-        "load-000001", "pv-000002", "load-000003", "pv-000004", "storage-000005"]
+        "load-000001",
+        "pv-000002",
+        "load-000003",
+        "pv-000004",
+        "storage-000005",
+    ]
     assert len({asset["name"] for asset in assets}) == 10_000
     assert len({asset["avg_power_W"] for asset in assets if asset["type"] == "LoadHours"}) > 50
     assert len({tuple(asset["hrs_of_day"]) for asset in assets if asset["type"] == "LoadHours"}) > 20
     assert len({asset["panel_count"] for asset in assets if asset["type"] == "PV"}) > 10
     # Every market holds a mix of kinds.
-    assert all(len({a["type"] for a in market["children"]}) == 3
-               for market in document["children"] if "children" in market)
+    assert all(
+        len({a["type"] for a in market["children"]}) == 3 for market in document["children"] if "children" in market
+    )
 
 
 def test_generated_scenario_is_deterministic_and_seeded() -> None:
@@ -449,14 +569,17 @@ def test_wide_numbers_keep_names_sortable() -> None:
     assert _assets(document)[-1]["name"] == "storage-012345"
 
 
-@pytest.mark.parametrize(("assets", "markets", "message"), [
-    (0, 1, "assets must be at least 1"),
-    (-5, 1, "assets must be at least 1"),
-    (10, 0, "markets must be between 1 and the number of assets"),
-    (10, 11, "markets must be between 1 and the number of assets"),
-    (2.5, 1, "assets must be an integer"),
-    (10, True, "markets must be an integer"),
-])
+@pytest.mark.parametrize(
+    ("assets", "markets", "message"),
+    [
+        (0, 1, "assets must be at least 1"),
+        (-5, 1, "assets must be at least 1"),
+        (10, 0, "markets must be between 1 and the number of assets"),
+        (10, 11, "markets must be between 1 and the number of assets"),
+        (2.5, 1, "assets must be an integer"),
+        (10, True, "markets must be an integer"),
+    ],
+)
 def test_generator_validates_arguments(assets: Any, markets: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         generate_scenario(assets, markets)

@@ -27,13 +27,15 @@ def test_public_modules_and_names_exist():
         "gsy_e_sdk.redis_aggregator": ["RedisAggregator", "RedisAggregatorAPIException"],
         "gsy_e_sdk.redis_client_base": ["RedisAPIException", "RedisClientBase"],
         "gsy_e_sdk.commands": ["ClientCommandBuffer"],
-        "gsy_e_sdk.enums": ["Commands", "command_enum_to_command_name_dict",
-                            "command_enum_to_command_name"],
+        "gsy_e_sdk.enums": ["Commands", "command_enum_to_command_name_dict", "command_enum_to_command_name"],
         "gsy_e_sdk.grid_fee_calculation": ["GridFeeCalculation"],
-        "gsy_e_sdk.utils": ["AreaNotFoundException", "flatten_info_dict", "log_trade_info",
-                            "get_uuid_from_area_name_in_tree_dict"],
-        "gsy_e_sdk.cli": ["main", "run", "validate_general_settings_are_set",
-                          "load_client_script"],
+        "gsy_e_sdk.utils": [
+            "AreaNotFoundException",
+            "flatten_info_dict",
+            "log_trade_info",
+            "get_uuid_from_area_name_in_tree_dict",
+        ],
+        "gsy_e_sdk.cli": ["main", "run", "validate_general_settings_are_set", "load_client_script"],
     }
     for module_name, names in expected.items():
         module = importlib.import_module(module_name)
@@ -53,10 +55,12 @@ def test_constructor_signatures_match_the_original():
     assert parameters(RedisMarketClient) == ["area_id", "redis_url", "autoregister"]
     # Positional parameters as the original; keyword-only extensions after them.
     assert parameters(RedisAggregator)[:3] == ["aggregator_name", "accept_all_devices", "redis_url"]
-    keyword_only = [name for name, parameter in inspect.signature(RedisAggregator).parameters.items()
-                    if parameter.kind is inspect.Parameter.KEYWORD_ONLY]
-    assert keyword_only == parameters(RedisAggregator)[3:] == ["aggregator_uuid", "device_uuids",
-                                                               "drop_stale_ticks"]
+    keyword_only = [
+        name
+        for name, parameter in inspect.signature(RedisAggregator).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    ]
+    assert keyword_only == parameters(RedisAggregator)[3:] == ["aggregator_uuid", "device_uuids", "drop_stale_ticks"]
 
 
 def test_rest_signatures_take_the_readme_arguments_and_keep_the_original_ones():
@@ -67,19 +71,36 @@ def test_rest_signatures_take_the_readme_arguments_and_keep_the_original_ones():
     def parameters(function):
         return {name: parameter.default for name, parameter in inspect.signature(function).parameters.items()}
 
-    assert list(parameters(RestAssetClient)) == ["asset_uuid", "simulation_id", "domain_name", "websockets_domain_name",
-                                                 "autoregister", "start_websocket", "sim_api_domain_name"]
+    assert list(parameters(RestAssetClient)) == [
+        "asset_uuid",
+        "simulation_id",
+        "domain_name",
+        "websockets_domain_name",
+        "autoregister",
+        "start_websocket",
+        "sim_api_domain_name",
+    ]
     # The README's RestMarketClient(<market_uuid>, autoregister=True), after the original's four.
-    assert parameters(RestMarketClient) == {"area_id": inspect.Parameter.empty, "simulation_id": None,
-                                            "domain_name": None, "websockets_domain_name": None, "autoregister": False}
+    assert parameters(RestMarketClient) == {
+        "area_id": inspect.Parameter.empty,
+        "simulation_id": None,
+        "domain_name": None,
+        "websockets_domain_name": None,
+        "autoregister": False,
+    }
     # The README's asset_client.unregister(); Redis scripts' is_blocking on every transport.
     for client in (RestAssetClient, RestMarketClient):
         assert parameters(client.unregister)["is_blocking"] is True
         assert parameters(client.register)["is_blocking"] is True
         assert parameters(client.select_aggregator)["is_blocking"] is True
     assert parameters(Aggregator.delete_aggregator)["is_blocking"] is True
-    assert list(parameters(Aggregator))[:5] == ["aggregator_name", "simulation_id", "domain_name",
-                                                "websockets_domain_name", "accept_all_devices"]
+    assert list(parameters(Aggregator))[:5] == [
+        "aggregator_name",
+        "simulation_id",
+        "domain_name",
+        "websockets_domain_name",
+        "accept_all_devices",
+    ]
 
 
 def test_redis_clients_offer_the_rest_clients_direct_calls():
@@ -89,8 +110,9 @@ def test_redis_clients_offer_the_rest_clients_direct_calls():
     from gsy_e_sdk.rest_market import RestMarketClient
 
     for redis_class, rest_class, names in (
-            (RedisAssetClient, RestAssetClient, ("set_energy_forecast", "set_energy_measurement")),
-            (RedisMarketClient, RestMarketClient, ("grid_fees", "last_market_dso_stats"))):
+        (RedisAssetClient, RestAssetClient, ("set_energy_forecast", "set_energy_measurement")),
+        (RedisMarketClient, RestMarketClient, ("grid_fees", "last_market_dso_stats")),
+    ):
         for name in names:
             assert inspect.signature(getattr(redis_class, name)) == inspect.signature(getattr(rest_class, name))
 
@@ -100,7 +122,7 @@ def test_auto_aggregator_is_a_library_class():
 
     assert issubclass(gsy_e_sdk.AutoAggregator, RedisAggregator)
     with pytest.raises(AttributeError):
-        gsy_e_sdk.NoSuchThing  # noqa: B018
+        gsy_e_sdk.NoSuchThing  # noqa: B018 - the access is what raises
 
 
 def test_constants():
@@ -129,15 +151,21 @@ def test_types_follow_the_run_on_redis_switch(monkeypatch):
     from gsy_e_sdk.types import aggregator_client_type, device_client_type, market_client_type
 
     assert (device_client_type, aggregator_client_type, market_client_type) == (
-        RedisAssetClient, RedisAggregator, RedisMarketClient)
+        RedisAssetClient,
+        RedisAggregator,
+        RedisMarketClient,
+    )
     monkeypatch.setenv("API_CLIENT_RUN_ON_REDIS", "false")
     from gsy_e_sdk.aggregator import Aggregator
     from gsy_e_sdk.clients.rest_asset_client import RestAssetClient
     from gsy_e_sdk.rest_market import RestMarketClient
-    from gsy_e_sdk.types import aggregator_client_type, device_client_type, market_client_type  # noqa: F811
+    from gsy_e_sdk.types import aggregator_client_type, device_client_type, market_client_type
 
     assert (device_client_type, aggregator_client_type, market_client_type) == (
-        RestAssetClient, Aggregator, RestMarketClient)
+        RestAssetClient,
+        Aggregator,
+        RestMarketClient,
+    )
 
 
 def test_legacy_names(caplog):

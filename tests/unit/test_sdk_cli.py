@@ -10,8 +10,15 @@ from click.testing import CliRunner
 
 from gsy_e_sdk.cli import main
 
-ENV_KEYS = ("API_CLIENT_USERNAME", "API_CLIENT_PASSWORD", "API_CLIENT_RUN_ON_REDIS", "REDIS_URL",
-            "API_CLIENT_DOMAIN_NAME", "API_CLIENT_WEBSOCKET_DOMAIN_NAME", "API_CLIENT_SIMULATION_ID")
+ENV_KEYS = (
+    "API_CLIENT_USERNAME",
+    "API_CLIENT_PASSWORD",
+    "API_CLIENT_RUN_ON_REDIS",
+    "REDIS_URL",
+    "API_CLIENT_DOMAIN_NAME",
+    "API_CLIENT_WEBSOCKET_DOMAIN_NAME",
+    "API_CLIENT_SIMULATION_ID",
+)
 # A user script that reports what the run command prepared for it.
 REPORTER = textwrap.dedent("""
     import json, os, sys
@@ -56,13 +63,28 @@ def invoke(*args, **kwargs):
 def test_run_help_lists_every_option_and_the_bundled_setups():
     result = invoke("run", "--help")
     assert result.exit_code == 0
-    for option in ("--base-setup-path", "--setup", "--username", "--password", "--domain-name",
-                   "--web-socket", "--simulation-config-path", "--simulation-id",
-                   "--run-on-redis", "--log-level", "--log-file", "-u,", "-p,", "-b,", "-d,",
-                   "-w,", "-i,", "-s,"):
+    for option in (
+        "--base-setup-path",
+        "--setup",
+        "--username",
+        "--password",
+        "--domain-name",
+        "--web-socket",
+        "--simulation-config-path",
+        "--simulation-id",
+        "--run-on-redis",
+        "--log-level",
+        "--log-file",
+        "-u,",
+        "-p,",
+        "-b,",
+        "-d,",
+        "-w,",
+        "-i,",
+        "-s,",
+    ):
         assert option in result.output, option
-    for setup in ("test_redis_aggregator", "test_redis_market_aggregator",
-                  "test_sending_energy_forecast"):
+    for setup in ("test_redis_aggregator", "test_redis_market_aggregator", "test_sending_energy_forecast"):
         assert setup in result.output
 
 
@@ -76,10 +98,23 @@ def test_run_is_the_default_command():
 
 
 def test_redis_mode_exports_settings_and_runs_the_script(reporter):
-    scripts, module, package, out = reporter
-    result = invoke("-l", "ERROR", "run", "-b", str(scripts), "--setup", module,
-                    "--run-on-redis", "--redis-url", "redis://example:6400", "-u", "alice",
-                    "-p", "secret")
+    scripts, module, _, out = reporter
+    result = invoke(
+        "-l",
+        "ERROR",
+        "run",
+        "-b",
+        str(scripts),
+        "--setup",
+        module,
+        "--run-on-redis",
+        "--redis-url",
+        "redis://example:6400",
+        "-u",
+        "alice",
+        "-p",
+        "secret",
+    )
     assert result.exit_code == 0, result.output
     env = json.loads(out.read_text())
     assert env["API_CLIENT_RUN_ON_REDIS"] == "true"
@@ -89,9 +124,8 @@ def test_redis_mode_exports_settings_and_runs_the_script(reporter):
 
 
 def test_dotted_setup_names_load_from_the_base_path(reporter):
-    scripts, module, package, out = reporter
-    result = invoke("run", "--base-setup-path", str(scripts), "--setup", f"{package}.nested",
-                    "--run-on-redis")
+    scripts, _, package, out = reporter
+    result = invoke("run", "--base-setup-path", str(scripts), "--setup", f"{package}.nested", "--run-on-redis")
     assert result.exit_code == 0, result.output
     assert json.loads(out.read_text())["API_CLIENT_RUN_ON_REDIS"] == "true"
 
@@ -104,29 +138,44 @@ def test_rest_mode_requires_a_simulation_id(reporter):
 
 
 def test_rest_mode_reads_the_config_file_and_prompts_for_the_password(reporter, tmp_path):
-    scripts, module, package, out = reporter
+    scripts, module, _, out = reporter
     config = tmp_path / "api-client-summary.json"
-    config.write_text(json.dumps({"domain_name": "https://d.example", "uuid": "sim-1",
-                                  "web_socket_domain_name": "wss://w.example", "username": "bob",
-                                  "name": "collab", "global_settings": {}, "registry": {}}))
+    config.write_text(
+        json.dumps(
+            {
+                "domain_name": "https://d.example",
+                "uuid": "sim-1",
+                "web_socket_domain_name": "wss://w.example",
+                "username": "bob",
+                "name": "collab",
+                "global_settings": {},
+                "registry": {},
+            }
+        )
+    )
     incomplete = tmp_path / "incomplete.json"
     incomplete.write_text(json.dumps({"domain_name": "https://d.example", "uuid": "sim-1"}))
-    refused = invoke("run", "-b", str(scripts), "--setup", module, "-u", "bob", "-i", str(incomplete),
-                     input="hidden-pw\n")
+    refused = invoke(
+        "run", "-b", str(scripts), "--setup", module, "-u", "bob", "-i", str(incomplete), input="hidden-pw\n"
+    )
     assert refused.exit_code == 2 and "missing the required key" in refused.output
-    result = invoke("run", "-b", str(scripts), "--setup", module, "-u", "bob",
-                    "-i", str(config), input="hidden-pw\n")
+    result = invoke("run", "-b", str(scripts), "--setup", module, "-u", "bob", "-i", str(config), input="hidden-pw\n")
     assert result.exit_code == 0, result.output
     assert "Password" in result.output and "hidden-pw" not in result.output
     env = json.loads(out.read_text())
-    assert env == {**env, "API_CLIENT_PASSWORD": "hidden-pw", "API_CLIENT_USERNAME": "bob",
-                   "API_CLIENT_RUN_ON_REDIS": "false", "API_CLIENT_SIMULATION_ID": "sim-1",
-                   "API_CLIENT_DOMAIN_NAME": "https://d.example",
-                   "API_CLIENT_WEBSOCKET_DOMAIN_NAME": "wss://w.example"}
+    assert env == {
+        **env,
+        "API_CLIENT_PASSWORD": "hidden-pw",
+        "API_CLIENT_USERNAME": "bob",
+        "API_CLIENT_RUN_ON_REDIS": "false",
+        "API_CLIENT_SIMULATION_ID": "sim-1",
+        "API_CLIENT_DOMAIN_NAME": "https://d.example",
+        "API_CLIENT_WEBSOCKET_DOMAIN_NAME": "wss://w.example",
+    }
 
 
 def test_credentials_fall_back_to_the_environment(reporter, monkeypatch):
-    scripts, module, package, out = reporter
+    scripts, module, _, out = reporter
     monkeypatch.setenv("API_CLIENT_USERNAME", "carol")
     monkeypatch.setenv("API_CLIENT_PASSWORD", "from-env")
     result = invoke("run", "-b", str(scripts), "--setup", module, "-s", "sim-2")

@@ -1,7 +1,7 @@
 """Redis clients against a real Redis, with a scripted exchange that answers like the captures.
 
 The stub only answers the lifecycle requests (register, CREATE, SELECT, ...) with the payload
-shapes of ``/work/shared/protocol/captures``, and replays captured events; the real exchange is
+shapes of ``tests/fixtures/captures``, and replays captured events; the real exchange is
 exercised by ``tests/integration/test_sdk_*.py``.
 """
 
@@ -9,7 +9,7 @@ import json
 import logging
 import threading
 import time
-from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import redis
@@ -21,12 +21,15 @@ from gsy_e_sdk.redis_aggregator import RedisAggregator, RedisAggregatorAPIExcept
 from gsy_e_sdk.redis_client_base import RedisAPIException
 from gsy_e_sdk.redis_connection import READER_THREAD_NAME, get_connection
 from gsy_e_sdk.redis_market import RedisMarketClient
+from tests.fixtures import CAPTURES
 
-CAPTURE = Path("/work/shared/protocol/captures/external_devices__test_redis_aggregator.jsonl")
+CAPTURE = CAPTURES / "external_devices__test_redis_aggregator.jsonl"
 CAPTURED_AGGREGATOR = "b33e6a7f-3c34-4e11-8c80-b6e5b900f0cb"
-CAPTURED_UUIDS = {"load": "4367b055-c8bf-4e65-a23a-0aa4b23e143b",
-                  "pv": "4452f9e9-5637-4589-83f5-dd944466ffba",
-                  "house-2": "1a3a0986-fe7c-46f7-8b6d-2abba6a984de"}
+CAPTURED_UUIDS = {
+    "load": "4367b055-c8bf-4e65-a23a-0aa4b23e143b",
+    "pv": "4452f9e9-5637-4589-83f5-dd944466ffba",
+    "house-2": "1a3a0986-fe7c-46f7-8b6d-2abba6a984de",
+}
 
 
 class StubExchange:
@@ -61,46 +64,77 @@ class StubExchange:
         transaction_id = request.get("transaction_id")
         area = channel.rsplit("/", 1)[0]
         if channel.endswith("/register_participant") and area not in self.silent_areas:
-            self.publish(f"{area}/response/register_participant", {
-                "command": "register", "status": "ready", "registered": True,
-                "transaction_id": transaction_id, "device_uuid": self.uuid_of(area)})
+            self.publish(
+                f"{area}/response/register_participant",
+                {
+                    "command": "register",
+                    "status": "ready",
+                    "registered": True,
+                    "transaction_id": transaction_id,
+                    "device_uuid": self.uuid_of(area),
+                },
+            )
         elif channel.endswith("/unregister_participant"):
             # gsy-e's shape: no "response": "success" (REDIS.md 3.3)
-            self.publish(f"{area}/response/unregister_participant", {
-                "command": "unregister", "status": "ready", "unregistered": True,
-                "transaction_id": transaction_id})
+            self.publish(
+                f"{area}/response/unregister_participant",
+                {"command": "unregister", "status": "ready", "unregistered": True, "transaction_id": transaction_id},
+            )
         elif channel == "external-aggregator//batch_commands":
             self.batches.append(request)
             if self.answer_batches:
                 self._answer_batch(request)
         elif request.get("type") == "CREATE":
-            self.publish("aggregator-response", {"status": "ready", "name": request["name"],
-                                                 "transaction_id": transaction_id})
+            self.publish(
+                "aggregator-response", {"status": "ready", "name": request["name"], "transaction_id": transaction_id}
+            )
         elif request.get("type") in ("SELECT", "UNSELECT"):
             status = "SELECTED" if request["type"] == "SELECT" else "UNSELECTED"
             for _ in range(1 if status == "SELECTED" else 2):  # gsy-e sends UNSELECTED twice
-                self.publish("aggregator-response", {
-                    "status": status, "aggregator_uuid": request["aggregator_uuid"],
-                    "device_uuid": request["device_uuid"], "transaction_id": transaction_id})
+                self.publish(
+                    "aggregator-response",
+                    {
+                        "status": status,
+                        "aggregator_uuid": request["aggregator_uuid"],
+                        "device_uuid": request["device_uuid"],
+                        "transaction_id": transaction_id,
+                    },
+                )
         elif request.get("type") == "DELETE" and channel == "aggregator-commands":
-            self.publish("aggregator-response", {
-                "status": "deleted", "aggregator_uuid": request["aggregator_uuid"],
-                "transaction_id": transaction_id})
+            self.publish(
+                "aggregator-response",
+                {"status": "deleted", "aggregator_uuid": request["aggregator_uuid"], "transaction_id": transaction_id},
+            )
 
     def _answer_batch(self, batch: dict) -> None:
         responses = {}
         for uuid, commands in batch["batch_commands"].items():
             responses[uuid] = [
-                {"command": c["type"], "status": "error", "area_uuid": uuid,
-                 "error_message": f"Error when handling {c['type']} create on area x.",
-                 "transaction_id": batch["transaction_id"]}
-                if c.get("energy", 0) > 100 else
-                {"command": c["type"], "status": "ready", "area_uuid": uuid,
-                 "transaction_id": batch["transaction_id"]}
-                for c in commands]
-        self.publish(f"external-aggregator//{batch['aggregator_uuid']}/response/batch_commands", {
-            "command": "batch_commands", "transaction_id": batch["transaction_id"],
-            "aggregator_uuid": batch["aggregator_uuid"], "responses": responses})
+                {
+                    "command": c["type"],
+                    "status": "error",
+                    "area_uuid": uuid,
+                    "error_message": f"Error when handling {c['type']} create on area x.",
+                    "transaction_id": batch["transaction_id"],
+                }
+                if c.get("energy", 0) > 100
+                else {
+                    "command": c["type"],
+                    "status": "ready",
+                    "area_uuid": uuid,
+                    "transaction_id": batch["transaction_id"],
+                }
+                for c in commands
+            ]
+        self.publish(
+            f"external-aggregator//{batch['aggregator_uuid']}/response/batch_commands",
+            {
+                "command": "batch_commands",
+                "transaction_id": batch["transaction_id"],
+                "aggregator_uuid": batch["aggregator_uuid"],
+                "responses": responses,
+            },
+        )
 
     def publish(self, channel: str, payload: dict) -> None:
         self.redis.publish(channel, json.dumps(payload))
@@ -163,8 +197,10 @@ class RecordingAggregator(RedisAggregator):
 
 
 def connect_readme_clients(redis_url, aggregator):
-    clients = [RedisAssetClient(name, autoregister=True, redis_url=redis_url,
-                                pubsub_thread=aggregator.pubsub) for name in ("load", "pv")]
+    clients = [
+        RedisAssetClient(name, autoregister=True, redis_url=redis_url, pubsub_thread=aggregator.pubsub)
+        for name in ("load", "pv")
+    ]
     clients.append(RedisMarketClient("House 2", redis_url))
     for client in clients:
         assert client.select_aggregator(aggregator.aggregator_uuid)
@@ -173,9 +209,11 @@ def connect_readme_clients(redis_url, aggregator):
 
 def test_readme_flow_with_captured_events(redis_url, stub):
     aggregator = RecordingAggregator("test_aggr", redis_url=redis_url)
-    assert ("aggregator-commands", {"name": "test_aggr", "type": "CREATE",
-                                    "transaction_id": aggregator.aggregator_uuid}) in stub.commands
-    load, pv, market = connect_readme_clients(redis_url, aggregator)
+    assert (
+        "aggregator-commands",
+        {"name": "test_aggr", "type": "CREATE", "transaction_id": aggregator.aggregator_uuid},
+    ) in stub.commands
+    load, _, market = connect_readme_clients(redis_url, aggregator)
     assert market.area_id == "house-2" and market.is_active
     assert load.area_uuid == CAPTURED_UUIDS["load"]
     assert sorted(aggregator.device_uuid_list) == sorted(CAPTURED_UUIDS.values())
@@ -197,32 +235,34 @@ def test_readme_flow_with_captured_events(redis_url, stub):
     assert aggregator.get_uuid_from_area_name("load") == CAPTURED_UUIDS["load"]
     house_2 = aggregator.latest_grid_tree_flat[CAPTURED_UUIDS["house-2"]]
     assert house_2["area_name"] == "House 2"
-    assert aggregator.calculate_grid_fee("load", "House 2", "last_market_fee") == \
-        aggregator.calculate_grid_fee(CAPTURED_UUIDS["load"], CAPTURED_UUIDS["house-2"],
-                                      "last_market_fee")
+    assert aggregator.calculate_grid_fee("load", "House 2", "last_market_fee") == aggregator.calculate_grid_fee(
+        CAPTURED_UUIDS["load"], CAPTURED_UUIDS["house-2"], "last_market_fee"
+    )
 
 
 def test_chained_batch_returns_structured_responses_including_errors(redis_url, stub):
     aggregator = RedisAggregator("batcher", redis_url=redis_url)
     load, pv, market = connect_readme_clients(redis_url, aggregator)
-    (aggregator.add_to_batch_commands
-     .bid_energy(load.area_uuid, 0.025, 30)
-     .offer_energy(pv.area_uuid, 500, 1)  # the stub refuses this one
-     .asset_info(pv.area_uuid)
-     .last_market_dso_stats(market.area_uuid)
-     .grid_fees(market.area_uuid, 5))
+    (
+        aggregator.add_to_batch_commands.bid_energy(load.area_uuid, 0.025, 30)
+        .offer_energy(pv.area_uuid, 500, 1)  # the stub refuses this one
+        .asset_info(pv.area_uuid)
+        .last_market_dso_stats(market.area_uuid)
+        .grid_fees(market.area_uuid, 5)
+    )
     assert aggregator.commands_buffer_length == 5
     response = aggregator.execute_batch_command()  # the README's spelling
     assert aggregator.commands_buffer_length == 0
     assert response["aggregator_uuid"] == aggregator.aggregator_uuid
     pv_answers = response["responses"][pv.area_uuid]
-    assert [(a["command"], a["status"]) for a in pv_answers] == [("offer", "error"),
-                                                                  ("device_info", "ready")]
+    assert [(a["command"], a["status"]) for a in pv_answers] == [("offer", "error"), ("device_info", "ready")]
     assert "Error when handling offer" in pv_answers[0]["error_message"]
     sent = stub.batches[-1]
     assert sent["type"] == "BATCHED" and sent["transaction_id"] == response["transaction_id"]
     assert sent["batch_commands"][market.area_uuid] == [
-        {"type": "dso_market_stats", "data": {}}, {"type": "grid_fees", "data": {"fee_const": 5}}]
+        {"type": "dso_market_stats", "data": {}},
+        {"type": "grid_fees", "data": {"fee_const": 5}},
+    ]
     assert aggregator.execute_batch_commands() is None  # empty buffer: nothing sent
 
 
@@ -260,8 +300,7 @@ def test_finish_releases_a_blocked_batch(redis_url, stub):
     caller = threading.Thread(target=lambda: result.update(r=aggregator.execute_batch_commands()))
     caller.start()
     time.sleep(0.3)
-    stub.publish(aggregator.channel_names.events, {"event": "finish", "simulation_id": None,
-                                                   "num_ticks": 10.0})
+    stub.publish(aggregator.channel_names.events, {"event": "finish", "simulation_id": None, "num_ticks": 10.0})
     caller.join(3)
     assert not caller.is_alive() and result == {"r": None} and aggregator.is_finished
 
@@ -283,8 +322,12 @@ def test_delete_aggregator_goes_to_aggregator_commands(redis_url, stub):
     transaction_id = aggregator.delete_aggregator()
     channel, request = stub.commands[-1]
     assert channel == "aggregator-commands"
-    assert request == {"name": "short-lived", "aggregator_uuid": aggregator.aggregator_uuid,
-                       "type": "DELETE", "transaction_id": transaction_id}
+    assert request == {
+        "name": "short-lived",
+        "aggregator_uuid": aggregator.aggregator_uuid,
+        "type": "DELETE",
+        "transaction_id": transaction_id,
+    }
 
 
 def test_register_unregister_lifecycle(redis_url, stub):
@@ -302,11 +345,11 @@ def test_register_unregister_lifecycle(redis_url, stub):
         client.select_aggregator("some-aggregator")
     client.register()
     assert client.is_active and client.area_uuid == "uuid-of-H1 Storage1"
-    with pytest.raises(RedisAPIException, match="API is already registered to the market."):
+    with pytest.raises(RedisAPIException, match=r"API is already registered to the market\."):
         client.register()
     client.unregister()  # answered with status ready only
     assert not client.is_active
-    with pytest.raises(RedisAPIException, match="API is already unregistered from the market."):
+    with pytest.raises(RedisAPIException, match=r"API is already unregistered from the market\."):
         client.unregister()
     assert client.wait_for_hooks(5)
     assert [r["device_uuid"] for r in registrations] == ["uuid-of-H1 Storage1"]
@@ -337,7 +380,7 @@ def test_invalid_aggregator_uuid_is_rejected_before_sending(redis_url, stub):
 
 def test_failing_hook_is_logged_and_later_hooks_still_run(redis_url, stub, caplog):
     class Fragile(RedisAggregator):
-        ticks = []
+        ticks: ClassVar[list[str]] = []
 
         def on_tick(self, tick_info):
             if tick_info["slot_completion"] == "10%":
@@ -346,9 +389,17 @@ def test_failing_hook_is_logged_and_later_hooks_still_run(redis_url, stub, caplo
 
     aggregator = Fragile("fragile", redis_url=redis_url)
     for completion in ("10%", "20%"):
-        stub.publish(aggregator.channel_names.events, {
-            "event": "tick", "slot_completion": completion, "market_slot": "2026-01-01T00:00",
-            "grid_tree": {}, "simulation_id": None, "num_ticks": 10.0})
+        stub.publish(
+            aggregator.channel_names.events,
+            {
+                "event": "tick",
+                "slot_completion": completion,
+                "market_slot": "2026-01-01T00:00",
+                "grid_tree": {},
+                "simulation_id": None,
+                "num_ticks": 10.0,
+            },
+        )
     deadline = time.monotonic() + 5
     while not Fragile.ticks and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -387,8 +438,7 @@ def test_ten_thousand_asset_clients_share_one_reader(redis_url, stub):
     assert sum(map(len, stub.batches[-1]["batch_commands"].values())) == 10_000
     for client in clients[:3]:
         aggregator.add_to_batch_commands.bid_energy(client.area_uuid, 0.1, 1)
-    assert aggregator.execute_batch_commands()["responses"].keys() == \
-        {client.area_uuid for client in clients[:3]}
+    assert aggregator.execute_batch_commands()["responses"].keys() == {client.area_uuid for client in clients[:3]}
     logging.getLogger(__name__).info("10,000 clients registered and selected in %.1f s", elapsed)
     for client in clients:
         client.close()

@@ -3,21 +3,22 @@
 import json
 import math
 import time
-from pathlib import Path
 
 import pytest
 
 from gsy_e_sdk.commands import ClientCommandBuffer
 from gsy_e_sdk.enums import Commands, command_enum_to_command_name
+from tests.fixtures import CAPTURES
 
-CAPTURES = Path("/work/shared/protocol/captures")
 PV, LOAD, MARKET = "pv-uuid", "load-uuid", "market-uuid"
 
 
 def captured_batches() -> list[dict]:
     batches = []
-    for name in ("external_devices__test_redis_aggregator.jsonl",
-                 "default_community__basic_strategies_and_grid_fees.jsonl"):
+    for name in (
+        "external_devices__test_redis_aggregator.jsonl",
+        "default_community__basic_strategies_and_grid_fees.jsonl",
+    ):
         for line in (CAPTURES / name).read_text().splitlines():
             record = json.loads(line)
             if record["channel"] == "external-aggregator//batch_commands":
@@ -29,8 +30,7 @@ def rebuild(uuid: str, command: dict, buffer: ClientCommandBuffer) -> None:
     kind = command["type"]
     if kind in ("offer", "bid"):
         method = buffer.offer_energy if kind == "offer" else buffer.bid_energy
-        method(uuid, command["energy"], command["price"], command["replace_existing"],
-               command["time_slot"])
+        method(uuid, command["energy"], command["price"], command["replace_existing"], command["time_slot"])
     elif kind == "dso_market_stats":
         buffer.last_market_dso_stats(uuid)
     elif kind == "grid_fees":
@@ -52,29 +52,29 @@ def test_rebuilding_every_captured_batch_gives_identical_commands():
 
 def test_every_builder_method_chains_and_emits_the_documented_object():
     buffer = ClientCommandBuffer()
-    result = (buffer
-              .offer_energy(PV, 1.2, 18.0)
-              .offer_energy_rate(PV, 2.0, 5.0, replace_existing=False, time_slot="2021-07-01T12:15")
-              .bid_energy(LOAD, 0.05, 1.25, False, "2021-07-01T12:15")
-              .bid_energy_rate(LOAD, 0.5, 30.0)
-              .delete_offer(PV, "offer-1")
-              .delete_bid(LOAD)
-              .list_offers(PV)
-              .list_bids(LOAD, time_slot="2021-07-01T12:15")
-              .asset_info(PV)
-              .device_info(LOAD)
-              .last_market_dso_stats(MARKET)
-              .grid_fees(MARKET, 3.5)
-              .change_grid_fees_percent(MARKET, 10)
-              .set_energy_forecast(PV, {"2021-07-01T12:30": 0.86})
-              .set_energy_measurement(PV, {"2021-07-01T12:00": 0.87}))
+    result = (
+        buffer.offer_energy(PV, 1.2, 18.0)
+        .offer_energy_rate(PV, 2.0, 5.0, replace_existing=False, time_slot="2021-07-01T12:15")
+        .bid_energy(LOAD, 0.05, 1.25, False, "2021-07-01T12:15")
+        .bid_energy_rate(LOAD, 0.5, 30.0)
+        .delete_offer(PV, "offer-1")
+        .delete_bid(LOAD)
+        .list_offers(PV)
+        .list_bids(LOAD, time_slot="2021-07-01T12:15")
+        .asset_info(PV)
+        .device_info(LOAD)
+        .last_market_dso_stats(MARKET)
+        .grid_fees(MARKET, 3.5)
+        .change_grid_fees_percent(MARKET, 10)
+        .set_energy_forecast(PV, {"2021-07-01T12:30": 0.86})
+        .set_energy_measurement(PV, {"2021-07-01T12:00": 0.87})
+    )
     assert result is buffer
     assert buffer.buffer_length == 15
     assert buffer.execute_batch() == {
         PV: [
             {"type": "offer", "energy": 1.2, "price": 18.0, "replace_existing": True, "time_slot": None},
-            {"type": "offer", "energy": 2.0, "price": 10.0, "replace_existing": False,
-             "time_slot": "2021-07-01T12:15"},
+            {"type": "offer", "energy": 2.0, "price": 10.0, "replace_existing": False, "time_slot": "2021-07-01T12:15"},
             {"type": "delete_offer", "offer": "offer-1", "offer_id": "offer-1", "time_slot": None},
             {"type": "list_offers", "time_slot": None},
             {"type": "device_info"},
@@ -82,8 +82,7 @@ def test_every_builder_method_chains_and_emits_the_documented_object():
             {"type": "set_energy_measurement", "energy_measurement": {"2021-07-01T12:00": 0.87}},
         ],
         LOAD: [
-            {"type": "bid", "energy": 0.05, "price": 1.25, "replace_existing": False,
-             "time_slot": "2021-07-01T12:15"},
+            {"type": "bid", "energy": 0.05, "price": 1.25, "replace_existing": False, "time_slot": "2021-07-01T12:15"},
             {"type": "bid", "energy": 0.5, "price": 15.0, "replace_existing": True, "time_slot": None},
             {"type": "delete_bid", "bid": None, "bid_id": None, "time_slot": None},
             {"type": "list_bids", "time_slot": "2021-07-01T12:15"},
@@ -103,8 +102,7 @@ def test_every_builder_method_chains_and_emits_the_documented_object():
 def test_attributes_and_requirements_are_sent_only_when_given():
     buffer = ClientCommandBuffer()
     buffer.bid_energy(LOAD, 1, 10)
-    buffer.bid_energy(LOAD, 1, 10, attributes={"energy_type": "PV"},
-                      requirements=[{"trading_partners": ["pv-uuid"]}])
+    buffer.bid_energy(LOAD, 1, 10, attributes={"energy_type": "PV"}, requirements=[{"trading_partners": ["pv-uuid"]}])
     buffer.offer_energy_rate(PV, 1, 10, requirements=[{"energy": 0.5}])
     plain, with_both = buffer.execute_batch()[LOAD]
     assert "attributes" not in plain and "requirements" not in plain
@@ -114,28 +112,31 @@ def test_attributes_and_requirements_are_sent_only_when_given():
     assert offer["requirements"] == [{"energy": 0.5}] and "attributes" not in offer
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda b: b.offer_energy(PV, 0, 1), "energy must be > 0"),
-    (lambda b: b.offer_energy(PV, -1, 1), "energy must be > 0"),
-    (lambda b: b.bid_energy(LOAD, math.nan, 1), "energy must be finite"),
-    (lambda b: b.bid_energy(LOAD, "1", 1), "energy must be a number"),
-    (lambda b: b.bid_energy(LOAD, True, 1), "energy must be a number"),
-    (lambda b: b.bid_energy(LOAD, 1, -0.01), "price must be >= 0"),
-    (lambda b: b.bid_energy(LOAD, 1, math.inf), "price must be finite"),
-    (lambda b: b.offer_energy_rate(PV, 1, -3), "rate must be >= 0"),
-    (lambda b: b.offer_energy(None, 1, 1), "area uuid must be a non-empty string"),
-    (lambda b: b.offer_energy("", 1, 1), "area uuid must be a non-empty string"),
-    (lambda b: b.asset_info(42), "area uuid must be a non-empty string"),
-    (lambda b: b.offer_energy(PV, 1, 1, replace_existing="yes"), "replace_existing must be"),
-    (lambda b: b.offer_energy(PV, 1, 1, time_slot="tomorrow"), "unparsable time slot"),
-    (lambda b: b.delete_offer(PV, ""), "offer_id must be a non-empty string"),
-    (lambda b: b.grid_fees(MARKET, -1), "fee_cents_kwh must be >= 0"),
-    (lambda b: b.change_grid_fees_percent(MARKET, math.nan), "fee_percent must be finite"),
-    (lambda b: b.set_energy_forecast(PV, {"2021-07-01T12:30": -1}), "must be >= 0"),
-    (lambda b: b.set_energy_forecast(PV, {}), "non-empty dict"),
-    (lambda b: b.set_energy_measurement(PV, {"soon": 1}), "unparsable time slot"),
-    (lambda b: b.bid_energy(LOAD, 1, 1, attributes=["x"]), "attributes must be a dict"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda b: b.offer_energy(PV, 0, 1), "energy must be > 0"),
+        (lambda b: b.offer_energy(PV, -1, 1), "energy must be > 0"),
+        (lambda b: b.bid_energy(LOAD, math.nan, 1), "energy must be finite"),
+        (lambda b: b.bid_energy(LOAD, "1", 1), "energy must be a number"),
+        (lambda b: b.bid_energy(LOAD, True, 1), "energy must be a number"),
+        (lambda b: b.bid_energy(LOAD, 1, -0.01), "price must be >= 0"),
+        (lambda b: b.bid_energy(LOAD, 1, math.inf), "price must be finite"),
+        (lambda b: b.offer_energy_rate(PV, 1, -3), "rate must be >= 0"),
+        (lambda b: b.offer_energy(None, 1, 1), "area uuid must be a non-empty string"),
+        (lambda b: b.offer_energy("", 1, 1), "area uuid must be a non-empty string"),
+        (lambda b: b.asset_info(42), "area uuid must be a non-empty string"),
+        (lambda b: b.offer_energy(PV, 1, 1, replace_existing="yes"), "replace_existing must be"),
+        (lambda b: b.offer_energy(PV, 1, 1, time_slot="tomorrow"), "unparsable time slot"),
+        (lambda b: b.delete_offer(PV, ""), "offer_id must be a non-empty string"),
+        (lambda b: b.grid_fees(MARKET, -1), "fee_cents_kwh must be >= 0"),
+        (lambda b: b.change_grid_fees_percent(MARKET, math.nan), "fee_percent must be finite"),
+        (lambda b: b.set_energy_forecast(PV, {"2021-07-01T12:30": -1}), "must be >= 0"),
+        (lambda b: b.set_energy_forecast(PV, {}), "non-empty dict"),
+        (lambda b: b.set_energy_measurement(PV, {"soon": 1}), "unparsable time slot"),
+        (lambda b: b.bid_energy(LOAD, 1, 1, attributes=["x"]), "attributes must be a dict"),
+    ],
+)
 def test_invalid_input_is_rejected_before_anything_is_buffered(call, message):
     buffer = ClientCommandBuffer()
     with pytest.raises(ValueError, match=message):
@@ -174,6 +175,16 @@ def test_building_and_grouping_ten_thousand_commands_is_linear_and_fast():
 
 def test_command_enum_wire_names():
     assert [command_enum_to_command_name(c) for c in Commands] == [
-        "offer", "bid", "delete_offer", "delete_bid", "list_offers", "list_bids", "device_info",
-        "grid_fees", "dso_market_stats", "set_energy_forecast", "set_energy_measurement"]
+        "offer",
+        "bid",
+        "delete_offer",
+        "delete_bid",
+        "list_offers",
+        "list_bids",
+        "device_info",
+        "grid_fees",
+        "dso_market_stats",
+        "set_energy_forecast",
+        "set_energy_measurement",
+    ]
     assert Commands.ASSET_INFO.value == 7

@@ -30,8 +30,9 @@ class Inbox:
 
     def wait_for(self, count: int, timeout: float = 5.0) -> list[tuple[str, dict]]:
         with self._arrived:
-            assert self._arrived.wait_for(lambda: len(self.messages) >= count, timeout), \
+            assert self._arrived.wait_for(lambda: len(self.messages) >= count, timeout), (
                 f"got {len(self.messages)} of {count} messages: {self.messages}"
+            )
             return list(self.messages)
 
 
@@ -123,8 +124,7 @@ def test_bad_messages_and_failing_handlers_do_not_stop_the_reader(connection, re
     assert connection.reader_alive
 
 
-def test_reader_survives_a_redis_restart_and_resubscribes(connection, redis_server, redis_client,
-                                                          caplog):
+def test_reader_survives_a_redis_restart_and_resubscribes(connection, redis_server, redis_client, caplog):
     if redis_server is None:
         pytest.skip("REDIS_URL points at an external Redis that this test cannot restart")
     exact, pattern = Inbox(), Inbox()
@@ -148,8 +148,7 @@ def test_shared_connection_is_one_per_url(redis_url):
     first = get_connection(redis_url)
     assert get_connection(redis_url) is first
     first.subscribe({"unit/shared": Inbox()})
-    readers = [t for t in threading.enumerate() if t.name == READER_THREAD_NAME
-               and t is first._reader]
+    readers = [t for t in threading.enumerate() if t.name == READER_THREAD_NAME and t is first._reader]
     assert len(readers) == 1
 
 

@@ -1,21 +1,30 @@
 """Grid fee path calculation (SDK_API.md 8 worked example) and grid-tree helpers."""
 
 import json
-from pathlib import Path
 
 import pytest
 
 from gsy_e_sdk.grid_fee_calculation import GridFeeCalculation
 from gsy_e_sdk.utils import (
-    create_area_name_uuid_mapping_from_tree_info, flatten_info_dict, get_area_uuid_from_area_name,
-    get_name_from_area_name_uuid_mapping, get_uuid_from_area_name_in_tree_dict)
+    create_area_name_uuid_mapping_from_tree_info,
+    flatten_info_dict,
+    get_area_uuid_from_area_name,
+    get_name_from_area_name_uuid_mapping,
+    get_uuid_from_area_name_in_tree_dict,
+)
+from tests.fixtures import CAPTURES
 
-CAPTURE = Path("/work/shared/protocol/captures/external_devices__test_redis_aggregator.jsonl")
+CAPTURE = CAPTURES / "external_devices__test_redis_aggregator.jsonl"
 
 
 def market(name, last, current, *children):
-    return name, {"area_name": name, "last_market_fee": last, "current_market_fee": current,
-                  "last_market_stats": {}, "children": dict(children)}
+    return name, {
+        "area_name": name,
+        "last_market_fee": last,
+        "current_market_fee": current,
+        "last_market_stats": {},
+        "children": dict(children),
+    }
 
 
 def asset(name):
@@ -23,14 +32,25 @@ def asset(name):
 
 
 # The tree of SDK_API.md 8, uuids spelled as names (ids "<name>-id" would work the same).
-GRID = dict([market(
-    "Grid 10", 10, 11,
-    asset("Market Maker"),
-    market("Street 1", 1, 2,
-           market("House 1.1", 1.1, 2.1, asset("Load 1.1"), asset("Storage 1.1")),
-           market("House 1.2", 1.2, 2.2, asset("Load 1.2"), asset("PV 1.2"))),
-    market("Street 2", 2, 3, market("House 2.1", 2.1, 3.1, asset("PV 2.1"), asset("Load 2.1"))),
-    market("Street 3", 3, 4, asset("Load 3"), asset("PV 3")))])
+GRID = dict(
+    [
+        market(
+            "Grid 10",
+            10,
+            11,
+            asset("Market Maker"),
+            market(
+                "Street 1",
+                1,
+                2,
+                market("House 1.1", 1.1, 2.1, asset("Load 1.1"), asset("Storage 1.1")),
+                market("House 1.2", 1.2, 2.2, asset("Load 1.2"), asset("PV 1.2")),
+            ),
+            market("Street 2", 2, 3, market("House 2.1", 2.1, 3.1, asset("PV 2.1"), asset("Load 2.1"))),
+            market("Street 3", 3, 4, asset("Load 3"), asset("PV 3")),
+        )
+    ]
+)
 
 
 @pytest.fixture()
@@ -40,16 +60,19 @@ def fees() -> GridFeeCalculation:
     return calculation
 
 
-@pytest.mark.parametrize("start, target, current, last", [
-    ("PV 2.1", None, 3.1, 2.1),
-    ("House 2.1", None, 3.1, 2.1),
-    ("PV 2.1", "Load 1.2", 21.3, 16.3),
-    ("PV 2.1", "Grid 10", 17.1, 14.1),
-    ("Market Maker", "Load 3", 15, 13),
-    ("House 2.1", "Load 2.1", 3.1, 2.1),
-    ("Load 2.1", "Street 2", 6.1, 4.1),
-    ("Street 1", "House 2.1", 19.1, 15.1),
-])
+@pytest.mark.parametrize(
+    "start, target, current, last",
+    [
+        ("PV 2.1", None, 3.1, 2.1),
+        ("House 2.1", None, 3.1, 2.1),
+        ("PV 2.1", "Load 1.2", 21.3, 16.3),
+        ("PV 2.1", "Grid 10", 17.1, 14.1),
+        ("Market Maker", "Load 3", 15, 13),
+        ("House 2.1", "Load 2.1", 3.1, 2.1),
+        ("Load 2.1", "Street 2", 6.1, 4.1),
+        ("Street 1", "House 2.1", 19.1, 15.1),
+    ],
+)
 def test_worked_example(fees, start, target, current, last):
     assert fees.calculate_grid_fee(start, target) == pytest.approx(current)
     assert fees.calculate_grid_fee(start, target, "last_market_fee") == pytest.approx(last)
@@ -101,8 +124,7 @@ def test_helpers_on_a_captured_grid_tree():
     assert flat[house_2]["children"][load_uuid] is flat[load_uuid]
     calculation = GridFeeCalculation()
     calculation.handle_grid_stats(tree)
-    assert (calculation.calculate_grid_fee(load_uuid, fee_type="last_market_fee")
-            == flat[house_2]["last_market_fee"])
+    assert calculation.calculate_grid_fee(load_uuid, fee_type="last_market_fee") == flat[house_2]["last_market_fee"]
     assert calculation.paths_to_root_mapping[load_uuid][-2] == house_2
 
 
@@ -117,8 +139,11 @@ def test_name_lookup_errors_and_duplicates():
 
 
 def test_scenario_tree_search():
-    scenario = {"name": "Grid", "uuid": "g", "children": [
-        {"name": "House", "uuid": "h", "children": [{"name": "PV", "uuid": "p"}]}]}
+    scenario = {
+        "name": "Grid",
+        "uuid": "g",
+        "children": [{"name": "House", "uuid": "h", "children": [{"name": "PV", "uuid": "p"}]}],
+    }
     assert get_area_uuid_from_area_name(scenario, "PV") == "p"
     assert get_area_uuid_from_area_name(scenario, "Wind") is None
 
@@ -143,8 +168,21 @@ def test_buffer_grid_tree_info_and_logging_decorator_and_asset_names(caplog):
     with caplog.at_level(logging.DEBUG, logger="gsy_e_sdk.utils"):
         assert client.bid(3) == 6
     assert "bid" in caplog.text and "returned 6" in caplog.text
-    registry = {"name": "Grid", "type": "Area", "registered": False, "children": [
-        {"name": "H1", "type": "Area", "registered": True, "children": [
-            {"name": "load", "type": "Load", "registered": True}, {"name": "pv", "type": "PV", "registered": False}]}]}
+    registry = {
+        "name": "Grid",
+        "type": "Area",
+        "registered": False,
+        "children": [
+            {
+                "name": "H1",
+                "type": "Area",
+                "registered": True,
+                "children": [
+                    {"name": "load", "type": "Load", "registered": True},
+                    {"name": "pv", "type": "PV", "registered": False},
+                ],
+            }
+        ],
+    }
     assert get_assets_name(registry) == {"Area": ["H1"], "Load": ["load"], "PV": [], "Storage": []}
     assert get_assets_name({}) == {}

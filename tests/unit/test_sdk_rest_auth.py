@@ -11,7 +11,8 @@ import jwt
 import pytest
 
 from gsy_e_sdk import constants, jwt_auth
-from gsy_e_sdk.jwt_auth import RedactingFilter, TokenProvider, redact, refresh_delay, remember_secret
+from gsy_e_sdk.jwt_auth import TokenProvider, refresh_delay
+from gsy_e_sdk.redaction import RedactingFilter, redact, remember_secret
 
 KEY = "unit-test-signing-key-of-sufficient-length"
 
@@ -95,8 +96,7 @@ def test_many_401s_for_the_same_token_cause_one_login():
     provider = TokenProvider("https://d.example", "unit-user", login)
     stale = provider.token()
     renewed: list[str] = []
-    threads = [threading.Thread(target=lambda: renewed.append(provider.token_refused(stale)))
-               for _ in range(10)]
+    threads = [threading.Thread(target=lambda: renewed.append(provider.token_refused(stale))) for _ in range(10)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -19,9 +19,21 @@ from gsy_e_sdk.rest_market import RestMarketClient
 from gsy_e_sdk.websocket_connection import WebsocketConnection, backoff_delays
 from gsy_e_sdk.websocket_device import CommandResponseTimeout, DeviceWebsocketMessageReceiver
 
-GRID_TREE = {"root": {"area_name": "Grid", "current_market_fee": 1, "last_market_fee": 1, "children": {
-    "house": {"area_name": "House", "current_market_fee": 2, "last_market_fee": 2, "children": {
-        "pv": {"area_name": "PV", "asset_info": {"available_energy_kWh": 1.0}}}}}}}
+GRID_TREE = {
+    "root": {
+        "area_name": "Grid",
+        "current_market_fee": 1,
+        "last_market_fee": 1,
+        "children": {
+            "house": {
+                "area_name": "House",
+                "current_market_fee": 2,
+                "last_market_fee": 2,
+                "children": {"pv": {"area_name": "PV", "asset_info": {"available_energy_kWh": 1.0}}},
+            }
+        },
+    }
+}
 
 
 class RecordingClient:
@@ -85,8 +97,9 @@ def test_reader_alive_is_true_while_the_socket_task_runs_even_when_login_fails()
         def token(self) -> str:
             raise KeyError("API_CLIENT_PASSWORD")
 
-    connection = WebsocketConnection("ws://127.0.0.1:9/", NoCredentials(), lambda _message: None,
-                                     delays=lambda: iter(lambda: 0.05, None))
+    connection = WebsocketConnection(
+        "ws://127.0.0.1:9/", NoCredentials(), lambda _message: None, delays=lambda: iter(lambda: 0.05, None)
+    )
     assert not connection.reader_alive  # not started
     connection.start()
     time.sleep(0.3)  # several failed attempts
@@ -101,8 +114,8 @@ def test_reader_alive_is_true_while_the_socket_task_runs_even_when_login_fails()
 def test_reconnect_delays_grow_jittered_to_the_cap():
     delays = backoff_delays(0.5, 30.0, random.Random(7))
     values = [next(delays) for _ in range(12)]
-    ceilings = [min(30.0, 0.5 * 2 ** n) for n in range(12)]
-    assert all(ceiling / 2 <= value <= ceiling for value, ceiling in zip(values, ceilings))
+    ceilings = [min(30.0, 0.5 * 2**n) for n in range(12)]
+    assert all(ceiling / 2 <= value <= ceiling for value, ceiling in zip(values, ceilings, strict=True))
     assert values[-1] >= 15.0 and max(values) <= 30.0
     assert len(set(values)) == len(values)  # jittered, not a fixed ladder
 
@@ -110,16 +123,29 @@ def test_reconnect_delays_grow_jittered_to_the_cap():
 def test_dispatch_rule_events_commands_and_neither():
     client = RecordingClient()
     receiver = DeviceWebsocketMessageReceiver(client)
-    for message in ({"event": "market", "market_slot": "x"}, {"event": "tick", "slot_completion": "0%"},
-                    {"event": "trade", "trade_list": []}, {"command": "offer", "transaction_id": "t"},
-                    {"neither": True}, {"event": "finish"}):
+    for message in (
+        {"event": "market", "market_slot": "x"},
+        {"event": "tick", "slot_completion": "0%"},
+        {"event": "trade", "trade_list": []},
+        {"command": "offer", "transaction_id": "t"},
+        {"neither": True},
+        {"event": "finish"},
+    ):
         receiver.received_message(message)
     assert client._hooks.wait_idle(5)
     names = [name for name, _ in client.calls]
     # The device socket has no 10 % filter; every event and response reaches on_event_or_response.
-    assert names == ["on_market_slot", "on_event_or_response", "on_tick", "on_event_or_response",
-                     "on_trade", "on_event_or_response", "on_event_or_response", "on_finish",
-                     "on_event_or_response"]
+    assert names == [
+        "on_market_slot",
+        "on_event_or_response",
+        "on_tick",
+        "on_event_or_response",
+        "on_trade",
+        "on_event_or_response",
+        "on_event_or_response",
+        "on_finish",
+        "on_event_or_response",
+    ]
     assert client.is_finished
 
 
@@ -128,8 +154,9 @@ def test_responses_are_matched_by_command_and_transaction_id():
     receiver = DeviceWebsocketMessageReceiver(client)
     receiver.expect("register", "tx-1")
     result: dict[str, Any] = {}
-    waiter = threading.Thread(target=lambda: result.update(
-        answer=receiver.wait_for_command_response("register", "tx-1", timeout=5)))
+    waiter = threading.Thread(
+        target=lambda: result.update(answer=receiver.wait_for_command_response("register", "tx-1", timeout=5))
+    )
     waiter.start()
     receiver.received_message({"command": "register", "transaction_id": "tx-other", "registered": False})
     receiver.received_message({"command": "unregister", "transaction_id": "tx-1"})
@@ -147,8 +174,9 @@ def test_a_lost_socket_answers_outstanding_calls_with_none_at_once(caplog):
     receiver = DeviceWebsocketMessageReceiver(RecordingClient())
     receiver.expect("register", "tx-lost")
     results: list[Any] = []
-    waiter = threading.Thread(target=lambda: results.append(
-        receiver.wait_for_command_response("register", "tx-lost", timeout=30)))
+    waiter = threading.Thread(
+        target=lambda: results.append(receiver.wait_for_command_response("register", "tx-lost", timeout=30))
+    )
     waiter.start()
     time.sleep(0.1)
     with caplog.at_level(logging.WARNING):
@@ -162,7 +190,7 @@ def test_a_lost_socket_answers_outstanding_calls_with_none_at_once(caplog):
 def test_a_missing_answer_times_out_as_an_assertion_error():
     receiver = DeviceWebsocketMessageReceiver(RecordingClient())
     started = time.monotonic()
-    with pytest.raises(AssertionError, match="grid_fees.*tx-9"):
+    with pytest.raises(AssertionError, match=r"grid_fees.*tx-9"):
         receiver.wait_for_command_response("grid_fees", "tx-9", timeout=0.2)
     assert 0.15 < time.monotonic() - started < 2
 
@@ -224,14 +252,19 @@ def test_batch_answers_resolve_the_waiting_call_and_finish_releases_the_others()
     receiver = aggregator.dispatcher
     receiver.expect("batch_commands", "batch-1")
     receiver.expect("batch_commands", "batch-2")
-    envelope = {"command": "batch_commands", "transaction_id": "batch-1", "aggregator_uuid": "agg-1",
-                "responses": {"pv": [{"command": "offer", "status": "error", "error_message": "x"}]}}
+    envelope = {
+        "command": "batch_commands",
+        "transaction_id": "batch-1",
+        "aggregator_uuid": "agg-1",
+        "responses": {"pv": [{"command": "offer", "status": "error", "error_message": "x"}]},
+    }
     receiver.received_message({**envelope, "aggregator_uuid": "another-aggregator"})
     receiver.received_message(envelope)
     assert receiver.wait_for_command_response("batch_commands", "batch-1", 1) == envelope
     results: list[Any] = []
-    waiter = threading.Thread(target=lambda: results.append(
-        receiver.wait_for_command_response("batch_commands", "batch-2", 30)))
+    waiter = threading.Thread(
+        target=lambda: results.append(receiver.wait_for_command_response("batch_commands", "batch-2", 30))
+    )
     waiter.start()
     time.sleep(0.1)
     started = time.monotonic()
@@ -249,8 +282,10 @@ def test_a_failed_batch_post_keeps_the_commands_and_unknown_uuids_raise():
     aggregator.add_to_batch_commands.offer_energy("pv", 1, 2).bid_energy("load", 1, 30)
     assert aggregator.execute_batch_commands() is None
     assert aggregator.commands_buffer_length == 2  # back in the buffer for the next attempt
-    assert posted[0]["batch_commands"] == {"pv": [posted[0]["batch_commands"]["pv"][0]],
-                                           "load": [posted[0]["batch_commands"]["load"][0]]}
+    assert posted[0]["batch_commands"] == {
+        "pv": [posted[0]["batch_commands"]["pv"][0]],
+        "load": [posted[0]["batch_commands"]["load"][0]],
+    }
     assert posted[0]["aggregator_uuid"] == "agg-1" and posted[0]["transaction_id"]
     aggregator._request = lambda method, url, body=None: {"status": "accepted"}
     assert aggregator.execute_batch_commands(is_blocking=False) is None

@@ -82,7 +82,7 @@ def test_json_body_with_transaction_id_and_jwt_header_on_get_too(monkeypatch):
     tokens = Tokens()
     answer = rest_session.request_json("GET", "https://d.example/list/", {"x": 1}, auth=tokens)
     assert answer == [{"name": "a", "uuid": "u"}]
-    method, url, body, headers = transport.calls[0]
+    method, _, body, headers = transport.calls[0]
     assert method == "GET" and body["x"] == 1 and uuid.UUID(body["transaction_id"])
     assert headers["Authorization"] == "JWT token-one-aaaa"
     kept = rest_session.with_transaction_id({"transaction_id": "mine"})
@@ -107,8 +107,9 @@ def test_a_second_401_is_logged_and_returns_none(monkeypatch, caplog):
     with caplog.at_level(logging.DEBUG):
         assert rest_session.request_json("GET", "https://d.example/y", auth=Tokens()) is None
     assert len(transport.calls) == 2
-    assert ("Request to https://d.example/y failed with status code 401. Response body: "
-            '{"error": "still no"}') in caplog.text
+    assert (
+        'Request to https://d.example/y failed with status code 401. Response body: {"error": "still no"}'
+    ) in caplog.text
 
 
 def test_non_2xx_is_logged_redacted_and_returns_none(monkeypatch, caplog):
@@ -126,8 +127,9 @@ def test_transport_errors_return_none_without_secrets(monkeypatch, caplog):
     monkeypatch.setattr(rest_session, "session", requests.Session)  # no retries: fail at once
     with caplog.at_level(logging.DEBUG):
         # Nothing listens on port 9 of localhost: connection refused.
-        answer = rest_session.send("POST", "http://127.0.0.1:9/api-token-auth/",
-                                   {"username": "u", "password": "pw-for-session-tests"})
+        answer = rest_session.send(
+            "POST", "http://127.0.0.1:9/api-token-auth/", {"username": "u", "password": "pw-for-session-tests"}
+        )
     assert answer is None
     assert "Request to http://127.0.0.1:9/api-token-auth/ failed" in caplog.text
     assert "pw-for-session-tests" not in caplog.text

@@ -17,14 +17,22 @@ from gsy_e_sdk.cli import main
 from gsy_e_sdk.utils import SimulationConfigError, read_simulation_config_file
 
 CONFIG = {
-    "username": "someone@example.com", "name": "collab3218",
+    "username": "someone@example.com",
+    "name": "collab3218",
     "uuid": "84d221fa-46e1-49e0-823b-26cfb3425a5a",
-    "domain_name": "https://d.example", "web_socket_domain_name": "wss://d.example/external-ws",
+    "domain_name": "https://d.example",
+    "web_socket_domain_name": "wss://d.example/external-ws",
     "global_settings": {"slot_length": "0:15:00"},
     "registry": {"name": "Market", "type": "Area", "uuid": "c0b4", "children": []},
 }
-ENV_KEYS = ("API_CLIENT_USERNAME", "API_CLIENT_PASSWORD", "API_CLIENT_RUN_ON_REDIS",
-            "API_CLIENT_DOMAIN_NAME", "API_CLIENT_WEBSOCKET_DOMAIN_NAME", "API_CLIENT_SIMULATION_ID")
+ENV_KEYS = (
+    "API_CLIENT_USERNAME",
+    "API_CLIENT_PASSWORD",
+    "API_CLIENT_RUN_ON_REDIS",
+    "API_CLIENT_DOMAIN_NAME",
+    "API_CLIENT_WEBSOCKET_DOMAIN_NAME",
+    "API_CLIENT_SIMULATION_ID",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -41,19 +49,25 @@ def clean_env(monkeypatch):
 
 def test_domain_names_and_simulation_id_come_from_the_environment(monkeypatch):
     assert utils.get_sim_id_and_domain_names() == (
-        "", "https://d3aweb.gridsingularity.com", "wss://d3aweb.gridsingularity.com/external-ws")
+        "",
+        "https://d3aweb.gridsingularity.com",
+        "wss://d3aweb.gridsingularity.com/external-ws",
+    )
     monkeypatch.setenv("API_CLIENT_DOMAIN_NAME", "http://127.0.0.1:8000")
     monkeypatch.setenv("API_CLIENT_WEBSOCKET_DOMAIN_NAME", "ws://127.0.0.1:8000/external-ws")
     monkeypatch.setenv("API_CLIENT_SIMULATION_ID", "sim-9")
-    assert utils.get_sim_id_and_domain_names() == (
-        "sim-9", "http://127.0.0.1:8000", "ws://127.0.0.1:8000/external-ws")
+    assert utils.get_sim_id_and_domain_names() == ("sim-9", "http://127.0.0.1:8000", "ws://127.0.0.1:8000/external-ws")
 
 
 def test_prefixes_keep_the_trailing_slash_and_default_to_the_env_simulation(monkeypatch):
-    assert (utils.get_aggregator_prefix("https://d.example/", "sim-1")
-            == "https://d.example/external-connection/aggregator-api/sim-1/")
-    assert (utils.get_configuration_prefix("https://d.example", "sim-1")
-            == "https://d.example/external-connection/configurations/sim-1/")
+    assert (
+        utils.get_aggregator_prefix("https://d.example/", "sim-1")
+        == "https://d.example/external-connection/aggregator-api/sim-1/"
+    )
+    assert (
+        utils.get_configuration_prefix("https://d.example", "sim-1")
+        == "https://d.example/external-connection/configurations/sim-1/"
+    )
     monkeypatch.setenv("API_CLIENT_SIMULATION_ID", "from-env")
     assert utils.get_aggregator_prefix("https://d.example").endswith("/aggregator-api/from-env/")
 
@@ -85,8 +99,9 @@ def test_malformed_config_files_are_refused_with_a_reason(tmp_path):
         read_simulation_config_file(tmp_path / "absent.json")
 
 
-@pytest.mark.parametrize(("server", "warns"), [("1.3.0", False), ("1.2.9", False), ("1.3.1", True),
-                                               ("1.10.0", True), ("2.0", True)])
+@pytest.mark.parametrize(
+    ("server", "warns"), [("1.3.0", False), ("1.2.9", False), ("1.3.1", True), ("1.10.0", True), ("2.0", True)]
+)
 def test_client_version_check_compares_numbers(caplog, server, warns):
     answer = requests.Response()
     answer.headers["API-VERSION"] = server
@@ -110,7 +125,10 @@ def test_types_are_the_rest_classes_unless_on_redis(monkeypatch):
     from gsy_e_sdk import types
 
     assert (types.device_client_type, types.aggregator_client_type, types.market_client_type) == (
-        RestAssetClient, Aggregator, RestMarketClient)
+        RestAssetClient,
+        Aggregator,
+        RestMarketClient,
+    )
     assert issubclass(Aggregator, RestAssetClient)
 
 
@@ -135,9 +153,23 @@ def test_run_exports_the_validated_config_file(reporter, tmp_path):
     scripts, module, out = reporter
     config = tmp_path / "config.json"
     config.write_text(json.dumps(CONFIG))
-    result = CliRunner().invoke(main, ["run", "-b", str(scripts), "--setup", module, "-u", "bob",
-                                       "-i", str(config), "-s", "ignored-when-a-file-is-given"],
-                                input="prompted-pw\n")
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            "-b",
+            str(scripts),
+            "--setup",
+            module,
+            "-u",
+            "bob",
+            "-i",
+            str(config),
+            "-s",
+            "ignored-when-a-file-is-given",
+        ],
+        input="prompted-pw\n",
+    )
     assert result.exit_code == 0, result.output
     env = json.loads(out.read_text())
     assert env["API_CLIENT_SIMULATION_ID"] == CONFIG["uuid"]
@@ -151,8 +183,9 @@ def test_run_refuses_a_config_file_without_a_required_key(reporter, tmp_path):
     scripts, module, out = reporter
     config = tmp_path / "config.json"
     config.write_text(json.dumps({key: value for key, value in CONFIG.items() if key != "registry"}))
-    result = CliRunner().invoke(main, ["run", "-b", str(scripts), "--setup", module, "-i", str(config),
-                                       "-u", "bob", "-p", "x"])
+    result = CliRunner().invoke(
+        main, ["run", "-b", str(scripts), "--setup", module, "-i", str(config), "-u", "bob", "-p", "x"]
+    )
     assert result.exit_code == 2
     assert "missing the required key 'registry'" in result.output
     assert not out.exists()  # the script never ran
@@ -161,15 +194,33 @@ def test_run_refuses_a_config_file_without_a_required_key(reporter, tmp_path):
 def test_a_password_on_the_command_line_works_but_warns_without_the_value(reporter, tmp_path):
     scripts, module, out = reporter
     log_file = tmp_path / "run.log"
-    result = CliRunner().invoke(main, ["--log-level", "DEBUG", "--log-file", str(log_file), "run",
-                                       "-b", str(scripts), "--setup", module, "-u", "bob",
-                                       "-p", "argv-secret-pw", "-s", "sim-3"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "--log-level",
+            "DEBUG",
+            "--log-file",
+            str(log_file),
+            "run",
+            "-b",
+            str(scripts),
+            "--setup",
+            module,
+            "-u",
+            "bob",
+            "-p",
+            "argv-secret-pw",
+            "-s",
+            "sim-3",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(out.read_text())["API_CLIENT_PASSWORD"] == "argv-secret-pw"
     log = log_file.read_text()
     assert "password was given on the command line" in log and "argv-secret-pw" not in log
-    quiet = CliRunner().invoke(main, ["run", "-b", str(scripts), "--setup", module, "-u", "bob",
-                                      "-p", "argv-secret-pw", "-s", "sim-3"])
+    quiet = CliRunner().invoke(
+        main, ["run", "-b", str(scripts), "--setup", module, "-u", "bob", "-p", "argv-secret-pw", "-s", "sim-3"]
+    )
     # At the default level (ERROR) the warning still reaches stderr, without the value.
     assert "password was given on the command line" in quiet.output
     assert "argv-secret-pw" not in quiet.output

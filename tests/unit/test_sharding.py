@@ -11,8 +11,10 @@ from orchestrator.sharding import plan_slices, shards_for_worker, stable_hash
 
 def test_placement_is_stable_across_processes():
     here = [piece.shard for piece in plan_slices("agg-7", [f"a{i}" for i in range(50)], [], 4, 10)]
-    code = ("from orchestrator.sharding import plan_slices;"
-            "print([p.shard for p in plan_slices('agg-7', [f'a{i}' for i in range(50)], [], 4, 10)])")
+    code = (
+        "from orchestrator.sharding import plan_slices;"
+        "print([p.shard for p in plan_slices('agg-7', [f'a{i}' for i in range(50)], [], 4, 10)])"
+    )
     there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert str(here) == there.strip()
 

@@ -6,7 +6,9 @@ import sys
 
 from orchestrator.processes import stop_processes
 
-STUBBORN = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
+STUBBORN = (
+    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
+)
 
 
 def test_polite_processes_get_sigterm_and_stubborn_ones_sigkill():

@@ -25,30 +25,62 @@ SLOT = "2024-06-01T12:00"
 
 
 def pv(energy: float = 1.2) -> AssetView:
-    return AssetView("pv-uuid", "PV 1", "PV", {"available_energy_kWh": energy, "energy_active_in_offers": 0.0,
-                                               "energy_traded": 0.0, "total_cost": 0.0})
+    return AssetView(
+        "pv-uuid",
+        "PV 1",
+        "PV",
+        {"available_energy_kWh": energy, "energy_active_in_offers": 0.0, "energy_traded": 0.0, "total_cost": 0.0},
+    )
 
 
 def load(energy: float = 0.5) -> AssetView:
-    return AssetView("load-uuid", "Load 1", "Load", {"energy_requirement_kWh": energy, "energy_active_in_bids": 0.0,
-                                                     "energy_traded": 0.0, "total_cost": 0.0})
+    return AssetView(
+        "load-uuid",
+        "Load 1",
+        "Load",
+        {"energy_requirement_kWh": energy, "energy_active_in_bids": 0.0, "energy_traded": 0.0, "total_cost": 0.0},
+    )
 
 
 def meter(required: float = 0.3, available: float = 0.2) -> AssetView:
-    return AssetView("sm-uuid", "SM 1", "SmartMeter",
-                     {"energy_requirement_kWh": required, "available_energy_kWh": available})
+    return AssetView(
+        "sm-uuid", "SM 1", "SmartMeter", {"energy_requirement_kWh": required, "available_energy_kWh": available}
+    )
 
 
-def battery(to_sell: float = 0.4, to_buy: float = 0.6, used: float = 0.5, in_offers: float = 0.0,
-            in_bids: float = 0.0, traded: float = 0.0) -> AssetView:
-    return AssetView("ess-uuid", "ESS 1", "Storage", {
-        "energy_to_sell": to_sell, "energy_active_in_bids": in_bids, "energy_to_buy": to_buy,
-        "energy_active_in_offers": in_offers, "free_storage": 1.0 - used, "used_storage": used,
-        "energy_traded": traded, "total_cost": 0.0})
+def battery(
+    to_sell: float = 0.4,
+    to_buy: float = 0.6,
+    used: float = 0.5,
+    in_offers: float = 0.0,
+    in_bids: float = 0.0,
+    traded: float = 0.0,
+) -> AssetView:
+    return AssetView(
+        "ess-uuid",
+        "ESS 1",
+        "Storage",
+        {
+            "energy_to_sell": to_sell,
+            "energy_active_in_bids": in_bids,
+            "energy_to_buy": to_buy,
+            "energy_active_in_offers": in_offers,
+            "free_storage": 1.0 - used,
+            "used_storage": used,
+            "energy_traded": traded,
+            "total_cost": 0.0,
+        },
+    )
 
 
-def market(completion: int = 0, mmr: float | None = 30.0, fit: float | None = None, fee: float = 0.0,
-           event: str = "tick", slot: str = SLOT) -> MarketView:
+def market(
+    completion: int = 0,
+    mmr: float | None = 30.0,
+    fit: float | None = None,
+    fee: float = 0.0,
+    event: str = "tick",
+    slot: str = SLOT,
+) -> MarketView:
     return MarketView(event, slot, completion, mmr, fit, fee)
 
 
@@ -64,6 +96,7 @@ def rate(command: dict) -> float:
 
 # ---------------------------------------------------------------- ramp helper and price_ramp
 
+
 @pytest.mark.parametrize(("completion", "expected"), [(0, 30.0), (50, 30 - 20 * 5 / 9), (90, 10.0), (100, 10.0)])
 def test_ramp_rate_is_linear_in_completion_and_ends_at_90_percent(completion, expected):
     assert ramp_rate(30.0, 10.0, completion) == pytest.approx(expected)
@@ -73,8 +106,13 @@ def test_ramp_rate_is_linear_in_completion_and_ends_at_90_percent(completion, ex
 def test_price_ramp_pv_offers_everything_on_the_falling_ramp(completion, expected_rate):
     decision = ramp_decide(pv(1.2), market(completion), PriceRampParams(), {})
     offer = orders(decision)["offer"]
-    assert offer == {"type": "offer", "energy": 1.2, "price": pytest.approx(expected_rate * 1.2, abs=1e-8),
-                     "replace_existing": True, "time_slot": None}
+    assert offer == {
+        "type": "offer",
+        "energy": 1.2,
+        "price": pytest.approx(expected_rate * 1.2, abs=1e-8),
+        "replace_existing": True,
+        "time_slot": None,
+    }
     assert "bid" not in orders(decision)
 
 
@@ -114,8 +152,9 @@ def test_price_ramp_smart_meter_bids_and_offers_and_storage_uses_its_sell_and_bu
     decided = orders(ramp_decide(meter(0.3, 0.2), market(0), PriceRampParams(), {}))
     assert (decided["bid"]["energy"], decided["offer"]["energy"]) == (0.3, 0.2)
     assert decided["bid"]["price"] == 0.0 and decided["offer"]["price"] == pytest.approx(6.0)
-    ess = orders(ramp_decide(battery(to_sell=0.1, in_offers=0.3, to_buy=0.2, in_bids=0.05), market(0),
-                             PriceRampParams(), {}))
+    ess = orders(
+        ramp_decide(battery(to_sell=0.1, in_offers=0.3, to_buy=0.2, in_bids=0.05), market(0), PriceRampParams(), {})
+    )
     # Storage reports energy net of its open orders; a replacing order may re-use them.
     assert ess["offer"]["energy"] == pytest.approx(0.4)
     assert ess["bid"]["energy"] == pytest.approx(0.25)
@@ -148,14 +187,23 @@ def test_prices_are_never_negative_or_nan_even_with_odd_market_rates():
     assert ramp_decide(pv(math.nan), market(0), PriceRampParams(), {}).commands == []
 
 
-@pytest.mark.parametrize(("params", "message"), [
-    ({"initial_selling_rate": 10, "final_selling_rate": 20}, "initial_selling_rate (10.0) must be >= final_selling_rate"),
-    ({"initial_buying_rate": 30, "final_buying_rate": 20}, "initial_buying_rate (30.0) must be <= final_buying_rate"),
-    ({"final_buying_rate": -1}, "greater than or equal to 0"),
-    ({"min_energy": 0}, "min_energy"),
-    ({"initial_selling_rate": "inf"}, "finite"),
-    ({"initial_sell_rate": 30}, "Extra inputs are not permitted"),
-])
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (
+            {"initial_selling_rate": 10, "final_selling_rate": 20},
+            "initial_selling_rate (10.0) must be >= final_selling_rate",
+        ),
+        (
+            {"initial_buying_rate": 30, "final_buying_rate": 20},
+            "initial_buying_rate (30.0) must be <= final_buying_rate",
+        ),
+        ({"final_buying_rate": -1}, "greater than or equal to 0"),
+        ({"min_energy": 0}, "min_energy"),
+        ({"initial_selling_rate": "inf"}, "finite"),
+        ({"initial_sell_rate": 30}, "Extra inputs are not permitted"),
+    ],
+)
 def test_price_ramp_params_validation_messages(params, message):
     with pytest.raises(ValidationError, match=message.replace("(", r"\(").replace(")", r"\)")):
         PriceRampParams(**params)
@@ -166,22 +214,41 @@ _amount = st.floats(min_value=0, max_value=50, allow_nan=False)
 
 
 @settings(max_examples=150, deadline=None)
-@given(kind=st.sampled_from(["PV", "Load", "SmartMeter", "Storage"]),
-       values=st.fixed_dictionaries({key: _amount for key in (
-           "available_energy_kWh", "energy_requirement_kWh", "energy_to_sell", "energy_to_buy",
-           "energy_active_in_offers", "energy_active_in_bids", "used_storage")}),
-       completion=st.sampled_from(range(0, 100, 10)),
-       mmr=st.one_of(st.none(), st.floats(min_value=0, max_value=100)))
+@given(
+    kind=st.sampled_from(["PV", "Load", "SmartMeter", "Storage"]),
+    values=st.fixed_dictionaries(
+        dict.fromkeys(
+            (
+                "available_energy_kWh",
+                "energy_requirement_kWh",
+                "energy_to_sell",
+                "energy_to_buy",
+                "energy_active_in_offers",
+                "energy_active_in_bids",
+                "used_storage",
+            ),
+            _amount,
+        )
+    ),
+    completion=st.sampled_from(range(0, 100, 10)),
+    mmr=st.one_of(st.none(), st.floats(min_value=0, max_value=100)),
+)
 def test_energy_never_exceeds_asset_info(kind, values, completion, mmr):
     asset = AssetView("a", "a", kind, values)
-    limits = {"PV": {"offer": values["available_energy_kWh"]},
-              "Load": {"bid": values["energy_requirement_kWh"]},
-              "SmartMeter": {"offer": values["available_energy_kWh"], "bid": values["energy_requirement_kWh"]},
-              "Storage": {"offer": values["energy_to_sell"] + values["energy_active_in_offers"],
-                          "bid": values["energy_to_buy"] + values["energy_active_in_bids"]}}[kind]
+    limits = {
+        "PV": {"offer": values["available_energy_kWh"]},
+        "Load": {"bid": values["energy_requirement_kWh"]},
+        "SmartMeter": {"offer": values["available_energy_kWh"], "bid": values["energy_requirement_kWh"]},
+        "Storage": {
+            "offer": values["energy_to_sell"] + values["energy_active_in_offers"],
+            "bid": values["energy_to_buy"] + values["energy_active_in_bids"],
+        },
+    }[kind]
     tou = TimeOfUseParams(table=[{"time": "00:00", "buy_rate": 12, "sell_rate": 8}])
-    decisions = [ramp_decide(asset, market(completion, mmr=mmr), PriceRampParams(), {}),
-                 tou_decide(asset, market(completion), tou, {})]
+    decisions = [
+        ramp_decide(asset, market(completion, mmr=mmr), PriceRampParams(), {}),
+        tou_decide(asset, market(completion), tou, {}),
+    ]
     if kind == "Storage":
         decisions.append(storage_decide(asset, market(completion), StorageArbitrageParams(), {}))
     for decision in decisions:
@@ -194,11 +261,12 @@ def test_energy_never_exceeds_asset_info(kind, values, completion, mmr):
 
 # ---------------------------------------------------------------- storage_arbitrage
 
-@pytest.mark.parametrize(("completion", "sell", "buy"), [(0, 30.0, 0.0), (50, 30 - 5 * 5 / 9, 24.9 * 5 / 9),
-                                                         (90, 25.0, 24.9)])
+
+@pytest.mark.parametrize(
+    ("completion", "sell", "buy"), [(0, 30.0, 0.0), (50, 30 - 5 * 5 / 9, 24.9 * 5 / 9), (90, 25.0, 24.9)]
+)
 def test_storage_bids_and_offers_on_both_ramps_in_one_decision(completion, sell, buy):
-    decided = orders(storage_decide(battery(to_sell=0.4, to_buy=0.6), market(completion),
-                                    StorageArbitrageParams(), {}))
+    decided = orders(storage_decide(battery(to_sell=0.4, to_buy=0.6), market(completion), StorageArbitrageParams(), {}))
     assert decided["offer"]["energy"] == 0.4 and rate(decided["offer"]) == pytest.approx(sell)
     assert decided["bid"]["energy"] == 0.6 and rate(decided["bid"]) == pytest.approx(buy)
 
@@ -207,9 +275,9 @@ def test_storage_never_sells_below_average_purchase_rate_plus_margin():
     params = StorageArbitrageParams(margin=2.0)
     state = {"slot": SLOT, "used_storage": 0.5, "energy_traded": 0.0, "held_kWh": 0.3, "avg_purchase_rate": 26.0}
     offer = orders(storage_decide(battery(used=0.5), market(90), params, state))["offer"]
-    assert rate(offer) == pytest.approx(28.0)   # ramp would say 25
+    assert rate(offer) == pytest.approx(28.0)  # ramp would say 25
     offer = orders(storage_decide(battery(used=0.5), market(0), params, state))["offer"]
-    assert rate(offer) == pytest.approx(30.0)   # ramp above the floor
+    assert rate(offer) == pytest.approx(30.0)  # ramp above the floor
 
 
 def test_storage_learns_its_average_purchase_rate_from_its_bids():
@@ -232,21 +300,30 @@ def test_storage_learns_its_average_purchase_rate_from_its_bids():
 def test_storage_respects_soc_caps_and_withdraws_orders_the_caps_forbid():
     params = StorageArbitrageParams(min_soc_kWh=0.4, max_soc_kWh=0.8)
     decided = orders(storage_decide(battery(to_sell=0.4, to_buy=0.6, used=0.5), market(0), params, {}))
-    assert decided["offer"]["energy"] == pytest.approx(0.1)   # down to min_soc only
-    assert decided["bid"]["energy"] == pytest.approx(0.3)     # up to max_soc only
-    full = storage_decide(battery(to_sell=0.0, in_offers=0.2, to_buy=0.0, in_bids=0.1, used=0.8),
-                          market(0), StorageArbitrageParams(max_soc_kWh=0.8, min_soc_kWh=0.8), {})
-    assert full.commands == [{"type": "delete_offer", "offer_id": None, "time_slot": None},
-                             {"type": "delete_bid", "bid_id": None, "time_slot": None}]
+    assert decided["offer"]["energy"] == pytest.approx(0.1)  # down to min_soc only
+    assert decided["bid"]["energy"] == pytest.approx(0.3)  # up to max_soc only
+    full = storage_decide(
+        battery(to_sell=0.0, in_offers=0.2, to_buy=0.0, in_bids=0.1, used=0.8),
+        market(0),
+        StorageArbitrageParams(max_soc_kWh=0.8, min_soc_kWh=0.8),
+        {},
+    )
+    assert full.commands == [
+        {"type": "delete_offer", "offer_id": None, "time_slot": None},
+        {"type": "delete_bid", "bid_id": None, "time_slot": None},
+    ]
 
 
-@pytest.mark.parametrize(("params", "message"), [
-    ({"buy_rate_end": 26}, r"buy_rate_end \(26.0\) must be < sell_rate_end \(25.0\)"),
-    ({"buy_rate_start": 20, "buy_rate_end": 10}, "buying rates ramp up"),
-    ({"sell_rate_start": 20, "sell_rate_end": 22, "buy_rate_end": 5}, "selling rates ramp down"),
-    ({"min_soc_kWh": 1.0, "max_soc_kWh": 0.5}, r"min_soc_kWh \(1.0\) must be <= max_soc_kWh"),
-    ({"margin": -1}, "greater than or equal to 0"),
-])
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"buy_rate_end": 26}, r"buy_rate_end \(26.0\) must be < sell_rate_end \(25.0\)"),
+        ({"buy_rate_start": 20, "buy_rate_end": 10}, "buying rates ramp up"),
+        ({"sell_rate_start": 20, "sell_rate_end": 22, "buy_rate_end": 5}, "selling rates ramp down"),
+        ({"min_soc_kWh": 1.0, "max_soc_kWh": 0.5}, r"min_soc_kWh \(1.0\) must be <= max_soc_kWh"),
+        ({"margin": -1}, "greater than or equal to 0"),
+    ],
+)
 def test_storage_params_validation_messages(params, message):
     with pytest.raises(ValidationError, match=message):
         StorageArbitrageParams(**params)
@@ -257,12 +334,15 @@ def test_storage_params_validation_messages(params, message):
 TABLE = [{"time": "07:00", "buy_rate": 30, "sell_rate": 12}, {"time": "22:00", "buy_rate": 18, "sell_rate": 6}]
 
 
-@pytest.mark.parametrize(("slot", "buy", "sell"), [
-    ("2024-06-01T06:45", 18.0, 6.0),   # before the first row: yesterday's last row carries over
-    ("2024-06-01T07:00", 30.0, 12.0),
-    ("2024-06-01T21:45", 30.0, 12.0),
-    ("2024-06-02T22:00", 18.0, 6.0),
-])
+@pytest.mark.parametrize(
+    ("slot", "buy", "sell"),
+    [
+        ("2024-06-01T06:45", 18.0, 6.0),  # before the first row: yesterday's last row carries over
+        ("2024-06-01T07:00", 30.0, 12.0),
+        ("2024-06-01T21:45", 30.0, 12.0),
+        ("2024-06-02T22:00", 18.0, 6.0),
+    ],
+)
 def test_time_of_use_steps_repeat_daily(slot, buy, sell):
     params = TimeOfUseParams(table=TABLE)
     assert params.rates_at(slot) == (buy, sell)
@@ -278,11 +358,14 @@ def test_time_of_use_load_bids_buy_rate_pv_offers_sell_rate_storage_both(complet
     assert (rate(both["bid"]), rate(both["offer"])) == pytest.approx((30.0, 12.0))
 
 
-@pytest.mark.parametrize("text", [
-    "time;buy_rate;sell_rate\n07:00;30;12\n22:00;18;6\n",
-    "time,buy_rate,sell_rate\n07:00,30,12\n\n22:00,18,6\n",
-    "\ufeffsell_rate;time;buy_rate\r\n12;07:00;30,0\r\n6;22:00;18\r\n",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "time;buy_rate;sell_rate\n07:00;30;12\n22:00;18;6\n",
+        "time,buy_rate,sell_rate\n07:00,30,12\n\n22:00,18,6\n",
+        "\ufeffsell_rate;time;buy_rate\r\n12;07:00;30,0\r\n6;22:00;18\r\n",
+    ],
+)
 def test_time_of_use_reads_csv_with_either_separator(tmp_path, text):
     path = tmp_path / "tou.csv"
     path.write_text(text, encoding="utf-8")
@@ -291,16 +374,19 @@ def test_time_of_use_reads_csv_with_either_separator(tmp_path, text):
     assert params.rates_at("2024-06-01T23:00") == (18.0, 6.0)
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("", "is empty"),
-    ("when;buy;sell\n07:00;1;2\n", "line 1: header must be time;buy_rate;sell_rate"),
-    ("time;buy_rate;sell_rate\n", "has a header but no rows"),
-    ("time;buy_rate;sell_rate\n07:00;1;2\n7h;1;2\n", r"line 3, column 'time': expected a time of day HH:MM"),
-    ("time;buy_rate;sell_rate\n07:00;cheap;2\n", r"line 2, column 'buy_rate': expected a number, got 'cheap'"),
-    ("time,buy_rate,sell_rate\n07:00,1,-2\n", r"line 2, column 'sell_rate': expected a finite rate >= 0"),
-    ("time;buy_rate;sell_rate\n07:00;1;2;3\n", "line 2: expected 3 columns"),
-    ("time;buy_rate;sell_rate\n07:00;1;2\n\n07:00;3;4\n", "line 4, column 'time': 07:00 already given on line 2"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "is empty"),
+        ("when;buy;sell\n07:00;1;2\n", "line 1: header must be time;buy_rate;sell_rate"),
+        ("time;buy_rate;sell_rate\n", "has a header but no rows"),
+        ("time;buy_rate;sell_rate\n07:00;1;2\n7h;1;2\n", r"line 3, column 'time': expected a time of day HH:MM"),
+        ("time;buy_rate;sell_rate\n07:00;cheap;2\n", r"line 2, column 'buy_rate': expected a number, got 'cheap'"),
+        ("time,buy_rate,sell_rate\n07:00,1,-2\n", r"line 2, column 'sell_rate': expected a finite rate >= 0"),
+        ("time;buy_rate;sell_rate\n07:00;1;2;3\n", "line 2: expected 3 columns"),
+        ("time;buy_rate;sell_rate\n07:00;1;2\n\n07:00;3;4\n", "line 4, column 'time': 07:00 already given on line 2"),
+    ],
+)
 def test_time_of_use_csv_errors_name_line_and_column(tmp_path, text, message):
     path = tmp_path / "bad.csv"
     path.write_text(text, encoding="utf-8")
@@ -309,14 +395,17 @@ def test_time_of_use_csv_errors_name_line_and_column(tmp_path, text, message):
     assert "bad.csv" in str(error.value)
 
 
-@pytest.mark.parametrize(("params", "message"), [
-    ({}, "exactly one of csv_path"),
-    ({"csv_path": "x.csv", "table": TABLE}, "exactly one of csv_path"),
-    ({"csv_path": "/nonexistent/tou.csv"}, "cannot read it"),
-    ({"table": []}, "table: a schedule needs at least one entry"),
-    ({"table": [TABLE[0], TABLE[0]]}, "table: time 07:00 appears twice"),
-    ({"table": [{"time": "24:00", "buy_rate": 1, "sell_rate": 1}]}, "expected a time of day HH:MM"),
-])
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({}, "exactly one of csv_path"),
+        ({"csv_path": "x.csv", "table": TABLE}, "exactly one of csv_path"),
+        ({"csv_path": "/nonexistent/tou.csv"}, "cannot read it"),
+        ({"table": []}, "table: a schedule needs at least one entry"),
+        ({"table": [TABLE[0], TABLE[0]]}, "table: time 07:00 appears twice"),
+        ({"table": [{"time": "24:00", "buy_rate": 1, "sell_rate": 1}]}, "expected a time of day HH:MM"),
+    ],
+)
 def test_time_of_use_params_errors(params, message):
     with pytest.raises(ValueError, match=message):
         TimeOfUseParams(**params)
@@ -324,9 +413,15 @@ def test_time_of_use_params_errors(params, message):
 
 # ---------------------------------------------------------------- grid_fee
 
+
 def node(fee: float | None = 2.0, traded: float | None = 1.0) -> MarketNodeView:
-    stats = {"min_trade_rate": None, "max_trade_rate": None, "avg_trade_rate": None,
-             "median_trade_rate": None, "total_traded_energy_kWh": traded}
+    stats = {
+        "min_trade_rate": None,
+        "max_trade_rate": None,
+        "avg_trade_rate": None,
+        "median_trade_rate": None,
+        "total_traded_energy_kWh": traded,
+    }
     return MarketNodeView("m-uuid", "House 1", stats, fee, fee)
 
 
@@ -338,7 +433,8 @@ def test_grid_fee_only_sends_a_fee_that_differs_from_the_current_one():
     params = GridFeeParams(base_fee=2.0, congestion_threshold_kWh=5, fee_step=1.5)
     assert decide_market(node(fee=2.0), market(event="market"), params, {}).commands == []
     assert decide_market(node(fee=3.0), market(event="market"), params, {}).commands == [
-        {"type": "grid_fees", "data": {"fee_const": 2.0}}]
+        {"type": "grid_fees", "data": {"fee_const": 2.0}}
+    ]
     assert fee_commands(decide_market(node(fee=None), market(event="market"), params, {})) == [2.0]
 
 
@@ -364,17 +460,21 @@ def test_grid_fee_follows_its_schedule_and_ignores_ticks():
 def test_grid_fee_requests_dso_stats_when_asked():
     params = GridFeeParams(base_fee=2.0, request_stats=True)
     assert decide_market(node(fee=2.0), market(event="market"), params, {}).commands == [
-        {"type": "dso_market_stats", "data": {}}]
+        {"type": "dso_market_stats", "data": {}}
+    ]
     assert decide_market(node(fee=2.0), market(event="tick"), params, {}).commands == []
 
 
-@pytest.mark.parametrize(("params", "message"), [
-    ({"base_fee": -1}, "greater than or equal to 0"),
-    ({"base_fee": 5, "max_fee": 4}, r"base_fee \(5.0\) must be <= max_fee \(4.0\)"),
-    ({"schedule": [{"time": "8", "fee": 1}]}, "expected a time of day HH:MM"),
-    ({"schedule": [{"time": "08:00", "fee": 1}, {"time": "8:00", "fee": 2}]}, "schedule: time 08:00 appears twice"),
-    ({"fee": 1}, "Extra inputs are not permitted"),
-])
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"base_fee": -1}, "greater than or equal to 0"),
+        ({"base_fee": 5, "max_fee": 4}, r"base_fee \(5.0\) must be <= max_fee \(4.0\)"),
+        ({"schedule": [{"time": "8", "fee": 1}]}, "expected a time of day HH:MM"),
+        ({"schedule": [{"time": "08:00", "fee": 1}, {"time": "8:00", "fee": 2}]}, "schedule: time 08:00 appears twice"),
+        ({"fee": 1}, "Extra inputs are not permitted"),
+    ],
+)
 def test_grid_fee_params_validation_messages(params, message):
     with pytest.raises(ValidationError, match=message):
         GridFeeParams(**params)
@@ -382,14 +482,21 @@ def test_grid_fee_params_validation_messages(params, message):
 
 # ---------------------------------------------------------------- purity and registry
 
+
 def test_strategies_are_deterministic_and_do_not_mutate_their_inputs():
     cases = [
         (ramp_decide, pv(1.0), PriceRampParams()),
         (tou_decide, meter(), TimeOfUseParams(table=TABLE)),
         (storage_decide, battery(used=0.6, traded=0.1), StorageArbitrageParams()),
     ]
-    state = {"slot": SLOT, "used_storage": 0.5, "energy_traded": 0.0, "held_kWh": 0.2,
-             "avg_purchase_rate": 20.0, "bid_rate": 22.0}
+    state = {
+        "slot": SLOT,
+        "used_storage": 0.5,
+        "energy_traded": 0.0,
+        "held_kWh": 0.2,
+        "avg_purchase_rate": 20.0,
+        "bid_rate": 22.0,
+    }
     for decide, asset, params in cases:
         before = copy.deepcopy(state)
         first, second = decide(asset, market(30), params, state), decide(asset, market(30), params, state)
@@ -397,8 +504,9 @@ def test_strategies_are_deterministic_and_do_not_mutate_their_inputs():
         assert state == before
     node_view = node(fee=1.0)
     grid = GridFeeParams(base_fee=2.0)
-    assert decide_market(node_view, market(event="market"), grid, state) == \
-        decide_market(node_view, market(event="market"), grid, state)
+    assert decide_market(node_view, market(event="market"), grid, state) == decide_market(
+        node_view, market(event="market"), grid, state
+    )
 
 
 def test_registry_lists_the_four_strategies_with_their_targets_and_kinds():
@@ -414,5 +522,6 @@ def test_registry_lists_the_four_strategies_with_their_targets_and_kinds():
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
 def test_every_params_model_forbids_unknown_keys(name):
     with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
-        get_strategy(name).params_model.model_validate({"typo_key": 1, "table": TABLE} if name == "time_of_use"
-                                                       else {"typo_key": 1})
+        get_strategy(name).params_model.model_validate(
+            {"typo_key": 1, "table": TABLE} if name == "time_of_use" else {"typo_key": 1}
+        )

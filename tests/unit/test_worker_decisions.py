@@ -17,8 +17,10 @@ class _Store:
     controls: dict = field(default_factory=dict)
 
     def load(self, uuids):
-        return ({uuid: self.states[uuid] for uuid in uuids if uuid in self.states},
-                {uuid: self.controls[uuid] for uuid in uuids if uuid in self.controls})
+        return (
+            {uuid: self.states[uuid] for uuid in uuids if uuid in self.states},
+            {uuid: self.controls[uuid] for uuid in uuids if uuid in self.controls},
+        )
 
 
 class _Context:
@@ -45,15 +47,32 @@ class _Context:
 
 
 def _task(assets):
-    return SliceTask(fleet="f", aggregator="a", aggregator_uuid="u", slice=0, shard=0, event="market",
-                     slot="2026-06-01T10:00", completion=0, market_maker_rate=30, dispatched_at=time.time(), transaction_id="t-1",
-                     assets=assets)
+    return SliceTask(
+        fleet="f",
+        aggregator="a",
+        aggregator_uuid="u",
+        slice=0,
+        shard=0,
+        event="market",
+        slot="2026-06-01T10:00",
+        completion=0,
+        market_maker_rate=30,
+        dispatched_at=time.time(),
+        transaction_id="t-1",
+        assets=assets,
+    )
 
 
 def test_a_raising_strategy_skips_only_its_asset(caplog):
-    assets = [AssetItem(uuid=f"id-{i}", name=f"load-{i}", kind="Load",
-                        info={"energy_requirement_kWh": 0.5, "energy_active_in_bids": 0.0,
-                              "energy_traded": 0.0, "total_cost": 0.0}) for i in range(3)]
+    assets = [
+        AssetItem(
+            uuid=f"id-{i}",
+            name=f"load-{i}",
+            kind="Load",
+            info={"energy_requirement_kWh": 0.5, "energy_active_in_bids": 0.0, "energy_traded": 0.0, "total_cost": 0.0},
+        )
+        for i in range(3)
+    ]
     batch, states, skipped = decide_slice(_task(assets), _Context(broken="load-1"))
     assert skipped == 1 and set(batch) == {"id-0", "id-2"}
     # Spot orders go out with "time_slot": null (REDIS.md 11.1: a string crashes the reference exchange).
@@ -79,15 +98,26 @@ def test_transaction_ids_are_stable_per_decision_and_keyed():
 
 
 def test_operator_controls_pause_an_asset_and_override_its_parameters():
-    config = parse_fleet_config({"aggregators": [{"name": "a", "assets": ["load-*"]}],
-                                 "strategies": {"Load": {"name": "price_ramp"}}})
-    store = _Store(controls={"id-0": {"paused": True},
-                             "id-1": {"params": {"initial_buying_rate": 20, "final_buying_rate": 25}},
-                             "id-2": {"params": {"initial_buying_rate": 40, "final_buying_rate": 10}}})
+    config = parse_fleet_config(
+        {"aggregators": [{"name": "a", "assets": ["load-*"]}], "strategies": {"Load": {"name": "price_ramp"}}}
+    )
+    store = _Store(
+        controls={
+            "id-0": {"paused": True},
+            "id-1": {"params": {"initial_buying_rate": 20, "final_buying_rate": 25}},
+            "id-2": {"params": {"initial_buying_rate": 40, "final_buying_rate": 10}},
+        }
+    )
     ctx = WorkerContext(config, connection=None, store=store, link=None)
-    assets = [AssetItem(uuid=f"id-{i}", name=f"load-{i}", kind="Load",
-                        info={"energy_requirement_kWh": 0.5, "energy_active_in_bids": 0.0,
-                              "energy_traded": 0.0, "total_cost": 0.0}) for i in range(4)]
+    assets = [
+        AssetItem(
+            uuid=f"id-{i}",
+            name=f"load-{i}",
+            kind="Load",
+            info={"energy_requirement_kWh": 0.5, "energy_active_in_bids": 0.0, "energy_traded": 0.0, "total_cost": 0.0},
+        )
+        for i in range(4)
+    ]
     batch, states, skipped = decide_slice(_task(assets), ctx)
     assert "id-0" not in batch and "id-0" not in states  # paused: no orders, state untouched
     rate = {uuid: commands[0]["price"] / commands[0]["energy"] for uuid, commands in batch.items()}

@@ -14,19 +14,23 @@ from workers.strategies.base import ASSET_KINDS, STORAGE
 @dataclass(frozen=True)
 class StrategySpec:
     name: str
-    params_model: type[pydantic.BaseModel]   # validates the fleet.yaml parameters (extra="forbid")
-    decide: Callable                          # asset or market strategy
-    targets: str                              # "asset" or "market"
-    kinds: frozenset[str]                     # asset kinds it supports (empty for market strategies)
+    params_model: type[pydantic.BaseModel]  # validates the fleet.yaml parameters (extra="forbid")
+    decide: Callable  # asset or market strategy
+    targets: str  # "asset" or "market"
+    kinds: frozenset[str]  # asset kinds it supports (empty for market strategies)
 
 
-STRATEGIES: dict[str, StrategySpec] = {spec.name: spec for spec in (
-    StrategySpec("price_ramp", ramp.PriceRampParams, ramp.decide, "asset", ASSET_KINDS),
-    StrategySpec("storage_arbitrage", storage.StorageArbitrageParams, storage.decide, "asset",
-                 frozenset({STORAGE})),
-    StrategySpec("time_of_use", time_of_use.TimeOfUseParams, time_of_use.decide, "asset", ASSET_KINDS),
-    StrategySpec("grid_fee", grid_fee.GridFeeParams, grid_fee.decide_market, "market", frozenset()),
-)}
+STRATEGIES: dict[str, StrategySpec] = {
+    spec.name: spec
+    for spec in (
+        StrategySpec("price_ramp", ramp.PriceRampParams, ramp.decide, "asset", ASSET_KINDS),
+        StrategySpec(
+            "storage_arbitrage", storage.StorageArbitrageParams, storage.decide, "asset", frozenset({STORAGE})
+        ),
+        StrategySpec("time_of_use", time_of_use.TimeOfUseParams, time_of_use.decide, "asset", ASSET_KINDS),
+        StrategySpec("grid_fee", grid_fee.GridFeeParams, grid_fee.decide_market, "market", frozenset()),
+    )
+}
 
 
 def get_strategy(name: str) -> StrategySpec:

@@ -20,30 +20,32 @@ ASSET_KINDS = frozenset({PV, LOAD, STORAGE, SMART_METER})
 class AssetView:
     uuid: str
     name: str
-    kind: str            # "PV" | "Load" | "Storage" | "SmartMeter" (derived by caller from asset_info keys)
-    info: Mapping[str, float]   # the asset's `asset_info` from the event's grid_tree (REDIS.md 7.3)
+    kind: str  # "PV" | "Load" | "Storage" | "SmartMeter" (derived by caller from asset_info keys)
+    info: Mapping[str, float]  # the asset's `asset_info` from the event's grid_tree (REDIS.md 7.3)
 
 
 @dataclass(frozen=True)
 class MarketView:
-    event: str           # "market" (slot start) or "tick"
-    slot: str            # "YYYY-MM-DDTHH:mm" (market_slot)
-    completion: int      # slot completion percent: 0, 10, ..., 90
+    event: str  # "market" (slot start) or "tick"
+    slot: str  # "YYYY-MM-DDTHH:mm" (market_slot)
+    completion: int  # slot completion percent: 0, 10, ..., 90
     market_maker_rate: float | None
     feed_in_tariff_rate: float | None
-    fee_to_root: float = 0.0   # sum of current grid fees (ct/kWh) on the path from the asset to the root market; 0 if unknown
+    fee_to_root: float = (
+        0.0  # sum of current grid fees (ct/kWh) on the path from the asset to the root market; 0 if unknown
+    )
 
 
 @dataclass(frozen=True)
-class MarketNodeView:      # for grid-operator strategies acting on a market
+class MarketNodeView:  # for grid-operator strategies acting on a market
     uuid: str
     name: str
-    last_market_stats: Mapping[str, float | None]   # min/max/avg/median_trade_rate, total_traded_energy_kWh
+    last_market_stats: Mapping[str, float | None]  # min/max/avg/median_trade_rate, total_traded_energy_kWh
     current_market_fee: float | None
     last_market_fee: float | None
 
 
 @dataclass
 class Decision:
-    commands: list[dict]          # wire command objects (REDIS.md 6.2)
-    state: dict                   # new per-asset state (JSON-serializable; stored in Redis by the caller)
+    commands: list[dict]  # wire command objects (REDIS.md 6.2)
+    state: dict  # new per-asset state (JSON-serializable; stored in Redis by the caller)

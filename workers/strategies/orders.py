@@ -17,10 +17,16 @@ BID = "bid"
 # Storage reports energy_to_sell/energy_to_buy net of its open orders, which a replacement frees
 # again (EXCHANGE.md 3.4); PV, load and smart meter report remaining energy regardless of orders.
 _LIMIT_KEYS: dict[str, dict[str, tuple[str, ...]]] = {
-    OFFER: {PV: ("available_energy_kWh",), SMART_METER: ("available_energy_kWh",),
-            STORAGE: ("energy_to_sell", "energy_active_in_offers")},
-    BID: {LOAD: ("energy_requirement_kWh",), SMART_METER: ("energy_requirement_kWh",),
-          STORAGE: ("energy_to_buy", "energy_active_in_bids")},
+    OFFER: {
+        PV: ("available_energy_kWh",),
+        SMART_METER: ("available_energy_kWh",),
+        STORAGE: ("energy_to_sell", "energy_active_in_offers"),
+    },
+    BID: {
+        LOAD: ("energy_requirement_kWh",),
+        SMART_METER: ("energy_requirement_kWh",),
+        STORAGE: ("energy_to_buy", "energy_active_in_bids"),
+    },
 }
 
 
@@ -54,8 +60,10 @@ def delete_all_command(side: str) -> dict:
 
 def asset_orders(asset: AssetView, sell_rate: float, buy_rate: float, min_energy: float) -> list[dict]:
     """Offer all sellable and bid all buyable energy of the asset at the given rates."""
-    orders = (order_command(OFFER, energy_limit(asset, OFFER), sell_rate, min_energy),
-              order_command(BID, energy_limit(asset, BID), buy_rate, min_energy))
+    orders = (
+        order_command(OFFER, energy_limit(asset, OFFER), sell_rate, min_energy),
+        order_command(BID, energy_limit(asset, BID), buy_rate, min_energy),
+    )
     return [order for order in orders if order is not None]
 
 

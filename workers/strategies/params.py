@@ -22,5 +22,6 @@ class StrategyParams(BaseModel):
 class OrderParams(StrategyParams):
     """Parameters of strategies that place bids/offers."""
 
-    min_energy: float = Field(MIN_ORDER_ENERGY, ge=MIN_ORDER_ENERGY,
-                              description="kWh; smaller remaining energies get no order")
+    min_energy: float = Field(
+        MIN_ORDER_ENERGY, ge=MIN_ORDER_ENERGY, description="kWh; smaller remaining energies get no order"
+    )

@@ -12,9 +12,9 @@ from workers.strategies.base import AssetView, Decision, MarketView
 from workers.strategies.orders import asset_orders
 from workers.strategies.params import OrderParams, Rate
 
-LAST_COMPLETION = 90   # the last tick event of a slot (REDIS.md 7.2)
-FALLBACK_SELLING_RATE = 30.0   # gsy-e market maker rate, used while the event has none
-FALLBACK_BUYING_RATE = 35.0    # gsy-e load final_buying_rate default
+LAST_COMPLETION = 90  # the last tick event of a slot (REDIS.md 7.2)
+FALLBACK_SELLING_RATE = 30.0  # gsy-e market maker rate, used while the event has none
+FALLBACK_BUYING_RATE = 35.0  # gsy-e load final_buying_rate default
 
 
 def ramp_rate(start: float, end: float, completion: int) -> float:
@@ -36,11 +36,15 @@ class PriceRampParams(OrderParams):
     def _ramps_point_the_right_way(self) -> PriceRampParams:
         initial_sell, final_sell = self.initial_selling_rate, self.final_selling_rate
         if initial_sell is not None and final_sell is not None and initial_sell < final_sell:
-            raise ValueError(f"initial_selling_rate ({initial_sell}) must be >= final_selling_rate "
-                             f"({final_sell}): selling rates ramp down")
+            raise ValueError(
+                f"initial_selling_rate ({initial_sell}) must be >= final_selling_rate "
+                f"({final_sell}): selling rates ramp down"
+            )
         if self.final_buying_rate is not None and self.initial_buying_rate > self.final_buying_rate:
-            raise ValueError(f"initial_buying_rate ({self.initial_buying_rate}) must be <= final_buying_rate "
-                             f"({self.final_buying_rate}): buying rates ramp up")
+            raise ValueError(
+                f"initial_buying_rate ({self.initial_buying_rate}) must be <= final_buying_rate "
+                f"({self.final_buying_rate}): buying rates ramp up"
+            )
         return self
 
 
@@ -56,12 +60,14 @@ def decide(asset: AssetView, market: MarketView, params: PriceRampParams, state:
     initial_sell, final_sell = _selling_ramp(market, params)
     initial_buy = params.initial_buying_rate
     final_buy = params.final_buying_rate
-    if final_buy is None:   # a market-derived end must not turn the buying ramp downwards
+    if final_buy is None:  # a market-derived end must not turn the buying ramp downwards
         final_buy = max(grid_rate(market, FALLBACK_BUYING_RATE), initial_buy)
-    commands = asset_orders(asset,
-                            sell_rate=ramp_rate(initial_sell, final_sell, market.completion),
-                            buy_rate=ramp_rate(initial_buy, final_buy, market.completion),
-                            min_energy=params.min_energy)
+    commands = asset_orders(
+        asset,
+        sell_rate=ramp_rate(initial_sell, final_sell, market.completion),
+        buy_rate=ramp_rate(initial_buy, final_buy, market.completion),
+        min_energy=params.min_energy,
+    )
     return Decision(commands=commands, state=dict(state))
 
 

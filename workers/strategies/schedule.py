@@ -6,6 +6,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Annotated, Generic, TypeVar
 
 from pydantic import AfterValidator
@@ -48,7 +49,7 @@ class DailySchedule(Generic[T]):
         ordered = sorted(entries, key=lambda entry: entry[0])
         if not ordered:
             raise ValueError("a schedule needs at least one entry")
-        for (earlier, _), (later, _) in zip(ordered, ordered[1:]):
+        for (earlier, _), (later, _) in pairwise(ordered):
             if earlier == later:
                 raise ValueError(f"time {later // 60:02d}:{later % 60:02d} appears twice")
         return cls(tuple(minute for minute, _ in ordered), tuple(value for _, value in ordered))

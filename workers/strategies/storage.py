@@ -16,7 +16,7 @@ from workers.strategies.orders import BID, OFFER, delete_all_command, energy_lim
 from workers.strategies.params import Energy, OrderParams, Rate
 from workers.strategies.ramp import ramp_rate
 
-NOISE_KWH = 1e-9   # below this, a change of reported energies is float noise, not a trade
+NOISE_KWH = 1e-9  # below this, a change of reported energies is float noise, not a trade
 
 
 class StorageArbitrageParams(OrderParams):
@@ -33,16 +33,21 @@ class StorageArbitrageParams(OrderParams):
     @model_validator(mode="after")
     def _rates_and_limits_are_consistent(self) -> StorageArbitrageParams:
         if self.buy_rate_start > self.buy_rate_end:
-            raise ValueError(f"buy_rate_start ({self.buy_rate_start}) must be <= buy_rate_end "
-                             f"({self.buy_rate_end}): buying rates ramp up")
+            raise ValueError(
+                f"buy_rate_start ({self.buy_rate_start}) must be <= buy_rate_end "
+                f"({self.buy_rate_end}): buying rates ramp up"
+            )
         if self.sell_rate_start < self.sell_rate_end:
-            raise ValueError(f"sell_rate_start ({self.sell_rate_start}) must be >= sell_rate_end "
-                             f"({self.sell_rate_end}): selling rates ramp down")
+            raise ValueError(
+                f"sell_rate_start ({self.sell_rate_start}) must be >= sell_rate_end "
+                f"({self.sell_rate_end}): selling rates ramp down"
+            )
         if self.buy_rate_end >= self.sell_rate_end:
-            raise ValueError(f"buy_rate_end ({self.buy_rate_end}) must be < sell_rate_end "
-                             f"({self.sell_rate_end}): buying must stay cheaper than selling")
-        if (self.min_soc_kWh is not None and self.max_soc_kWh is not None
-                and self.min_soc_kWh > self.max_soc_kWh):
+            raise ValueError(
+                f"buy_rate_end ({self.buy_rate_end}) must be < sell_rate_end "
+                f"({self.sell_rate_end}): buying must stay cheaper than selling"
+            )
+        if self.min_soc_kWh is not None and self.max_soc_kWh is not None and self.min_soc_kWh > self.max_soc_kWh:
             raise ValueError(f"min_soc_kWh ({self.min_soc_kWh}) must be <= max_soc_kWh ({self.max_soc_kWh})")
         return self
 
@@ -63,19 +68,26 @@ def decide(asset: AssetView, market: MarketView, params: StorageArbitrageParams,
     buy_energy = energy_limit(asset, BID)
     if params.max_soc_kWh is not None:
         buy_energy = min(buy_energy, params.max_soc_kWh - used)
-    sell_rate = max(ramp_rate(params.sell_rate_start, params.sell_rate_end, market.completion),
-                    avg_rate + params.margin)
+    sell_rate = max(
+        ramp_rate(params.sell_rate_start, params.sell_rate_end, market.completion), avg_rate + params.margin
+    )
     buy_rate = ramp_rate(params.buy_rate_start, params.buy_rate_end, market.completion)
     offer = order_command(OFFER, sell_energy, sell_rate, params.min_energy)
     bid = order_command(BID, buy_energy, buy_rate, params.min_energy)
 
-    new_state = {**state, "slot": market.slot, "used_storage": used,
-                 "energy_traded": info_amount(info, "energy_traded"),
-                 "held_kWh": held, "avg_purchase_rate": avg_rate}
+    new_state = {
+        **state,
+        "slot": market.slot,
+        "used_storage": used,
+        "energy_traded": info_amount(info, "energy_traded"),
+        "held_kWh": held,
+        "avg_purchase_rate": avg_rate,
+    }
     if bid is not None:
         new_state["bid_rate"] = buy_rate
-    commands = (_place_or_withdraw(OFFER, offer, info_amount(info, "energy_active_in_offers"))
-                + _place_or_withdraw(BID, bid, info_amount(info, "energy_active_in_bids")))
+    commands = _place_or_withdraw(OFFER, offer, info_amount(info, "energy_active_in_offers")) + _place_or_withdraw(
+        BID, bid, info_amount(info, "energy_active_in_bids")
+    )
     return Decision(commands=commands, state=new_state)
 
 

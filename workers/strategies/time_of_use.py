@@ -20,7 +20,7 @@ from workers.strategies.params import OrderParams, Rate, StrategyParams
 from workers.strategies.schedule import DailySchedule, TimeOfDay, minute_of_day
 
 COLUMNS = ("time", "buy_rate", "sell_rate")
-Rates = tuple[float, float]   # (buy_rate, sell_rate)
+Rates = tuple[float, float]  # (buy_rate, sell_rate)
 Parsed = TypeVar("Parsed")
 
 
@@ -40,14 +40,15 @@ class TimeOfUseParams(OrderParams):
 
     @model_validator(mode="after")
     def _load_schedule(self) -> TimeOfUseParams:
-        if (self.csv_path is None) == (self.table is None):
-            raise ValueError("give exactly one of csv_path (a CSV file) or table (inline rows)")
-        if self.csv_path is not None:
+        if self.csv_path is not None and self.table is None:
             self._schedule = DailySchedule.build(read_rate_csv(self.csv_path))
             return self
+        if self.table is None or self.csv_path is not None:
+            raise ValueError("give exactly one of csv_path (a CSV file) or table (inline rows)")
         try:
             self._schedule = DailySchedule.build(
-                (minute_of_day(row.time), (row.buy_rate, row.sell_rate)) for row in self.table)
+                (minute_of_day(row.time), (row.buy_rate, row.sell_rate)) for row in self.table
+            )
         except ValueError as error:
             raise ValueError(f"table: {error}") from None
         return self
@@ -74,24 +75,31 @@ def read_rate_csv(path: str) -> list[tuple[int, Rates]]:
     separator = ";" if ";" in header else ","
     names = [name.strip().lower() for name in next(csv.reader([header], delimiter=separator))]
     if sorted(names) != sorted(COLUMNS):
-        raise ValueError(f"{where} line {header_number}: header must be {';'.join(COLUMNS)} "
-                         f"(';' or ',' separated), got {header.strip()!r}")
+        raise ValueError(
+            f"{where} line {header_number}: header must be {';'.join(COLUMNS)} "
+            f"(';' or ',' separated), got {header.strip()!r}"
+        )
     parse_rate = _rate_parser(decimal_comma=separator == ";")
     entries: list[tuple[int, Rates]] = []
     first_line: dict[int, int] = {}
     for number, line in lines[1:]:
         cells = next(csv.reader([line], delimiter=separator))
         if len(cells) != len(COLUMNS):
-            raise ValueError(f"{where} line {number}: expected {len(COLUMNS)} columns separated by "
-                             f"{separator!r}, got {len(cells)}")
-        row = dict(zip(names, cells))
+            raise ValueError(
+                f"{where} line {number}: expected {len(COLUMNS)} columns separated by {separator!r}, got {len(cells)}"
+            )
+        row = dict(zip(names, cells, strict=True))
         minute = _cell(where, number, "time", row["time"], minute_of_day)
         if minute in first_line:
-            raise ValueError(f"{where} line {number}, column 'time': {row['time'].strip()} "
-                             f"already given on line {first_line[minute]}")
+            raise ValueError(
+                f"{where} line {number}, column 'time': {row['time'].strip()} "
+                f"already given on line {first_line[minute]}"
+            )
         first_line[minute] = number
-        rates = (_cell(where, number, "buy_rate", row["buy_rate"], parse_rate),
-                 _cell(where, number, "sell_rate", row["sell_rate"], parse_rate))
+        rates = (
+            _cell(where, number, "buy_rate", row["buy_rate"], parse_rate),
+            _cell(where, number, "sell_rate", row["sell_rate"], parse_rate),
+        )
         entries.append((minute, rates))
     if not entries:
         raise ValueError(f"{where} has a header but no rows")
@@ -107,6 +115,7 @@ def _rate_parser(decimal_comma: bool) -> Callable[[str], float]:
         if not math.isfinite(value) or value < 0:
             raise ValueError(f"expected a finite rate >= 0 (ct/kWh), got {text.strip()!r}")
         return value
+
     return parse
 
 

@@ -1,0 +1,203 @@
+"""Asset and market endpoints (REST.md 3.1, 3.2, 3.6): acknowledged at once, answered on the socket.
+
+Each one checks who may use the area (``Facade.usable_area``). Registering through the facade
+makes the caller the area's direct user until it unregisters; the legacy direct orders are
+refused while an aggregator controls the area (REDIS.md 9: direct mode is for areas no
+aggregator controls), so they never race the aggregator's own orders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gsy_e_sdk.wire.times import format_slot
+from gsy_local_exchange.descriptor import Node
+from gsy_local_exchange.http import models as m
+from gsy_local_exchange.http.bodies import ApiError, json_response
+from gsy_local_exchange.http.core import Facade
+from gsy_local_exchange.http.relay import area_key, encode
+from gsy_local_exchange.http.state import FacadeState
+
+ACCEPTED = "accepted"
+NOT_SIMULATED = "accepted; the local exchange does not simulate this data, it is acknowledged and not used"
+Payload = Callable[[Node, Any, str], dict[str, Any]]
+
+
+class Kind(Enum):
+    ASSET = "an asset"
+    MARKET = "a market"
+    ANY = "an area"
+
+
+def accepted(transaction_id: str, **extra: Any) -> Response:
+    return json_response({"status": ACCEPTED, "transaction_id": transaction_id, **extra})
+
+
+class AreaCommands:
+    def __init__(self, facade: Facade) -> None:
+        self.facade = facade
+
+    def _usable(self, user: str, params: dict, kind: Kind, name: str) -> tuple[FacadeState, Node, str | None]:
+        state = self.facade.simulation(params["sim"])
+        node, aggregator_uuid = self.facade.usable_area(state, user, params["area"])
+        if kind is not Kind.ANY and node.is_market != (kind is Kind.MARKET):
+            raise ApiError(400, f"Area {node.name} is not {kind.value}; {name} needs {kind.value}.")
+        return state, node, aggregator_uuid
+
+    def command(
+        self, name: str, payload: Payload, kind: Kind = Kind.ANY, direct_order: bool = False
+    ) -> Callable[[str, dict, Any], Response]:
+        """An async command (REST.md 2): acknowledged now, answered on the area's websocket."""
+
+        def work(user: str, params: dict, body: BaseModel | None) -> Response:
+            _, node, aggregator_uuid = self._usable(user, params, kind, name)
+            if direct_order and aggregator_uuid is not None:
+                raise ApiError(
+                    409,
+                    f"Area {node.name} is controlled by aggregator {aggregator_uuid}; "
+                    "send its orders in that aggregator's batch-commands.",
+                )
+            transaction_id = self.facade.relay.transaction_id(body.model_dump() if body else {})
+            self.facade.relay.area_request(node, name, payload(node, body, transaction_id))
+            return accepted(transaction_id)
+
+        return work
+
+    def register(self, user: str, params: dict, body: m.Body) -> Response:
+        state, node, _ = self._usable(user, params, Kind.ANY, "register")
+        if not state.claim(node.uuid, user):  # lost a race with another user's register
+            raise ApiError(404, f"Area {node.uuid} not found in this simulation.")
+        transaction_id = self.facade.relay.transaction_id(body.model_dump())
+        self.facade.relay.area_request(node, "register_participant", _named(node, body, transaction_id))
+        return accepted(transaction_id)
+
+    def unregister(self, user: str, params: dict, body: m.Body) -> Response:
+        state, node, _ = self._usable(user, params, Kind.ANY, "unregister")
+        transaction_id = self.facade.relay.transaction_id(body.model_dump())
+        self.facade.relay.area_request(node, "unregister_participant", _named(node, body, transaction_id))
+        state.release_claim(node.uuid, user)
+        return accepted(transaction_id)
+
+    def energy(self, name: str, field: str) -> Callable[[str, dict, Any], Response]:
+        """Forecasts and measurements: the ``{slot: kWh}`` map as sent, or ``energy_Wh`` for one slot.
+
+        REDIS.md 6.5 and 9: the exchange runs the command at its next tick and applies it when the
+        following slot starts: a forecast to the slots from that one on, a measurement to the slots
+        before it. So ``energy_Wh`` forecasts the slot after the running one (after the first slot
+        before the run starts, as the first tick already runs inside it) and measures the running one.
+        """
+
+        def work(user: str, params: dict, body: Any) -> Response:  # a model of models._energy_series
+            state, node, _ = self._usable(user, params, Kind.ASSET, name)
+            transaction_id = self.facade.relay.transaction_id(body.model_dump())
+            series = getattr(body, field)
+            if series is None:
+                series = {self._slot_for(state, forecast=field == "energy_forecast"): body.energy_Wh / 1000}
+            self.facade.relay.area_request(node, name, {field: series, "transaction_id": transaction_id})
+            return accepted(transaction_id)
+
+        return work
+
+    def _slot_for(self, state: FacadeState, forecast: bool) -> str:
+        descriptor = self.facade.relay.descriptor()
+        running = state.spot_slot_index()
+        if forecast:
+            index = (running or 0) + 1
+        elif running is None:
+            raise ApiError(
+                409,
+                "No slot has started yet, so there is nothing to measure; send energy_measurement with explicit slots.",
+            )
+        else:
+            index = running
+        start = datetime.fromisoformat(descriptor.start_date)
+        return format_slot(start + index * timedelta(minutes=descriptor.slot_length_minutes))
+
+    def live_generation(self, user: str, params: dict, body: m.LiveGeneration) -> Response:
+        """Acknowledged and answered like the hosted exchange; the local one has no live data feed."""
+        _, node, _ = self._usable(user, params, Kind.ASSET, "set-live-generation")
+        transaction_id = self.facade.relay.transaction_id(body.model_dump())
+        self.facade.hub.deliver(
+            area_key(node.uuid),
+            encode(
+                {
+                    "command": "set-live-generation",
+                    "status": "ready",
+                    "transaction_id": transaction_id,
+                    "area_uuid": node.uuid,
+                }
+            ),
+            hold=True,
+        )
+        return accepted(transaction_id)
+
+    def scm_asset_data(self, user: str, params: dict, body: m.Body) -> Response:
+        self._usable(user, params, Kind.ANY, "set-scm-timeseries-and-member-data")
+        return accepted(self.facade.relay.transaction_id(body.model_dump()), message=NOT_SIMULATED)
+
+    def scm_global_data(self, _user: str, params: dict, body: m.Body) -> Response:
+        self.facade.simulation(params["sim"])
+        return accepted(self.facade.relay.transaction_id(body.model_dump()), message=NOT_SIMULATED)
+
+
+def _named(node: Node, _body: Any, transaction_id: str) -> dict[str, Any]:
+    return {"name": node.prefix, "transaction_id": transaction_id}
+
+
+def _as_sent(_node: Node, body: BaseModel, transaction_id: str) -> dict[str, Any]:
+    return {**body.model_dump(exclude_none=True), "transaction_id": transaction_id}
+
+
+def _replacing(node: Node, body: BaseModel, transaction_id: str) -> dict[str, Any]:
+    return {**_as_sent(node, body, transaction_id), "replace_existing": True}
+
+
+def area_routes(facade: Facade) -> list[Route]:
+    areas = AreaCommands(facade)
+    forecast = areas.energy("set_energy_forecast", "energy_forecast")
+    measurement = areas.energy("set_energy_measurement", "energy_measurement")
+
+    def order(command: str, payload: Payload = _as_sent) -> Callable[[str, dict, Any], Response]:
+        return areas.command(command, payload, Kind.ASSET, direct_order=True)
+
+    base = "/external-connection/api/{sim}/{area}/"
+    table: list[tuple[str, str, type[BaseModel], Callable[..., Response]]] = [
+        ("register/", "POST", m.Body, areas.register),
+        ("unregister/", "POST", m.Body, areas.unregister),
+        # Forecast channels take exactly {energy_forecast|energy_measurement, transaction_id}
+        # (REDIS.md 9); the snake_case spellings are accepted too.
+        ("set-energy-forecast/", "POST", m.Forecast, forecast),
+        ("set_energy_forecast/", "POST", m.Forecast, forecast),
+        ("set-energy-measurement/", "POST", m.Measurement, measurement),
+        ("set_energy_measurement/", "POST", m.Measurement, measurement),
+        ("set-live-generation/", "POST", m.LiveGeneration, areas.live_generation),
+        ("set-scm-timeseries-and-member-data/", "POST", m.Body, areas.scm_asset_data),
+        ("grid-fee/", "POST", m.GridFee, areas.command("grid_fees", _as_sent, Kind.MARKET)),
+        ("dso-market-stats", "GET", m.Body, areas.command("dso_market_stats", _as_sent, Kind.MARKET)),
+        # Legacy direct endpoints of older SDKs (REST.md 3.6).
+        ("offer/", "POST", m.Order, order("offer")),
+        ("bid/", "POST", m.Order, order("bid")),
+        ("update_offer/", "POST", m.Order, order("offer", _replacing)),
+        ("update_bid/", "POST", m.Order, order("bid", _replacing)),
+        ("delete-offer/", "POST", m.Order, order("delete_offer")),
+        ("delete-bid/", "POST", m.Order, order("delete_bid")),
+        ("list-offers", "GET", m.Body, order("list_offers")),
+        ("list-bids", "GET", m.Body, order("list_bids")),
+        ("device-stats", "GET", m.Body, order("device_info")),
+    ]
+    routes = [Route(base + path, facade.endpoint(model, work), methods=[method]) for path, method, model, work in table]
+    routes.append(
+        Route(
+            "/external-connection/api/{sim}/set-scm-global-data/",
+            facade.endpoint(m.Body, areas.scm_global_data),
+            methods=["POST"],
+        )
+    )
+    return routes
