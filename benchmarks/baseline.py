@@ -18,6 +18,7 @@ from typing import Any
 
 from gsy_e_sdk.redis_aggregator import RedisAggregator
 from gsy_e_sdk.redis_connection import get_connection
+from gsy_e_sdk.wire.times import parse_completion
 from orchestrator.attach import AttachedAggregator, FleetAttacher
 from orchestrator.config import FleetConfig, load_fleet_config
 from orchestrator.grid_view import asset_kind, index_tree
@@ -73,7 +74,7 @@ class StrategyAggregator(RedisAggregator):
             shard=0,
             event=message["event"],
             slot=message.get("market_slot"),
-            completion=int(str(message.get("slot_completion", "0%")).rstrip("%") or 0),
+            completion=parse_completion(message.get("slot_completion")),
             market_maker_rate=message.get("market_maker_rate"),
             feed_in_tariff_rate=message.get("feed_in_tariff_rate"),
             dispatched_at=time.time(),

@@ -35,6 +35,7 @@ from gsy_e_sdk.utils import (
 )
 from gsy_e_sdk.wire.incoming import AggregatorEvent, BatchEnvelope, check
 from gsy_e_sdk.wire.log_limit import RateLimitedLog
+from gsy_e_sdk.wire.times import parse_completion
 
 logger = logging.getLogger(__name__)
 _dropped = RateLimitedLog(logger)
@@ -230,11 +231,7 @@ class AggregatorCore(HookedClient):
 
 
 def _completion_percent(message: dict[str, Any]) -> float:
-    """``slot_completion`` is a string such as ``"40%"``."""
-    try:
-        return float(str(message.get("slot_completion", "0")).rstrip("%"))
-    except ValueError:
-        return 0.0
+    return parse_completion(message.get("slot_completion"))
 
 
 # Aggregators of this process, so a selection made here shows in the list at once -------------

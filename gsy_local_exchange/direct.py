@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gsy_e_sdk.wire import channels
-from gsy_e_sdk.wire.times import format_slot, format_trade_time
+from gsy_e_sdk.wire.times import format_completion, format_slot, format_trade_time
 from gsy_local_exchange.assets import Asset
 from gsy_local_exchange.commands import CommandExecutor
 from gsy_local_exchange.engine import GridEngine, MarketArea, TradeRecord
@@ -183,7 +183,7 @@ class DirectMode:
                         channels.area_event(prefix, "tick"),
                         json.dumps(
                             {
-                                "slot_completion": f"{clock.completion_percent(tick)}%",
+                                "slot_completion": format_completion(clock.completion_percent(tick)),
                                 "market_slot": slot,
                                 "event": "tick",
                                 "area_uuid": asset.uuid,

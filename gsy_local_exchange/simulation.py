@@ -14,7 +14,7 @@ from typing import Any
 
 from gsy_e_sdk.wire import channels
 from gsy_e_sdk.wire.log_limit import RateLimitedLog
-from gsy_e_sdk.wire.times import format_slot, format_trade_time
+from gsy_e_sdk.wire.times import format_completion, format_slot, format_trade_time
 from gsy_local_exchange.aggregators import AggregatorRegistry
 from gsy_local_exchange.assets import Asset
 from gsy_local_exchange.batch_answers import MB, BatchAnswers, BatchKey, BatchLimits, error_envelope
@@ -344,6 +344,7 @@ class Simulation:
         event_tick = clock.is_event_tick(tick)
         trade_lists = self._trades_by_aggregator(trades)
         num_ticks = clock.num_ticks_field
+        completion = format_completion(clock.completion_percent(tick))
         if event_tick:
             self.tree.refresh()
         common_tail = (
@@ -370,7 +371,7 @@ class Simulation:
                         (
                             channel,
                             (
-                                f'{{"slot_completion": "{clock.completion_percent(tick)}%", "market_slot": "{slot}", '
+                                f'{{"slot_completion": "{completion}", "market_slot": "{slot}", '
                                 f'"grid_tree": {tree}, {common_tail}"event": "{event}", "simulation_id": null, '
                                 f'"num_ticks": {num_ticks}}}'
                             ),

@@ -10,19 +10,18 @@ than everything else the dispatcher does with an event but the JSON decoding.
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, NamedTuple, cast
+from typing import Any
 
 from celery import Celery
-from redis.typing import EncodableT, FieldT
 
 from gsy_e_sdk.redis_connection import RedisConnection
+from gsy_e_sdk.wire.times import parse_completion
+from orchestrator.answers import AnswerCounter
 from orchestrator.attach import AttachedAggregator
 from orchestrator.batching import Message, ShardBuffer
 from orchestrator.config import FleetConfig
@@ -31,18 +30,16 @@ from orchestrator.finish import FinishWatch
 from orchestrator.fleet_key import fleet_key
 from orchestrator.grid_view import TreeIndex, asset_kind, index_tree
 from orchestrator.messages import slice_transaction_id
+from orchestrator.sequence import SequenceTracker
 from orchestrator.sharding import Slice, plan_slices, queue_name
 from orchestrator.state import StateStore
 
 logger = logging.getLogger(__name__)
 
-IN_FLIGHT_KEPT = 100_000  # batches awaiting an answer; older ones are forgotten
 TASK_FOR_EVENT = {"market": "workers.on_market_slot", "tick": "workers.on_tick", "finish": "workers.on_finish"}
 BURST_GAP_S = 0.003  # a burst of events has passed when none arrived for this long
 BURST_MAX_AGE_S = 0.05  # ... or when its first slice has waited this long
 MAX_ASSETS_PER_MESSAGE = 1_000  # a shard's message goes out once it holds this many assets
-ANSWERS_FLUSH_S = 0.2  # batch answers are recorded at most this often from the reader thread
-Position = tuple[str | None, int]  # (slot, completion %) of an aggregator's last market/tick event
 
 
 def task_argsrepr(slices: list[dict[str, Any]]) -> str:
@@ -140,45 +137,6 @@ class ReaderDied(RuntimeError):
     """The dispatcher's event reader is gone; no event would ever arrive again."""
 
 
-class SequenceCheck(NamedTuple):
-    missed: int  # events of this aggregator the dispatcher never received before this one
-    resync: bool  # dispatch this tick as its slot's market event: that event never arrived
-    duplicate: bool = False  # the very event dispatched last, delivered again: drop it
-
-
-def check_sequence(previous: Position | None, event: str, slot: str | None, completion: int) -> SequenceCheck:
-    """Where an aggregator's market/tick event stands against the last one dispatched. Pure.
-
-    ``previous`` is (slot, completion %) of the last market or tick event dispatched for the
-    aggregator, None when there was none. Pub/sub drops what is published while a subscriber
-    is away (a restart, a reconnection), so the sequence is the only evidence of a lost event:
-
-    - the same (slot, completion) as the last one: the same event delivered twice (e.g. by a
-      relay that subscribed twice); dispatching it again would run every task twice;
-    - a market event starts its slot: nothing is missing (a lost tail of the previous slot
-      cannot be told from the slot length alone, which the dispatcher does not know);
-    - a tick of the slot last seen, more than 10 % after the last one: the ticks in between
-      were lost (counted, nothing to replay: the next tick carries the current state);
-    - a tick of another slot: that slot's market event was lost, so strategies never started
-      the slot (grid operators act on market events only). It is dispatched as the market
-      event (resync); the market event and the ticks before this one are counted as missed.
-      With no previous event (a dispatcher joining mid-slot with no recorded position) it is
-      resynced the same way but nothing is counted: nothing was lost, the fleet just arrived.
-    """
-    if previous == (slot, completion):
-        return SequenceCheck(0, False, duplicate=True)
-    if event == "market":
-        return SequenceCheck(0, False)
-    if previous is None:
-        return SequenceCheck(0, True)
-    last_slot, last_completion = previous
-    if last_slot != slot:
-        return SequenceCheck(1 + max(completion - 10, 0) // 10, True)
-    if completion > last_completion + 10:
-        return SequenceCheck((completion - last_completion) // 10 - 1, False)
-    return SequenceCheck(0, False)
-
-
 class Dispatcher:
     def __init__(
         self,
@@ -202,13 +160,9 @@ class Dispatcher:
         self.tasks_sent = 0
         self._on_slot = on_slot
         self._events: queue.Queue[tuple[AttachedAggregator, dict, float]] = queue.Queue()
-        self._last_tick: dict[str, Position] = {}
-        self._unsaved_positions: dict[str, str] = {}  # aggregator uuid -> [slot, completion] to persist
+        self.sequence = SequenceTracker(self.store)
+        self.answers = AnswerCounter(self.store)
         self._kinds: dict[str, str] = {}
-        self._in_flight: OrderedDict[str, tuple[int, float]] = OrderedDict()  # batch id -> (shard, received)
-        self._in_flight_lock = threading.Lock()  # also guards the answers not recorded yet
-        self._answers: list[tuple[int, float, int, int]] = []
-        self._answers_flushed = time.monotonic()
 
     def start(self, fresh: bool = False) -> None:
         """Attach the fleet and start listening; raises FleetConfigError before anything runs.
@@ -223,7 +177,7 @@ class Dispatcher:
             self.app.control.purge()
         # Resume each aggregator's event sequence where the last dispatcher of this fleet left it,
         # so a restart tells a tick of the current slot from one of a slot it never started.
-        self._last_tick = self._load_positions()
+        self.sequence.load()
         for aggregator in self.aggregators:
             self.slices[aggregator.uuid] = plan_slices(
                 aggregator.name,
@@ -233,7 +187,7 @@ class Dispatcher:
                 self.config.max_assets_per_task,
             )
         for aggregator in self.aggregators:
-            self.link.listen(aggregator, self._queue_handler(aggregator), self._count_answers)
+            self.link.listen(aggregator, self._queue_handler(aggregator), self.answers.count)
         self.store.meta("aggregators", {a.name: a.uuid for a in self.aggregators})
         self.store.meta(
             "slices",
@@ -265,50 +219,6 @@ class Dispatcher:
 
         return handler
 
-    def _count_answers(self, envelope: dict[str, Any]) -> None:
-        """The exchange answered a slice's batch: workers do not wait for answers, we count them.
-
-        Only batches of this dispatcher's own slice tasks count, once each: a re-sent batch's
-        repeated answer and operators' batches find no entry here.
-        """
-        transaction_id = envelope.get("transaction_id")
-        if not isinstance(transaction_id, str):
-            return
-        with self._in_flight_lock:
-            sent = self._in_flight.pop(transaction_id, None)
-        if sent is None:
-            return
-        shard, received = sent
-        accepted = rejected = 0
-        for entries in (envelope.get("responses") or {}).values():
-            for entry in entries:
-                if not isinstance(entry, dict):
-                    continue
-                if entry.get("status") == "ready":
-                    accepted += 1
-                else:
-                    rejected += 1
-                    logger.info("command rejected: %s", entry)
-        with self._in_flight_lock:
-            self._answers.append((shard, time.time() - received, accepted, rejected))
-            due = time.monotonic() - self._answers_flushed >= ANSWERS_FLUSH_S
-        if due:
-            self.flush_answers()
-
-    def flush_answers(self) -> None:
-        """Record the answers counted since the last flush (a burst's in one round trip)."""
-        with self._in_flight_lock:
-            answers, self._answers = self._answers, []
-            self._answers_flushed = time.monotonic()
-        if not answers:
-            return
-        try:
-            self.store.record_answers(answers)
-        except Exception:  # noqa: BLE001 - Redis away: keep them for the next flush
-            logger.warning("could not record %d batch answers; retrying at the next flush", len(answers))
-            with self._in_flight_lock:
-                self._answers = answers + self._answers
-
     @property
     def done(self) -> bool:
         return self.finish.done(len(self.aggregators))
@@ -323,8 +233,8 @@ class Dispatcher:
                 aggregator, payload, received = self._events.get(timeout=BURST_GAP_S if buffer else 0.5)
             except queue.Empty:
                 self._send(buffer.drain())  # the burst has passed
-                self._flush_positions()
-                self.flush_answers()
+                self.sequence.flush()
+                self.answers.flush()
                 if not self.link.listening():
                     # Waiting on would look healthy while nothing arrives: fail loudly, so the
                     # operator or a supervisor restarts the dispatcher (it resumes where it was).
@@ -338,10 +248,10 @@ class Dispatcher:
             now = time.monotonic()
             self._send([message for task_name, item in planned for message in buffer.add(task_name, item, now)])
             if not buffer:
-                self._flush_positions()  # only once every slice of the events is sent
+                self.sequence.flush()  # only once every slice of the events is sent
         self._send(buffer.drain())
-        self._flush_positions()
-        self.flush_answers()
+        self.sequence.flush()
+        self.answers.flush()
 
     def dispatch(
         self, aggregator: AttachedAggregator, payload: dict[str, Any], received: float
@@ -355,7 +265,7 @@ class Dispatcher:
             return []
         if event not in TASK_FOR_EVENT:
             return []
-        completion = int(str(payload.get("slot_completion", "0%")).rstrip("%") or 0)
+        completion = parse_completion(payload.get("slot_completion"))
         slot: str | None = payload.get("market_slot")
         if event == "tick" and completion < 10:
             return []  # the slot's market event already covers 0 %
@@ -365,7 +275,7 @@ class Dispatcher:
                 logger.warning(
                     "%s: events after a finish event; that finish was not the exchange's, ignored", aggregator.name
                 )
-            check = self._check_sequence(aggregator, slot, completion, event)
+            check = self.sequence.check(aggregator.name, aggregator.uuid, event, slot, completion)
             if check.duplicate:
                 return []
             if check.resync:
@@ -384,20 +294,14 @@ class Dispatcher:
                 self._note_kinds(item["assets"])
                 planned.append((TASK_FOR_EVENT[event], item))
         if event in ("market", "tick"):
-            self._save_position(aggregator, slot, completion)  # saved once sent: a restart re-sends, never skips
+            self.sequence.save(aggregator.uuid, slot, completion)  # flushed once sent: a restart re-sends, never skips
         return planned
 
     def _send(self, messages: list[Message]) -> None:
         """Send shard messages, one Celery task each."""
         if not messages:
             return
-        with self._in_flight_lock:
-            for message in messages:
-                for item in message.slices:
-                    if item["event"] in ("market", "tick"):
-                        self._in_flight[item["transaction_id"]] = (item["shard"], item["dispatched_at"])
-            while len(self._in_flight) > IN_FLIGHT_KEPT:
-                self._in_flight.popitem(last=False)
+        self.answers.expect(item for message in messages for item in message.slices)
         for task_name, shard, slices in messages:
             try:
                 self.app.send_task(task_name, args=[slices], queue=queue_name(shard), argsrepr=task_argsrepr(slices))
@@ -419,61 +323,3 @@ class Dispatcher:
             self.store.set_current_slot(slot)  # workers drop tasks of the slots before it
             if self._on_slot:
                 self._on_slot(slot)
-
-    def _check_sequence(
-        self, aggregator: AttachedAggregator, slot: str | None, completion: int, event: str
-    ) -> SequenceCheck:
-        """Count events the dispatcher never saw, and say whether to resync or drop this one."""
-        previous = self._last_tick.get(aggregator.uuid)
-        check = check_sequence(previous, event, slot, completion)
-        if check.duplicate:
-            self.store.incr("duplicate_events")
-            logger.info("%s: %s %s %d%% received twice; dispatched once", aggregator.name, event, slot, completion)
-            return check
-        self._last_tick[aggregator.uuid] = (slot, completion)
-        missed, resync, _ = check
-        if missed:
-            self.store.incr("missed_events", missed)
-        if resync:
-            self.store.incr("resynced_slots")
-            logger.warning(
-                "%s: %s %d%% arrived without the slot's market event (%d event(s) missed); "
-                "dispatched as the market event",
-                aggregator.name,
-                slot,
-                completion,
-                missed,
-            )
-        elif missed:
-            logger.warning("%s: missed %d tick event(s) before %s %d%%", aggregator.name, missed, slot, completion)
-        return check
-
-    # The last market/tick event dispatched per aggregator, in Redis so it outlives the process
-    # (``fresh`` clears it with the rest of the fleet's keys).
-    def _positions_key(self) -> str:
-        return f"{self.store.prefix}:sequence"
-
-    def _load_positions(self) -> dict[str, Position]:
-        positions: dict[str, Position] = {}
-        for uuid, raw in self.store.client.hgetall(self._positions_key()).items():
-            try:
-                slot, completion = json.loads(raw)
-                positions[uuid.decode() if isinstance(uuid, bytes) else uuid] = (str(slot), int(completion))
-            except (ValueError, TypeError):
-                continue  # an unreadable position only costs one resync
-        return positions
-
-    def _save_position(self, aggregator: AttachedAggregator, slot: str | None, completion: int) -> None:
-        self._unsaved_positions[aggregator.uuid] = json.dumps([slot, completion])
-
-    def _flush_positions(self) -> None:
-        """Write the positions of the events dispatched since the last flush, in one command."""
-        if not self._unsaved_positions:
-            return
-        positions, self._unsaved_positions = self._unsaved_positions, {}
-        try:
-            # cast: redis' Mapping is invariant in its key type, so dict[str, str] is refused.
-            self.store.client.hset(self._positions_key(), mapping=cast(dict[FieldT, EncodableT], positions))
-        except Exception:  # noqa: BLE001 - Redis away: keep them for the next flush
-            self._unsaved_positions = {**positions, **self._unsaved_positions}
-            logger.warning("could not record the fleet's event positions; retrying after the next event")

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import redis
+from redis.typing import EncodableT, FieldT
 
 from gsy_e_sdk.wire import json_codec
 
 WAIT_SLICE_S = 1.0
+
+
+Position = tuple[str | None, int]  # (slot, completion %) of an aggregator's last market/tick event
 
 
 class Snapshot(NamedTuple):
@@ -121,6 +125,26 @@ class StateStore:
         return results
 
     # ------------------------------------------------------------------ metrics
+    # The last market/tick event dispatched per aggregator, in Redis so it outlives the
+    # dispatcher (``reset`` clears it with the rest of the fleet's keys).
+    def load_positions(self) -> dict[str, Position]:
+        positions: dict[str, Position] = {}
+        for uuid, raw in self.client.hgetall(f"{self.prefix}:sequence").items():
+            try:
+                slot, completion = json_codec.loads(raw)
+                positions[uuid.decode() if isinstance(uuid, bytes) else uuid] = (
+                    None if slot is None else str(slot),
+                    int(completion),
+                )
+            except (ValueError, TypeError):
+                continue  # an unreadable position only costs one resync
+        return positions
+
+    def save_positions(self, positions: dict[str, Position]) -> None:
+        encoded = {uuid: json_codec.dumpb(list(position)) for uuid, position in positions.items()}
+        # cast: redis' Mapping is invariant in its key type, so dict[str, bytes] is refused.
+        self.client.hset(f"{self.prefix}:sequence", mapping=cast(dict[FieldT, EncodableT], encoded))
+
     def record_task(
         self, shard: int, submitted: int, skipped: int, worker: str = "", slices: int = 1, failed: int = 0
     ) -> None:

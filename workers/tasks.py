@@ -41,17 +41,26 @@ def _devices(task: SliceTask) -> list[str]:
     return [asset.uuid for asset in task.assets] + [market.uuid for market in task.markets]
 
 
+Batch = dict[str, list[dict[str, Any]]]  # device uuid -> wire commands (REDIS.md 6.2)
+
+
+class SliceDecision(NamedTuple):
+    batch: Batch  # what to submit for the slice's aggregator
+    states: dict[str, dict]  # new strategy state per device that decided
+    skipped: int  # devices whose strategy raised (logged), left out of the batch
+
+
 def decide_slice(
     task: SliceTask, ctx: WorkerContext, loaded: tuple[dict[str, dict], dict[str, dict]] | None = None
-) -> tuple[dict[str, list[dict]], dict[str, dict], int]:
-    """Run every asset's and market's strategy; returns (batch, new states, assets skipped).
+) -> SliceDecision:
+    """Run every asset's and market's strategy for one slice.
 
     ``loaded`` is (states, controls) already read for these devices; else they are read here.
     Operator controls apply here: a paused asset is left out, and changed parameters override
     the fleet file's for that asset.
     """
     states, controls = loaded if loaded is not None else ctx.store.load(_devices(task))
-    batch: dict[str, list[dict]] = {}
+    batch: Batch = {}
     new_states: dict[str, dict] = {}
     skipped = 0
     for asset in task.assets:
@@ -100,7 +109,7 @@ def decide_slice(
         if decision.commands:
             batch[market.uuid] = decision.commands
         new_states[market.uuid] = decision.state
-    return batch, new_states, skipped
+    return SliceDecision(batch, new_states, skipped)
 
 
 def slot_closed(task: SliceTask, current_slot: str | None) -> bool:
@@ -121,7 +130,7 @@ class _Decided(NamedTuple):
     summary: dict[str, Any]
     aggregator_uuid: str
     transaction_id: str
-    batch: dict[str, list[dict]]
+    batch: Batch
     new_states: dict[str, dict]
 
 

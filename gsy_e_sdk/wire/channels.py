@@ -4,23 +4,18 @@ The configuration id is empty locally, which yields the double slash of
 ``external-aggregator//batch_commands`` (REDIS.md 1.1).
 """
 
+from gsy_e_sdk.wire import catalogue
+
 AGGREGATOR_COMMANDS = "aggregator-commands"
 AGGREGATOR_COMMANDS_LEGACY = "aggregator"
 AGGREGATOR_RESPONSE = "aggregator-response"
 HEARTBEAT = "gsy-e-heartbeat/"
 
-ASSET_DIRECT_COMMANDS = (
-    "offer",
-    "bid",
-    "delete_offer",
-    "delete_bid",
-    "list_offers",
-    "list_bids",
-    "device_info",
-)
-MARKET_DIRECT_COMMANDS = ("grid_fees", "dso_market_stats")
+# Direct-mode commands (REDIS.md 9), from the one catalogue of commands.
+ASSET_DIRECT_COMMANDS = catalogue.names(catalogue.Target.ASSET, self_answered=False)
+MARKET_DIRECT_COMMANDS = catalogue.names(catalogue.Target.MARKET, self_answered=False)
 # Forecast channels answer on the request channel itself (REDIS.md 2.1 quirk).
-SELF_ANSWERED_COMMANDS = ("set_energy_forecast", "set_energy_measurement")
+SELF_ANSWERED_COMMANDS = tuple(spec.name for spec in catalogue.CATALOGUE if spec.self_answered)
 SIMULATION_CONTROL_COMMANDS = ("pause", "resume", "stop")
 
 

@@ -1,6 +1,7 @@
 """Time formats of the wire (REDIS.md 1, item 7)."""
 
 from datetime import UTC, datetime
+from typing import Any
 
 SLOT_FORMAT = "%Y-%m-%dT%H:%M"
 ORDER_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
@@ -33,3 +34,16 @@ def parse_slot(text: str) -> datetime:
         except ValueError:
             continue
     raise ValueError(f"unparsable time slot {text!r}")
+
+
+def format_completion(percent: int) -> str:
+    """An event's ``slot_completion``: ``"40%"`` (REDIS.md 7.2)."""
+    return f"{percent}%"
+
+
+def parse_completion(value: Any) -> int:
+    """An event's ``slot_completion`` (``"40%"``) as whole percent; 0 when missing or unreadable."""
+    try:
+        return int(float(str(value if value is not None else "0").strip().rstrip("%") or 0))
+    except (ValueError, OverflowError):
+        return 0

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from orchestrator.dispatcher import SequenceCheck, check_sequence
+import redis
+
+from orchestrator.sequence import SequenceCheck, SequenceTracker, check_sequence
+from orchestrator.state import StateStore
 
 A, B, C = "2026-06-01T10:00", "2026-06-01T10:15", "2026-06-01T10:30"
 IN_ORDER = SequenceCheck(missed=0, resync=False, duplicate=False)
@@ -67,3 +70,20 @@ def test_an_event_delivered_twice_is_dispatched_once():
     assert check_sequence((B, 0), "market", B, 0).duplicate
     assert check_sequence((B, 30), "tick", B, 30).duplicate
     assert not check_sequence((B, 30), "tick", C, 30).duplicate
+
+
+def test_positions_outlive_the_tracker_and_count_what_was_missed(redis_url):
+    store = StateStore(redis.Redis.from_url(redis_url), "sequence-test")
+    store.reset()
+    first = SequenceTracker(store)
+    first.load()
+    assert first.check("h", "agg", "market", "2026-06-01T10:00", 0) == SequenceCheck(0, False)
+    first.save("agg", "2026-06-01T10:00", 0)
+    first.flush()
+    second = SequenceTracker(store)  # a restarted dispatcher
+    second.load()
+    assert second.check("h", "agg", "tick", "2026-06-01T10:00", 40) == SequenceCheck(3, False)
+    assert second.check("h", "agg", "tick", "2026-06-01T10:00", 40).duplicate
+    counters = store.counters()
+    assert (counters["missed_events"], counters["duplicate_events"]) == (3, 1)
+    store.reset()
