@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from gsy_e_sdk.redis_aggregator import RedisAggregator
-from gsy_e_sdk.redis_connection import get_connection
+from gsy_e_sdk.wire.redis_connection import get_connection
 from gsy_e_sdk.wire.times import parse_completion
 from orchestrator.attach import AttachedAggregator, FleetAttacher
 from orchestrator.config import FleetConfig, load_fleet_config

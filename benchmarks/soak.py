@@ -50,8 +50,8 @@ from typing import Any
 import redis
 import yaml
 
-from gsy_e_sdk.redis_connection import get_connection
 from gsy_e_sdk.wire import channels
+from gsy_e_sdk.wire.redis_connection import get_connection
 from gsy_local_exchange.embedded_redis import PrivateRedis
 from gsy_local_exchange.generate import generate_scenario
 from orchestrator.celery_app import make_app

@@ -13,8 +13,8 @@ from typing import Any
 from gsy_e_sdk.aggregator_core import AggregatorCore, register_local_aggregator
 from gsy_e_sdk.clients.rest_asset_client import RestAssetClient
 from gsy_e_sdk.constants import REST_COMMAND_TIMEOUT
-from gsy_e_sdk.pending import new_transaction_id
 from gsy_e_sdk.websocket_device import CommandResponseTimeout, WebsocketMessageReceiver
+from gsy_e_sdk.wire.pending import new_transaction_id
 
 logger = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ import threading
 from typing import Any
 
 from gsy_e_sdk.constants import BATCH_COMMAND_TIMEOUT
-from gsy_e_sdk.pending import new_transaction_id
-from gsy_e_sdk.redis_connection import RedisConnection
 from gsy_e_sdk.wire import channels
+from gsy_e_sdk.wire.pending import new_transaction_id
+from gsy_e_sdk.wire.redis_connection import RedisConnection
 
 
 class BatchTimeout(TimeoutError):

@@ -1,12 +1,14 @@
 """Public constants of the SDK (SDK_API.md 1), kept at the values scripts expect."""
 
+# Defined with the Redis connection, which the local exchange's facade shares; public here too.
+from gsy_e_sdk.wire.redis_connection import LISTENER_WAIT_TIMEOUT, LOCAL_REDIS_URL  # noqa: F401
+
 MAX_WORKER_THREADS = 5
 SETUP_FILE_PATH = None
 DEFAULT_DOMAIN_NAME = "https://d3aweb.gridsingularity.com"
 DEFAULT_WEBSOCKET_DOMAIN = "wss://d3aweb.gridsingularity.com/external-ws"
 API_CLIENT_SIMULATION_ID = ""
 CUSTOMER_WEBSOCKET_DOMAIN_NAME = "ws://localhost:4000"
-LOCAL_REDIS_URL = "redis://localhost:6379"
 MIN_SLOT_COMPLETION_TICK_TRIGGER_PERCENTAGE = 10
 
 # Waits of the original SDK (REDIS.md 8.1), in seconds.
@@ -14,9 +16,6 @@ REGISTER_TIMEOUT = 120
 AGGREGATOR_COMMAND_TIMEOUT = 10
 BATCH_COMMAND_TIMEOUT = 10
 DIRECT_COMMAND_TIMEOUT = 120  # forecasts, grid fees ... on an area's own channels, as over REST
-# A command published before the exchange subscribed (started together, as in the README) is
-# sent again until it has a listener, for at most this long.
-LISTENER_WAIT_TIMEOUT = 30
 
 # REST + websockets (REST.md, SDK_API.md 5) ---------------------------------------------------
 REST_REGISTER_TIMEOUT = 900  # register/unregister responses on the websocket

@@ -14,9 +14,9 @@ from typing import Any
 from gsy_e_sdk.aggregator_core import AggregatorCore
 from gsy_e_sdk.batch import submit_batch
 from gsy_e_sdk.constants import AGGREGATOR_COMMAND_TIMEOUT, BATCH_COMMAND_TIMEOUT
-from gsy_e_sdk.pending import new_transaction_id
-from gsy_e_sdk.redis_connection import get_connection
 from gsy_e_sdk.wire import channels
+from gsy_e_sdk.wire.pending import new_transaction_id
+from gsy_e_sdk.wire.redis_connection import get_connection
 
 logger = logging.getLogger(__name__)
 

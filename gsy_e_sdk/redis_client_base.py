@@ -11,11 +11,11 @@ from gsy_e_sdk import validation
 from gsy_e_sdk.client_interface import APIClientInterface
 from gsy_e_sdk.constants import AGGREGATOR_COMMAND_TIMEOUT, DIRECT_COMMAND_TIMEOUT, REGISTER_TIMEOUT
 from gsy_e_sdk.hooks import HookedClient
-from gsy_e_sdk.pending import new_transaction_id
-from gsy_e_sdk.redis_connection import get_connection
 from gsy_e_sdk.wire import channels
 from gsy_e_sdk.wire.incoming import AreaResponse, check
 from gsy_e_sdk.wire.log_limit import RateLimitedLog
+from gsy_e_sdk.wire.pending import new_transaction_id
+from gsy_e_sdk.wire.redis_connection import get_connection
 
 logger = logging.getLogger(__name__)
 _dropped = RateLimitedLog(logger)
@@ -51,7 +51,7 @@ class RedisClientBase(HookedClient, APIClientInterface):
     """A registered asset or market, identified by its channel prefix ``area_id``.
 
     ``pubsub_thread`` is accepted for compatibility: every client of the process shares one
-    connection and one reader anyway (``gsy_e_sdk.redis_connection``).
+    connection and one reader anyway (``gsy_e_sdk.wire.redis_connection``).
     """
 
     def __init__(

@@ -28,8 +28,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.util import Retry
 
 from gsy_e_sdk import constants
-from gsy_e_sdk.pending import new_transaction_id
 from gsy_e_sdk.redaction import redact
+from gsy_e_sdk.wire.pending import new_transaction_id
 
 if TYPE_CHECKING:
     from gsy_e_sdk.jwt_auth import TokenProvider

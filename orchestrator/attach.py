@@ -16,9 +16,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from gsy_e_sdk.pending import new_transaction_id
-from gsy_e_sdk.redis_connection import RedisConnection
 from gsy_e_sdk.wire import channels
+from gsy_e_sdk.wire.pending import new_transaction_id
+from gsy_e_sdk.wire.redis_connection import RedisConnection
 from gsy_e_sdk.wire.slug import slugify
 from orchestrator.config import FleetConfig, FleetConfigError
 from orchestrator.fleet_key import fleet_key, keyed_uuid

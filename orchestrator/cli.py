@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from gsy_e_sdk.redis_connection import get_connection
+from gsy_e_sdk.wire.redis_connection import get_connection
 from orchestrator.celery_app import make_app
 from orchestrator.cli_options import fleet_redis_url, load_or_exit
 from orchestrator.config import FleetConfig, FleetConfigError

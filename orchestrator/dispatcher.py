@@ -19,7 +19,7 @@ from typing import Any
 
 from celery import Celery
 
-from gsy_e_sdk.redis_connection import RedisConnection
+from gsy_e_sdk.wire.redis_connection import RedisConnection
 from gsy_e_sdk.wire.times import parse_completion
 from orchestrator.answers import AnswerCounter
 from orchestrator.attach import AttachedAggregator

@@ -19,7 +19,6 @@ from typing import Any, Protocol
 from gsy_e_sdk import rest_session
 from gsy_e_sdk.batch import batch_envelope, submit_batch
 from gsy_e_sdk.jwt_auth import token_provider
-from gsy_e_sdk.redis_connection import RedisConnection
 from gsy_e_sdk.utils import (
     domain_name_from_env,
     get_aggregator_prefix,
@@ -29,6 +28,7 @@ from gsy_e_sdk.utils import (
 )
 from gsy_e_sdk.websocket_connection import WebsocketConnection
 from gsy_e_sdk.wire import channels
+from gsy_e_sdk.wire.redis_connection import RedisConnection
 from gsy_e_sdk.wire.slug import slugify
 from orchestrator.attach import AttachedAggregator, FleetAttacher, plan_fleet
 from orchestrator.config import FleetConfig, FleetConfigError

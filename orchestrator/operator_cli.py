@@ -11,7 +11,7 @@ import click
 import yaml
 from pydantic import ValidationError
 
-from gsy_e_sdk.redis_connection import get_connection
+from gsy_e_sdk.wire.redis_connection import get_connection
 from orchestrator.celery_app import make_app
 from orchestrator.cli_options import fleet_redis_url, load_or_exit
 from orchestrator.operator import Enqueued, Operator, OperatorError

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from gsy_e_sdk.redis_connection import RedisConnection, get_connection
+from gsy_e_sdk.wire.redis_connection import RedisConnection, get_connection
 from orchestrator.config import FleetConfig, StrategyConfig, load_fleet_config
 from orchestrator.exchange_link import ExchangeLink, make_link
 from orchestrator.state import StateStore

@@ -17,7 +17,6 @@ from gsy_e_sdk.client_interface import APIClientInterface
 from gsy_e_sdk.constants import REST_COMMAND_TIMEOUT, REST_REGISTER_TIMEOUT, WEBSOCKET_CONNECT_WAIT_SECS
 from gsy_e_sdk.hooks import HookedClient
 from gsy_e_sdk.jwt_auth import token_provider
-from gsy_e_sdk.pending import new_transaction_id
 from gsy_e_sdk.utils import (
     domain_name_from_env,
     get_aggregator_prefix,
@@ -27,6 +26,7 @@ from gsy_e_sdk.utils import (
 )
 from gsy_e_sdk.websocket_connection import WebsocketConnection
 from gsy_e_sdk.websocket_device import DeviceWebsocketMessageReceiver, WebsocketMessageReceiver
+from gsy_e_sdk.wire.pending import new_transaction_id
 
 logger = logging.getLogger(__name__)
 

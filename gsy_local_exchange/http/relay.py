@@ -13,9 +13,9 @@ import threading
 import time
 from typing import Any
 
-from gsy_e_sdk.pending import new_transaction_id
-from gsy_e_sdk.redis_connection import RedisConnection
 from gsy_e_sdk.wire import channels
+from gsy_e_sdk.wire.pending import new_transaction_id
+from gsy_e_sdk.wire.redis_connection import RedisConnection
 from gsy_local_exchange.descriptor import Descriptor, Node, read_descriptor
 from gsy_local_exchange.http.hub import WebsocketHub
 

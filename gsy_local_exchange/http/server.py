@@ -10,7 +10,7 @@ from pathlib import Path
 
 import uvicorn
 
-from gsy_e_sdk.redis_connection import get_connection
+from gsy_e_sdk.wire.redis_connection import get_connection
 from gsy_local_exchange.http.app import create_app
 from gsy_local_exchange.http.hub import WebsocketHub
 from gsy_local_exchange.http.limits import FacadeLimits

@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from gsy_e_sdk import jwt_auth
-from gsy_e_sdk.redis_connection import get_connection
 from gsy_e_sdk.wire import channels
+from gsy_e_sdk.wire.redis_connection import get_connection
 from orchestrator.celery_app import make_app
 from orchestrator.config import FleetConfigError, load_fleet_config
 from orchestrator.dispatcher import Dispatcher

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from gsy_e_sdk.redis_connection import get_connection
+from gsy_e_sdk.wire.redis_connection import get_connection
 from orchestrator.celery_app import make_app
 from orchestrator.config import load_fleet_config
 from orchestrator.dispatcher import Dispatcher

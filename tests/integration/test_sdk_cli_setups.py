@@ -149,7 +149,7 @@ def test_idle_client_process_uses_no_cpu_and_two_threads(redis_url):
     """Measured in a child process so nothing else in the test process interferes."""
     code = (
         "import time, threading\n"
-        "from gsy_e_sdk.redis_connection import get_connection\n"
+        "from gsy_e_sdk.wire.redis_connection import get_connection\n"
         "c = get_connection()\n"
         "c.subscribe({'idle/check': lambda ch, p: None})\n"
         "time.sleep(0.3); t = time.process_time(); time.sleep(2)\n"

@@ -15,8 +15,8 @@ import pytest
 from gsy_e_sdk.auto_aggregator import AutoAggregator
 from gsy_e_sdk.clients.redis_asset_client import RedisAssetClient
 from gsy_e_sdk.redis_aggregator import RedisAggregator
-from gsy_e_sdk.redis_connection import READER_THREAD_NAME, get_connection
 from gsy_e_sdk.redis_market import RedisMarketClient
+from gsy_e_sdk.wire.redis_connection import READER_THREAD_NAME, get_connection
 from gsy_e_sdk.wire.times import format_slot, parse_slot
 
 pytestmark = pytest.mark.integration

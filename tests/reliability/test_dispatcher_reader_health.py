@@ -11,7 +11,7 @@ import threading
 import pytest
 import yaml
 
-from gsy_e_sdk.redis_connection import RedisConnection
+from gsy_e_sdk.wire.redis_connection import RedisConnection
 from orchestrator.celery_app import make_app
 from orchestrator.config import load_fleet_config
 from orchestrator.dispatcher import Dispatcher, ReaderDied

@@ -21,7 +21,7 @@ import uvicorn
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from gsy_e_sdk.redis_connection import RedisConnection
+from gsy_e_sdk.wire.redis_connection import RedisConnection
 from gsy_local_exchange.http import state as facade_state
 from gsy_local_exchange.http.app import create_app
 from gsy_local_exchange.http.hub import WebsocketHub

@@ -25,8 +25,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from gsy_e_sdk import redis_connection
-from gsy_e_sdk.redis_connection import RedisConnection, get_connection
+from gsy_e_sdk.wire import redis_connection
+from gsy_e_sdk.wire.redis_connection import RedisConnection, get_connection
 from orchestrator.celery_app import make_app
 from orchestrator.config import load_fleet_config
 from orchestrator.dispatcher import Dispatcher

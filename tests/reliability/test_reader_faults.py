@@ -28,8 +28,8 @@ from gsy_e_sdk.aggregator import Aggregator
 from gsy_e_sdk.clients.redis_asset_client import RedisAssetClient
 from gsy_e_sdk.clients.rest_asset_client import RestAssetClient
 from gsy_e_sdk.redis_aggregator import RedisAggregator
-from gsy_e_sdk.redis_connection import RedisConnection, get_connection
 from gsy_e_sdk.wire import channels
+from gsy_e_sdk.wire.redis_connection import RedisConnection, get_connection
 from tests.integration.test_sdk_rest import LOAD, PV, wait_for
 
 pytestmark = pytest.mark.integration
@@ -190,7 +190,7 @@ def test_the_reader_says_when_its_thread_has_died(redis_url, redis_client, caplo
     try:
         connection.subscribe({"faults/exit": lambda _channel, _payload: exec("raise SystemExit")})
         assert connection.reader_alive
-        with caplog.at_level(logging.CRITICAL, logger="gsy_e_sdk.redis_connection"):
+        with caplog.at_level(logging.CRITICAL, logger="gsy_e_sdk.wire.redis_connection"):
             redis_client.publish("faults/exit", "{}")
             wait_for(lambda: not connection.reader_alive, 5, "the reader thread to end")
         assert "The Redis reader for" in caplog.text and "stopped" in caplog.text

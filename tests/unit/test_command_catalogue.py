@@ -8,9 +8,9 @@ from __future__ import annotations
 from starlette.routing import Route
 
 from gsy_e_sdk.enums import command_enum_to_command_name_dict
-from gsy_e_sdk.redis_connection import RedisConnection
 from gsy_e_sdk.wire import catalogue, channels
 from gsy_e_sdk.wire.catalogue import CATALOGUE, Target
+from gsy_e_sdk.wire.redis_connection import RedisConnection
 from gsy_local_exchange.commands import CommandExecutor
 from gsy_local_exchange.http.app import create_app
 from gsy_local_exchange.http.hub import WebsocketHub

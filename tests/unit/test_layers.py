@@ -1,9 +1,10 @@
 """Layers point one way and no module imports itself back: read from the source, imports at any level.
 
-protocol facts (``gsy_e_sdk.wire``) <- SDK (``gsy_e_sdk``) <- fleet (``orchestrator``, ``workers``);
-protocol <- local exchange (``gsy_local_exchange``). Strategies are a leaf. The CLIs are the
-composition roots: ``gsy_e_sdk.cli`` names the other layers' commands only as strings, loaded
-when they run. Run ``pytest tests/unit/test_layers.py -q`` to see every violation at once.
+protocol facts and the Redis connection they share (``gsy_e_sdk.wire``) <- SDK (``gsy_e_sdk``)
+<- fleet (``orchestrator``, ``workers``); protocol <- local exchange (``gsy_local_exchange``).
+Strategies are a leaf. The CLIs are the composition roots: ``gsy_e_sdk.cli`` names the other
+layers' commands only as strings, loaded when they run. Run
+``pytest tests/unit/test_layers.py -q`` to see every violation at once.
 """
 
 from __future__ import annotations
@@ -87,17 +88,7 @@ def test_no_layer_imports_a_layer_above_it():
         for target in targets
         if any(_within(target, b) for b in banned) and not any(_within(target, a) for a in allowed)
     )
-    assert sorted(set(violations) - RELAY_ON_SDK_CONNECTION) == []
-
-
-# The facade's relay still rides on the SDK's Redis connection (one pub/sub reader, futures for
-# answers); it moves below both with the protocol package, the next step of this redesign. Kept
-# exact so that nothing else can slip in beside it.
-RELAY_ON_SDK_CONNECTION = {
-    "gsy_local_exchange.http.relay -> gsy_e_sdk.pending",
-    "gsy_local_exchange.http.relay -> gsy_e_sdk.redis_connection",
-    "gsy_local_exchange.http.server -> gsy_e_sdk.redis_connection",
-}
+    assert violations == []
 
 
 def test_strategies_import_no_celery():

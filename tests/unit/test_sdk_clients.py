@@ -19,8 +19,8 @@ import gsy_e_sdk.redis_client_base as redis_client_base_module
 from gsy_e_sdk.clients.redis_asset_client import RedisAssetClient
 from gsy_e_sdk.redis_aggregator import RedisAggregator, RedisAggregatorAPIException
 from gsy_e_sdk.redis_client_base import RedisAPIException
-from gsy_e_sdk.redis_connection import READER_THREAD_NAME, get_connection
 from gsy_e_sdk.redis_market import RedisMarketClient
+from gsy_e_sdk.wire.redis_connection import READER_THREAD_NAME, get_connection
 from tests.fixtures import CAPTURES
 
 CAPTURE = CAPTURES / "external_devices__test_redis_aggregator.jsonl"

@@ -11,9 +11,9 @@ import time
 import pytest
 
 from gsy_e_sdk.hooks import HookRunner
-from gsy_e_sdk.pending import PendingResponses, new_transaction_id
 from gsy_e_sdk.redis_client_base import AreaChannelNames
-from gsy_e_sdk.redis_connection import READER_THREAD_NAME, RedisConnection, get_connection
+from gsy_e_sdk.wire.pending import PendingResponses, new_transaction_id
+from gsy_e_sdk.wire.redis_connection import READER_THREAD_NAME, RedisConnection, get_connection
 
 
 class Inbox:
@@ -111,7 +111,7 @@ def test_bad_messages_and_failing_handlers_do_not_stop_the_reader(connection, re
 
     connection.subscribe({"unit/robust": explode})
     connection.subscribe({"unit/robust": inbox})
-    with caplog.at_level(logging.WARNING, logger="gsy_e_sdk.redis_connection"):
+    with caplog.at_level(logging.WARNING, logger="gsy_e_sdk.wire.redis_connection"):
         redis_client.publish("unit/robust", "not json")
         redis_client.publish("unit/robust", json.dumps([1, 2]))
         redis_client.publish("unit/robust", json.dumps({"ok": 1}))
@@ -129,7 +129,7 @@ def test_reader_survives_a_redis_restart_and_resubscribes(connection, redis_serv
         pytest.skip("REDIS_URL points at an external Redis that this test cannot restart")
     exact, pattern = Inbox(), Inbox()
     connection.subscribe({"unit/restart": exact}, {"unit/restart-p/*": pattern})
-    with caplog.at_level(logging.WARNING, logger="gsy_e_sdk.redis_connection"):
+    with caplog.at_level(logging.WARNING, logger="gsy_e_sdk.wire.redis_connection"):
         redis_server.restart()
         deadline = time.monotonic() + 15
         while connection.reconnections == 0 and time.monotonic() < deadline:

@@ -35,12 +35,14 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from gsy_e_sdk.constants import LISTENER_WAIT_TIMEOUT, LOCAL_REDIS_URL
-from gsy_e_sdk.pending import PendingResponses
 from gsy_e_sdk.wire import channels, json_codec
 from gsy_e_sdk.wire.incoming import AreaResponse, check
 from gsy_e_sdk.wire.log_limit import RateLimitedLog
+from gsy_e_sdk.wire.pending import PendingResponses
 from gsy_e_sdk.wire.redact import redact_url
+
+LOCAL_REDIS_URL = "redis://localhost:6379"  # where gsy-e listens by default (REDIS.md 1)
+LISTENER_WAIT_TIMEOUT = 30  # s to re-send a command published before anybody listens
 
 logger = logging.getLogger(__name__)
 
