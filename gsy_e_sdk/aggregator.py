@@ -14,6 +14,7 @@ from gsy_e_sdk.aggregator_core import AggregatorCore, register_local_aggregator
 from gsy_e_sdk.clients.rest_asset_client import RestAssetClient
 from gsy_e_sdk.constants import REST_COMMAND_TIMEOUT
 from gsy_e_sdk.websocket_device import CommandResponseTimeout, WebsocketMessageReceiver
+from gsy_e_sdk.wire import rest_paths as paths
 from gsy_e_sdk.wire.pending import new_transaction_id
 
 logger = logging.getLogger(__name__)
@@ -85,13 +86,15 @@ class Aggregator(AggregatorCore, RestAssetClient):
         return AggregatorWebsocketMessageReceiver(self)
 
     def _websocket_url(self) -> str:
-        return f"{self.websockets_domain_name}/{self.simulation_id}/aggregator/{self.aggregator_uuid}/"
+        return paths.url(
+            self.websockets_domain_name, paths.WEBSOCKET_AGGREGATOR, sim=self.simulation_id, agg=self.aggregator_uuid
+        )
 
     # Aggregator management ----------------------------------------------------------------------
 
     def list_aggregators(self) -> list[dict[str, Any]]:
         """This user's aggregators in this simulation (``[]`` when the call fails)."""
-        response = self._request("GET", f"{self.aggregator_prefix}list-aggregators/")
+        response = self._request("GET", self.aggregator_prefix + paths.LIST_AGGREGATORS)
         return response if isinstance(response, list) else []
 
     def _find_or_create(self) -> str:
@@ -104,7 +107,9 @@ class Aggregator(AggregatorCore, RestAssetClient):
         if named and named[-1].get("uuid"):
             logger.info("Reusing aggregator %r (%s).", self.aggregator_name, named[-1]["uuid"])
             return named[-1]["uuid"]
-        response = self._request("POST", f"{self.aggregator_prefix}create-aggregator/", {"name": self.aggregator_name})
+        response = self._request(
+            "POST", self.aggregator_prefix + paths.CREATE_AGGREGATOR, {"name": self.aggregator_name}
+        )
         if not isinstance(response, dict) or not response.get("uuid"):
             raise AggregatorAPIException(
                 f"Could not create aggregator {self.aggregator_name!r} "
@@ -121,7 +126,7 @@ class Aggregator(AggregatorCore, RestAssetClient):
 
     def get_configuration_registry(self) -> Any:
         """The grid with registration status (REST.md 3.4)."""
-        return self._request("GET", f"{self.configuration_prefix}registry")
+        return self._request("GET", self.configuration_prefix + paths.REGISTRY)
 
     # Batch commands -----------------------------------------------------------------------------
 
@@ -146,7 +151,7 @@ class Aggregator(AggregatorCore, RestAssetClient):
                 return None
         ack = self._request(
             "POST",
-            f"{self.aggregator_prefix}batch-commands/",
+            self.aggregator_prefix + paths.BATCH_COMMANDS,
             {"aggregator_uuid": self.aggregator_uuid, "batch_commands": batch, "transaction_id": transaction_id},
         )
         if not ack:

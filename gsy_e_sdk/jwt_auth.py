@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from gsy_e_sdk import constants, rest_session
 from gsy_e_sdk.redaction import redact, remember_secret
 from gsy_e_sdk.version_check import validate_client_up_to_date
+from gsy_e_sdk.wire import rest_paths as paths
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class _TokenResponse(BaseModel):
 
 
 def login_url(auth_domain: str) -> str:
-    return f"{auth_domain.rstrip('/')}/api-token-auth/"
+    return paths.url(auth_domain, paths.TOKEN)
 
 
 def request_token(auth_domain: str, username: str, password: str) -> str | None:

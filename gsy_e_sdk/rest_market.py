@@ -7,6 +7,7 @@ from typing import Any
 from gsy_e_sdk import validation
 from gsy_e_sdk.clients.rest_asset_client import RestAreaClient, overrides_event_hooks
 from gsy_e_sdk.constants import REST_COMMAND_TIMEOUT
+from gsy_e_sdk.wire.catalogue import BY_NAME
 
 
 class RestMarketClient(RestAreaClient):
@@ -39,11 +40,19 @@ class RestMarketClient(RestAreaClient):
         """Set the market's constant fee (ct/kWh) from the next slot on; the ``grid_fees`` answer."""
         fee = validation.non_negative(fee_cents_per_kWh, "fee_cents_per_kWh")
         return self._command(
-            "POST", f"{self.endpoint_prefix}/grid-fee/", {"fee_const": fee}, "grid_fees", REST_COMMAND_TIMEOUT
+            "POST",
+            f"{self.endpoint_prefix}/{BY_NAME['grid_fees'].rest_path}",
+            {"fee_const": fee},
+            "grid_fees",
+            REST_COMMAND_TIMEOUT,
         )
 
     def last_market_dso_stats(self) -> dict[str, Any] | None:
         """The market's statistics of the last finished slot (``dso_market_stats`` answer)."""
         return self._command(
-            "GET", f"{self.endpoint_prefix}/dso-market-stats", {}, "dso_market_stats", REST_COMMAND_TIMEOUT
+            "GET",
+            f"{self.endpoint_prefix}/{BY_NAME['dso_market_stats'].rest_path}",
+            {},
+            "dso_market_stats",
+            REST_COMMAND_TIMEOUT,
         )

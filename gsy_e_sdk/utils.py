@@ -23,6 +23,7 @@ from gsy_e_sdk.constants import API_CLIENT_SIMULATION_ID, DEFAULT_DOMAIN_NAME, D
 from gsy_e_sdk.jwt_auth import token_provider
 from gsy_e_sdk.version_check import validate_client_up_to_date  # noqa: F401 - public here in the original SDK
 from gsy_e_sdk.wire import json_codec
+from gsy_e_sdk.wire import rest_paths as paths
 
 logger = logging.getLogger(__name__)
 
@@ -227,12 +228,12 @@ def get_sim_id_and_domain_names() -> tuple[str, str, str]:
 
 def get_aggregator_prefix(domain_name: str, simulation_id: str | None = None) -> str:
     simulation_id = simulation_id if simulation_id is not None else simulation_id_from_env()
-    return f"{domain_name.rstrip('/')}/external-connection/aggregator-api/{simulation_id}/"
+    return paths.url(domain_name, paths.AGGREGATOR_API, sim=simulation_id)
 
 
 def get_configuration_prefix(domain_name: str, simulation_id: str | None = None) -> str:
     simulation_id = simulation_id if simulation_id is not None else simulation_id_from_env()
-    return f"{domain_name.rstrip('/')}/external-connection/configurations/{simulation_id}/"
+    return paths.url(domain_name, paths.CONFIGURATION, sim=simulation_id)
 
 
 # REST: JWT and GraphQL (REST.md 1, 3.5) ---------------------------------------------------------
@@ -261,7 +262,7 @@ def execute_graphql_request(
             return None
     return rest_session.request_json(
         "POST",
-        url or f"{domain_name.rstrip('/')}/graphql/",
+        url or paths.url(domain_name, paths.GRAPHQL),
         {"query": query},
         auth=auth,
         add_transaction_id=False,

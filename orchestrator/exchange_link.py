@@ -28,6 +28,7 @@ from gsy_e_sdk.utils import (
 )
 from gsy_e_sdk.websocket_connection import WebsocketConnection
 from gsy_e_sdk.wire import channels
+from gsy_e_sdk.wire import rest_paths as paths
 from gsy_e_sdk.wire.redis_connection import RedisConnection
 from gsy_e_sdk.wire.slug import slugify
 from orchestrator.attach import AttachedAggregator, FleetAttacher, plan_fleet
@@ -149,7 +150,7 @@ class RestLink:
 
     # Attaching ----------------------------------------------------------------------------------
     def attach(self) -> list[AttachedAggregator]:
-        registry = self._request("GET", f"{get_configuration_prefix(self.domain, self.simulation_id)}registry")
+        registry = self._request("GET", get_configuration_prefix(self.domain, self.simulation_id) + paths.REGISTRY)
         if not isinstance(registry, dict):
             raise FleetConfigError(
                 f"cannot read the registry of simulation {self.simulation_id} at {self.domain} "
@@ -159,7 +160,7 @@ class RestLink:
         plan = plan_fleet(self.config, set(areas))
         existing = {
             entry.get("name"): entry.get("uuid")
-            for entry in self._request("GET", f"{self.aggregator_prefix}list-aggregators/") or []
+            for entry in self._request("GET", self.aggregator_prefix + paths.LIST_AGGREGATORS) or []
             if isinstance(entry, dict)
         }
         for attached, assets, markets in plan:
@@ -170,7 +171,7 @@ class RestLink:
         return [attached for attached, _, _ in plan]
 
     def _create(self, name: str) -> str:
-        created = self._request("POST", f"{self.aggregator_prefix}create-aggregator/", {"name": name})
+        created = self._request("POST", self.aggregator_prefix + paths.CREATE_AGGREGATOR, {"name": name})
         if not isinstance(created, dict) or not created.get("uuid"):
             raise FleetConfigError(f"the exchange did not create aggregator {name!r}")
         logger.info("aggregator %s (%s) created", name, created["uuid"])
@@ -183,7 +184,7 @@ class RestLink:
             attached, device = pair
             answer = self._request(
                 "POST",
-                f"{self.aggregator_prefix}select-aggregator/",
+                self.aggregator_prefix + paths.SELECT_AGGREGATOR,
                 {"aggregator_uuid": attached.uuid, "device_uuid": device},
             )
             if isinstance(answer, dict) and answer.get("aggregator_uuid") == attached.uuid:
@@ -204,7 +205,7 @@ class RestLink:
             elif message.get("command") == "batch_commands":
                 on_batch_response(message)
 
-        url = f"{self.websocket_domain}/{self.simulation_id}/aggregator/{aggregator.uuid}/"
+        url = paths.url(self.websocket_domain, paths.WEBSOCKET_AGGREGATOR, sim=self.simulation_id, agg=aggregator.uuid)
         socket = WebsocketConnection(url, self.auth, on_message).start()
         self.sockets.append(socket)
         if not socket.wait_connected(CONNECT_TIMEOUT_S):
@@ -220,7 +221,7 @@ class RestLink:
     ) -> dict[str, Any] | None:
         ack = self._request(
             "POST",
-            f"{self.aggregator_prefix}batch-commands/",
+            self.aggregator_prefix + paths.BATCH_COMMANDS,
             {"aggregator_uuid": aggregator_uuid, "batch_commands": batch, "transaction_id": transaction_id},
         )
         if not ack:

@@ -26,6 +26,8 @@ from gsy_e_sdk.utils import (
 )
 from gsy_e_sdk.websocket_connection import WebsocketConnection
 from gsy_e_sdk.websocket_device import DeviceWebsocketMessageReceiver, WebsocketMessageReceiver
+from gsy_e_sdk.wire import rest_paths as paths
+from gsy_e_sdk.wire.catalogue import BY_NAME
 from gsy_e_sdk.wire.pending import new_transaction_id
 
 logger = logging.getLogger(__name__)
@@ -78,11 +80,11 @@ class RestAreaClient(HookedClient):
 
     @property
     def endpoint_prefix(self) -> str:
-        return f"{self.domain_name}/external-connection/api/{self.simulation_id}/{self._rest_uuid}"
+        return paths.url(self.domain_name, paths.AREA, sim=self.simulation_id, area=self._rest_uuid).rstrip("/")
 
     @property
     def simulation_endpoint_prefix(self) -> str:
-        return f"{self.domain_name}/external-connection/api/{self.simulation_id}"
+        return paths.url(self.domain_name, paths.SIMULATION, sim=self.simulation_id).rstrip("/")
 
     # Websocket ----------------------------------------------------------------------------------
 
@@ -90,7 +92,9 @@ class RestAreaClient(HookedClient):
         return DeviceWebsocketMessageReceiver(self)
 
     def _websocket_url(self) -> str:
-        return f"{self.websockets_domain_name}/{self.simulation_id}/{self._rest_uuid}/"
+        return paths.url(
+            self.websockets_domain_name, paths.WEBSOCKET_AREA, sim=self.simulation_id, area=self._rest_uuid
+        )
 
     @property
     def websocket_thread(self) -> threading.Thread | None:
@@ -188,7 +192,7 @@ class RestAreaClient(HookedClient):
         """
         response = self._command(
             "POST",
-            f"{self.endpoint_prefix}/register/",
+            f"{self.endpoint_prefix}/{paths.REGISTER}",
             {},
             "register",
             REGISTER_COMMAND_TIMEOUT,
@@ -204,7 +208,7 @@ class RestAreaClient(HookedClient):
         the argument, its README calls ``unregister()``: both work)."""
         response = self._command(
             "POST",
-            f"{self.endpoint_prefix}/unregister/",
+            f"{self.endpoint_prefix}/{paths.UNREGISTER}",
             {},
             "unregister",
             REGISTER_COMMAND_TIMEOUT,
@@ -224,7 +228,7 @@ class RestAreaClient(HookedClient):
         validation.area_uuid(aggregator_uuid, "aggregator_uuid")
         response = self._request(
             "POST",
-            f"{self.aggregator_prefix}select-aggregator/",
+            self.aggregator_prefix + paths.SELECT_AGGREGATOR,
             {"aggregator_uuid": aggregator_uuid, "device_uuid": self._rest_uuid},
         )
         self.active_aggregator = response.get("aggregator_uuid") if isinstance(response, dict) else None
@@ -236,7 +240,7 @@ class RestAreaClient(HookedClient):
         validation.area_uuid(aggregator_uuid, "aggregator_uuid")
         response = self._request(
             "POST",
-            f"{self.aggregator_prefix}unselect-aggregator/",
+            self.aggregator_prefix + paths.UNSELECT_AGGREGATOR,
             {"aggregator_uuid": aggregator_uuid, "device_uuid": self._rest_uuid},
         )
         self.active_aggregator = None
@@ -303,7 +307,7 @@ class RestAssetClient(RestAreaClient, APIClientInterface):
         forecast = validation.energy_per_slot(energy_forecast_kWh, "energy_forecast_kWh")
         return self._command(
             "POST",
-            f"{self.endpoint_prefix}/set-energy-forecast/",
+            f"{self.endpoint_prefix}/{BY_NAME['set_energy_forecast'].rest_path}",
             {"energy_forecast": forecast},
             "set_energy_forecast",
             REST_COMMAND_TIMEOUT,
@@ -316,7 +320,7 @@ class RestAssetClient(RestAreaClient, APIClientInterface):
         measurement = validation.energy_per_slot(energy_measurement_kWh, "energy_measurement_kWh")
         return self._command(
             "POST",
-            f"{self.endpoint_prefix}/set-energy-measurement/",
+            f"{self.endpoint_prefix}/{BY_NAME['set_energy_measurement'].rest_path}",
             {"energy_measurement": measurement},
             "set_energy_measurement",
             REST_COMMAND_TIMEOUT,
@@ -326,7 +330,7 @@ class RestAssetClient(RestAreaClient, APIClientInterface):
     def set_live_generation(self, live_data: dict[str, Any], do_not_wait: bool = False) -> dict[str, Any] | None:
         return self._command(
             "POST",
-            f"{self.endpoint_prefix}/set-live-generation/",
+            f"{self.endpoint_prefix}/{paths.LIVE_GENERATION}",
             {"live_data": live_data},
             "set-live-generation",
             REST_COMMAND_TIMEOUT,
@@ -335,9 +339,9 @@ class RestAssetClient(RestAreaClient, APIClientInterface):
 
     def set_scm_timeseries_and_member_data(self, scm_timeseries_members: dict[str, Any]) -> Any:
         """Fire and forget: the HTTP answer's JSON body."""
-        return self._request(
-            "POST", f"{self.endpoint_prefix}/set-scm-timeseries-and-member-data/", dict(scm_timeseries_members)
-        )
+        return self._request("POST", f"{self.endpoint_prefix}/{paths.SCM_MEMBER_DATA}", dict(scm_timeseries_members))
 
     def set_scm_global_data(self, scm_global_data: dict[str, Any]) -> Any:
-        return self._request("POST", f"{self.simulation_endpoint_prefix}/set-scm-global-data/", dict(scm_global_data))
+        return self._request(
+            "POST", f"{self.simulation_endpoint_prefix}/{paths.SCM_GLOBAL_DATA}", dict(scm_global_data)
+        )

@@ -14,6 +14,7 @@ from typing import Any
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gsy_e_sdk.wire import rest_paths as paths
 from gsy_local_exchange.http import models as m
 from gsy_local_exchange.http.areas import accepted
 from gsy_local_exchange.http.bodies import ApiError, json_response
@@ -163,17 +164,19 @@ class Aggregators:
 
 def aggregator_routes(facade: Facade) -> list[Route]:
     aggregators = Aggregators(facade)
-    base = "/external-connection/aggregator-api/{sim}/"
+    base = paths.AGGREGATOR_API
     batch_limit = facade.limits.max_batch_body_bytes
     return [
-        Route(base + "list-aggregators/", facade.endpoint(m.Body, aggregators.list), methods=["GET"]),
-        Route(base + "create-aggregator/", facade.endpoint(m.CreateAggregator, aggregators.create), methods=["POST"]),
-        Route(base + "delete-aggregator/", facade.endpoint(m.AggregatorRef, aggregators.delete), methods=["POST"]),
-        Route(base + "select-aggregator/", facade.endpoint(m.Selection, aggregators.select), methods=["POST"]),
-        Route(base + "unselect-aggregator/", facade.endpoint(m.Selection, aggregators.unselect), methods=["POST"]),
-        Route(base + "batch-commands/", facade.endpoint(m.Batch, aggregators.batch, batch_limit), methods=["POST"]),
+        Route(base + paths.LIST_AGGREGATORS, facade.endpoint(m.Body, aggregators.list), methods=["GET"]),
         Route(
-            "/external-connection/configurations/{sim}/registry",
+            base + paths.CREATE_AGGREGATOR, facade.endpoint(m.CreateAggregator, aggregators.create), methods=["POST"]
+        ),
+        Route(base + paths.DELETE_AGGREGATOR, facade.endpoint(m.AggregatorRef, aggregators.delete), methods=["POST"]),
+        Route(base + paths.SELECT_AGGREGATOR, facade.endpoint(m.Selection, aggregators.select), methods=["POST"]),
+        Route(base + paths.UNSELECT_AGGREGATOR, facade.endpoint(m.Selection, aggregators.unselect), methods=["POST"]),
+        Route(base + paths.BATCH_COMMANDS, facade.endpoint(m.Batch, aggregators.batch, batch_limit), methods=["POST"]),
+        Route(
+            paths.CONFIGURATION + paths.REGISTRY,
             facade.endpoint(m.Body, aggregators.registry),
             methods=["GET"],
         ),

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gsy_e_sdk.wire import rest_paths as paths
 from gsy_local_exchange.http import graphql_api
 from gsy_local_exchange.http import models as m
 from gsy_local_exchange.http.aggregators import aggregator_routes
@@ -107,9 +108,9 @@ def create_app(
     facade = Facade(relay, auth, limits)
     service = Service(facade)
     routes = [
-        Route("/api-token-auth/", auth.login, methods=["POST"]),
+        Route(paths.TOKEN, auth.login, methods=["POST"]),
         Route("/healthz", service.health, methods=["GET"]),
-        Route("/graphql/", facade.endpoint(m.Body, service.graphql), methods=["POST"]),
+        Route(paths.GRAPHQL, facade.endpoint(m.Body, service.graphql), methods=["POST"]),
         *aggregator_routes(facade),
         *area_routes(facade),
         *socket_routes(facade),

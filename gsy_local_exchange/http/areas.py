@@ -17,6 +17,8 @@ from pydantic import BaseModel
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gsy_e_sdk.wire import rest_paths as paths
+from gsy_e_sdk.wire.catalogue import CATALOGUE
 from gsy_e_sdk.wire.times import format_slot
 from gsy_local_exchange.descriptor import Node
 from gsy_local_exchange.http import models as m
@@ -167,35 +169,37 @@ def area_routes(facade: Facade) -> list[Route]:
     def order(command: str, payload: Payload = _as_sent) -> Callable[[str, dict, Any], Response]:
         return areas.command(command, payload, Kind.ASSET, direct_order=True)
 
-    base = "/external-connection/api/{sim}/{area}/"
+    # The catalogue's commands at their paths (REST.md 3.1, 3.2; the direct order endpoints of
+    # older SDKs, REST.md 3.6), each with its body model and the work it does here.
+    by_command: dict[str, tuple[type[BaseModel], Callable[..., Response]]] = {
+        "set_energy_forecast": (m.Forecast, forecast),
+        "set_energy_measurement": (m.Measurement, measurement),
+        "grid_fees": (m.GridFee, areas.command("grid_fees", _as_sent, Kind.MARKET)),
+        "dso_market_stats": (m.Body, areas.command("dso_market_stats", _as_sent, Kind.MARKET)),
+        **{name: (m.Order, order(name)) for name in ("offer", "bid", "delete_offer", "delete_bid")},
+        **{name: (m.Body, order(name)) for name in ("list_offers", "list_bids", "device_info")},
+    }
     table: list[tuple[str, str, type[BaseModel], Callable[..., Response]]] = [
-        ("register/", "POST", m.Body, areas.register),
-        ("unregister/", "POST", m.Body, areas.unregister),
+        (spec.rest_path, spec.rest_method, *by_command[spec.name]) for spec in CATALOGUE
+    ]
+    table += [
+        (paths.REGISTER, "POST", m.Body, areas.register),
+        (paths.UNREGISTER, "POST", m.Body, areas.unregister),
         # Forecast channels take exactly {energy_forecast|energy_measurement, transaction_id}
         # (REDIS.md 9); the snake_case spellings are accepted too.
-        ("set-energy-forecast/", "POST", m.Forecast, forecast),
         ("set_energy_forecast/", "POST", m.Forecast, forecast),
-        ("set-energy-measurement/", "POST", m.Measurement, measurement),
         ("set_energy_measurement/", "POST", m.Measurement, measurement),
-        ("set-live-generation/", "POST", m.LiveGeneration, areas.live_generation),
-        ("set-scm-timeseries-and-member-data/", "POST", m.Body, areas.scm_asset_data),
-        ("grid-fee/", "POST", m.GridFee, areas.command("grid_fees", _as_sent, Kind.MARKET)),
-        ("dso-market-stats", "GET", m.Body, areas.command("dso_market_stats", _as_sent, Kind.MARKET)),
-        # Legacy direct endpoints of older SDKs (REST.md 3.6).
-        ("offer/", "POST", m.Order, order("offer")),
-        ("bid/", "POST", m.Order, order("bid")),
+        (paths.LIVE_GENERATION, "POST", m.LiveGeneration, areas.live_generation),
+        (paths.SCM_MEMBER_DATA, "POST", m.Body, areas.scm_asset_data),
         ("update_offer/", "POST", m.Order, order("offer", _replacing)),
         ("update_bid/", "POST", m.Order, order("bid", _replacing)),
-        ("delete-offer/", "POST", m.Order, order("delete_offer")),
-        ("delete-bid/", "POST", m.Order, order("delete_bid")),
-        ("list-offers", "GET", m.Body, order("list_offers")),
-        ("list-bids", "GET", m.Body, order("list_bids")),
-        ("device-stats", "GET", m.Body, order("device_info")),
     ]
-    routes = [Route(base + path, facade.endpoint(model, work), methods=[method]) for path, method, model, work in table]
+    routes = [
+        Route(paths.AREA + path, facade.endpoint(model, work), methods=[method]) for path, method, model, work in table
+    ]
     routes.append(
         Route(
-            "/external-connection/api/{sim}/set-scm-global-data/",
+            paths.SIMULATION + paths.SCM_GLOBAL_DATA,
             facade.endpoint(m.Body, areas.scm_global_data),
             methods=["POST"],
         )

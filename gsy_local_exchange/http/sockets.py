@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from gsy_e_sdk.wire import rest_paths as paths
 from gsy_local_exchange.http.bodies import ApiError
 from gsy_local_exchange.http.core import Facade
 from gsy_local_exchange.http.hub import Subscriber, WebsocketHub
@@ -126,6 +127,6 @@ async def _until_closed(work: Coroutine[Any, Any, None]) -> None:
 def socket_routes(facade: Facade) -> list[WebSocketRoute]:
     sockets = Sockets(facade)
     return [
-        WebSocketRoute("/external-ws/{sim}/aggregator/{agg}/", sockets.aggregator),
-        WebSocketRoute("/external-ws/{sim}/{area}/", sockets.area),
+        WebSocketRoute(paths.WEBSOCKET_ROOT + paths.WEBSOCKET_AGGREGATOR, sockets.aggregator),
+        WebSocketRoute(paths.WEBSOCKET_ROOT + paths.WEBSOCKET_AREA, sockets.area),
     ]
