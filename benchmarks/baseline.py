@@ -17,11 +17,11 @@ import time
 from typing import Any
 
 from gsy_e_sdk.redis_aggregator import RedisAggregator
+from gsy_e_sdk.wire.grid_tree import asset_kind, index_tree
 from gsy_e_sdk.wire.redis_connection import get_connection
 from gsy_e_sdk.wire.times import parse_completion
 from orchestrator.attach import AttachedAggregator, FleetAttacher
 from orchestrator.config import FleetConfig, load_fleet_config
-from orchestrator.grid_view import asset_kind, index_tree
 from orchestrator.messages import AssetItem, SliceTask
 from orchestrator.worker_context import WorkerContext
 from workers.tasks import decide_slice

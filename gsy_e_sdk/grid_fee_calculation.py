@@ -9,35 +9,28 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-logger = logging.getLogger(__name__)
+from gsy_e_sdk.wire.grid_tree import FEE_TYPES, index_tree
 
-FEE_TYPES = ("current_market_fee", "last_market_fee")
+logger = logging.getLogger(__name__)
 
 
 class GridFeeCalculation:
     def __init__(self) -> None:
         self.latest_grid_stats_tree: dict[str, Any] = {}
         self.paths_to_root_mapping: dict[str, list[str]] = {}
-        self.market_area_uuid_grid_fee_mapping: dict[str, dict[str, Any]] = {
-            fee_type: {} for fee_type in ("last_market_fee", "current_market_fee")
-        }
+        self.market_area_uuid_grid_fee_mapping: dict[str, dict[str, Any]] = {fee_type: {} for fee_type in FEE_TYPES}
 
     def handle_grid_stats(self, latest_grid_tree: dict[str, Any]) -> None:
         """Record every node's path from the root and every market's fees (only ever added to)."""
         self.latest_grid_stats_tree = latest_grid_tree
-        stack: list[tuple[dict[str, Any], list[str]]] = [(latest_grid_tree or {}, [])]
-        while stack:
-            nodes, parent_path = stack.pop()
-            for uuid, node in nodes.items():
-                path = [*parent_path, uuid]
-                self.paths_to_root_mapping[uuid] = path
-                if not isinstance(node, dict):
-                    continue
-                for fee_type, fees in self.market_area_uuid_grid_fee_mapping.items():
-                    if fee_type in node:
-                        fees[uuid] = node[fee_type]
-                if isinstance(node.get("children"), dict):
-                    stack.append((node["children"], path))
+        index = index_tree(latest_grid_tree)
+        for uuid, node in index.nodes.items():
+            self.paths_to_root_mapping[uuid] = index.path(uuid)
+            if not isinstance(node, dict):
+                continue
+            for fee_type, fees in self.market_area_uuid_grid_fee_mapping.items():
+                if fee_type in node:
+                    fees[uuid] = node[fee_type]
 
     def calculate_grid_fee(
         self,

@@ -24,6 +24,7 @@ from gsy_e_sdk.jwt_auth import token_provider
 from gsy_e_sdk.version_check import validate_client_up_to_date  # noqa: F401 - public here in the original SDK
 from gsy_e_sdk.wire import json_codec
 from gsy_e_sdk.wire import rest_paths as paths
+from gsy_e_sdk.wire.grid_tree import index_tree
 
 logger = logging.getLogger(__name__)
 
@@ -41,14 +42,7 @@ class AreaNotFoundException(Exception):
 
 def flatten_info_dict(indict: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """``{uuid: node}`` for every node of a ``grid_tree`` (the node dicts themselves, not copies)."""
-    flat: dict[str, dict[str, Any]] = {}
-    stack = [indict or {}]
-    while stack:
-        for uuid, node in stack.pop().items():
-            flat[uuid] = node
-            if isinstance(node, dict) and isinstance(node.get("children"), dict):
-                stack.append(node["children"])
-    return flat
+    return index_tree(indict).nodes
 
 
 def buffer_grid_tree_info(function: Callable) -> Callable:

@@ -19,6 +19,7 @@ from typing import Any
 
 from celery import Celery
 
+from gsy_e_sdk.wire.grid_tree import TreeIndex, asset_kind, index_tree
 from gsy_e_sdk.wire.redis_connection import RedisConnection
 from gsy_e_sdk.wire.times import parse_completion
 from orchestrator.answers import AnswerCounter
@@ -28,7 +29,6 @@ from orchestrator.config import FleetConfig
 from orchestrator.exchange_link import ExchangeLink, make_link
 from orchestrator.finish import FinishWatch
 from orchestrator.fleet_key import fleet_key
-from orchestrator.grid_view import TreeIndex, asset_kind, index_tree
 from orchestrator.messages import slice_transaction_id
 from orchestrator.sequence import SequenceTracker
 from orchestrator.sharding import Slice, plan_slices, queue_name

@@ -1,9 +1,9 @@
 """How the dispatcher turns an event into slice payloads, and a burst of them into messages. Pure."""
 
+from gsy_e_sdk.wire.grid_tree import index_tree
 from orchestrator.attach import AttachedAggregator
 from orchestrator.batching import ShardBuffer
 from orchestrator.dispatcher import slice_payload
-from orchestrator.grid_view import index_tree
 from orchestrator.messages import SliceTask, slice_payloads
 from orchestrator.sharding import Slice
 
