@@ -16,8 +16,7 @@ from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from workers.strategies import get_strategy
-
-ASSET_KINDS = ("PV", "Load", "Storage", "SmartMeter")
+from workers.strategies.base import ASSET_KINDS, MARKET
 
 
 class FleetConfigError(ValueError):
@@ -85,12 +84,11 @@ class FleetConfig(BaseSettings):
     @field_validator("strategies")
     @classmethod
     def _kinds(cls, value: dict[str, StrategyConfig]) -> dict[str, StrategyConfig]:
+        known = [*sorted(ASSET_KINDS), MARKET]
         for kind, strategy in value.items():
-            if kind not in (*ASSET_KINDS, "Market"):
-                raise ValueError(f"unknown asset kind {kind!r}; expected one of {[*ASSET_KINDS, 'Market']}")
-            spec = get_strategy(strategy.name)
-            expected = "market" if kind == "Market" else "asset"
-            if spec.targets != expected or (kind != "Market" and spec.kinds and kind not in spec.kinds):
+            if kind not in known:
+                raise ValueError(f"unknown asset kind {kind!r}; expected one of {known}")
+            if not get_strategy(strategy.name).drives(kind):
                 raise ValueError(f"strategy {strategy.name!r} cannot drive {kind}")
         return value
 

@@ -68,10 +68,7 @@ class WorkerContext:
         key = (id(chosen), kind)
         if key not in self._validated:
             spec = get_strategy(chosen.name)
-            supported = spec.targets == ("market" if kind == "Market" else "asset") and (
-                kind == "Market" or not spec.kinds or kind in spec.kinds
-            )
-            self._validated[key] = (spec, chosen.validated_params()) if supported else None
+            self._validated[key] = (spec, chosen.validated_params()) if spec.drives(kind) else None
         return self._validated[key]
 
     def submit(

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from orchestrator.messages import SliceTask, slice_payloads
 from orchestrator.worker_context import WorkerContext, context
-from workers.strategies.base import AssetView, MarketNodeView, MarketView
+from workers.strategies.base import MARKET, AssetView, MarketNodeView, MarketView
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def decide_slice(
         control = controls.get(market.uuid, {})
         if control.get("paused"):
             continue
-        strategy = ctx.strategy(market.name, "Market", control.get("params"))
+        strategy = ctx.strategy(market.name, MARKET, control.get("params"))
         if strategy is None:
             continue
         spec, params = strategy

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pydantic
 
 from workers.strategies import grid_fee, ramp, storage, time_of_use
-from workers.strategies.base import ASSET_KINDS, STORAGE
+from workers.strategies.base import ASSET_KINDS, MARKET, STORAGE
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,12 @@ class StrategySpec:
     decide: Callable  # asset or market strategy
     targets: str  # "asset" or "market"
     kinds: frozenset[str]  # asset kinds it supports (empty for market strategies)
+
+    def drives(self, kind: str) -> bool:
+        """Whether this strategy can act for an asset of ``kind`` (or for a market, kind "Market")."""
+        if kind == MARKET:
+            return self.targets == "market"
+        return self.targets == "asset" and (not self.kinds or kind in self.kinds)
 
 
 STRATEGIES: dict[str, StrategySpec] = {

@@ -14,6 +14,7 @@ LOAD = "Load"
 STORAGE = "Storage"
 SMART_METER = "SmartMeter"
 ASSET_KINDS = frozenset({PV, LOAD, STORAGE, SMART_METER})
+MARKET = "Market"  # the kind a grid operator's strategy drives, in fleet files' ``strategies``
 
 
 @dataclass(frozen=True)
