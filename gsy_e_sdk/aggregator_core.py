@@ -25,7 +25,7 @@ from gsy_e_sdk import validation
 from gsy_e_sdk.commands import ClientCommandBuffer, Command
 from gsy_e_sdk.constants import MIN_SLOT_COMPLETION_TICK_TRIGGER_PERCENTAGE
 from gsy_e_sdk.grid_fee_calculation import GridFeeCalculation
-from gsy_e_sdk.hooks import Call, HookedClient
+from gsy_e_sdk.hooks import Call, EventHooks
 from gsy_e_sdk.utils import (
     create_area_name_uuid_mapping_from_tree_info,
     flatten_info_dict,
@@ -50,7 +50,7 @@ class AggregatorCommandBuffer(ClientCommandBuffer):
         self._commands[:0] = taken
 
 
-class AggregatorCore(HookedClient):
+class AggregatorCore(EventHooks):
     """State, hooks and message handling common to the Redis and REST aggregators."""
 
     aggregator_name: str
@@ -73,26 +73,6 @@ class AggregatorCore(HookedClient):
         self._buffer = AggregatorCommandBuffer()
         self._start_hooks(aggregator_name)
         self._devices_lock = threading.Lock()  # the reader thread and callers both update the list
-
-    # Hooks (override in a subclass) -------------------------------------------------------------
-
-    def on_market_slot(self, market_info: dict[str, Any]) -> None:
-        self.on_market_cycle(market_info)
-
-    def on_market_cycle(self, market_info: dict[str, Any]) -> None:
-        """Deprecated name of ``on_market_slot``, still called by its default."""
-
-    def on_tick(self, tick_info: dict[str, Any]) -> None:
-        pass
-
-    def on_trade(self, trade_info: dict[str, Any]) -> None:
-        pass
-
-    def on_finish(self, finish_info: dict[str, Any]) -> None:
-        pass
-
-    def on_event_or_response(self, message: dict[str, Any]) -> None:
-        pass
 
     # Batch buffer -------------------------------------------------------------------------------
 

@@ -171,3 +171,25 @@ class HookedClient:
     def dropped_ticks(self) -> int:
         """Tick events skipped because a newer event arrived before their hooks started."""
         return self._hooks.dropped_ticks
+
+
+class EventHooks(HookedClient):
+    """The event hooks a script overrides (SDK_API.md 3, 4), declared once for every client kind."""
+
+    def on_market_slot(self, market_info: dict[str, Any]) -> None:
+        self.on_market_cycle(market_info)
+
+    def on_market_cycle(self, market_info: dict[str, Any]) -> None:
+        """Deprecated name of ``on_market_slot``, still called by its default."""
+
+    def on_tick(self, tick_info: dict[str, Any]) -> None:
+        pass
+
+    def on_trade(self, trade_info: dict[str, Any]) -> None:
+        pass
+
+    def on_finish(self, finish_info: dict[str, Any]) -> None:
+        pass
+
+    def on_event_or_response(self, message: dict[str, Any]) -> None:
+        pass

@@ -15,7 +15,7 @@ from gsy_e_sdk import rest_session, validation
 from gsy_e_sdk.aggregator_core import selection_confirmed
 from gsy_e_sdk.client_interface import APIClientInterface
 from gsy_e_sdk.constants import REST_COMMAND_TIMEOUT, REST_REGISTER_TIMEOUT, WEBSOCKET_CONNECT_WAIT_SECS
-from gsy_e_sdk.hooks import HookedClient
+from gsy_e_sdk.hooks import EventHooks, HookedClient
 from gsy_e_sdk.jwt_auth import token_provider
 from gsy_e_sdk.utils import (
     domain_name_from_env,
@@ -248,7 +248,7 @@ class RestAreaClient(HookedClient):
             selection_confirmed(aggregator_uuid, self._rest_uuid, selected=False)
 
 
-class RestAssetClient(RestAreaClient, APIClientInterface):
+class RestAssetClient(RestAreaClient, EventHooks, APIClientInterface):
     """An asset of the hosted exchange.
 
     One websocket per aggregator, not per asset: an asset controlled through an aggregator
@@ -278,25 +278,10 @@ class RestAssetClient(RestAreaClient, APIClientInterface):
 
     # Hooks (override in a subclass) -------------------------------------------------------------
 
-    def on_market_slot(self, market_info: dict[str, Any]) -> None:
-        self.on_market_cycle(market_info)
-
     def on_market_cycle(self, market_info: dict[str, Any]) -> None:
         """Deprecated; by default registers the client if it is not registered yet."""
         if not self.registered:
             self.register(is_blocking=True)
-
-    def on_tick(self, tick_info: dict[str, Any]) -> None:
-        pass
-
-    def on_trade(self, trade_info: dict[str, Any]) -> None:
-        pass
-
-    def on_finish(self, finish_info: dict[str, Any]) -> None:
-        pass
-
-    def on_event_or_response(self, message: dict[str, Any]) -> None:
-        pass
 
     # Forecasts, measurements, live data ---------------------------------------------------------
 
