@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ DEMO_FLEET = Path(__file__).resolve().parents[1] / "orchestrator" / "fleets" / "
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=DEMO_FLEET, help="the running fleet's file")
-    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
+    parser.add_argument("--redis-url", help="the fleet's Redis; default: env REDIS_URL, else the fleet file's")
     parser.add_argument("--asset", default="Load 1 L13")
     parser.add_argument("--seconds", type=float, default=5.0, help="how long the asset stays paused")
     parser.add_argument("--timeout", type=float, default=30.0)

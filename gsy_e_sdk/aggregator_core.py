@@ -1,15 +1,15 @@
-"""What every aggregator does with its events and batch responses, whatever the transport.
+"""What an aggregator does, whatever its transport (SDK_API.md 4.4, 5.3).
 
-``RedisAggregator`` (Redis pub/sub) and ``Aggregator`` (REST + websocket) both mix in
-``AggregatorCore``: grid-tree caching, the area-name mapping, grid fees, the selected-device
-list, the command buffer and the hooks live here once. The transports only say how a batch is
-sent and how a waiting batch call is answered (``_resolve_batch``, ``_release_waiting_batches``).
+``AggregatorCore`` is the whole aggregator over a ``gsy_e_sdk.transports.base.BatchTransport``:
+grid-tree caching, the area-name mapping, grid fees, the selected-device list, the command buffer
+and its batches, and the hooks. ``RedisAggregator`` and ``Aggregator`` (REST) bind it to their
+transports; the in-memory transport runs it in the unit tests.
 
 Bookkeeping runs on the transport's reader thread *before* a hook is queued, so a hook always
 sees state at least as new as its event; hooks run in arrival order on the shared executor (a
 tick superseded while the hooks are behind is skipped, see ``gsy_e_sdk.hooks``).
 
-Events and batch responses are validated here, at the boundary: one that does not have the
+Events and batch answers are validated here, at the boundary: one that does not have the
 protocol's shape (REDIS.md 6.4, 7) is logged (rate-limited) and dropped before any state or hook
 sees it, so garbage on a channel cannot corrupt the aggregator or reach user code.
 """
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
-import weakref
+from collections.abc import Iterable
 from typing import Any
 
 from gsy_e_sdk import validation
@@ -26,6 +26,7 @@ from gsy_e_sdk.commands import ClientCommandBuffer, Command
 from gsy_e_sdk.constants import MIN_SLOT_COMPLETION_TICK_TRIGGER_PERCENTAGE
 from gsy_e_sdk.grid_fee_calculation import GridFeeCalculation
 from gsy_e_sdk.hooks import Call, EventHooks
+from gsy_e_sdk.transports.base import BatchTransport, NotSent
 from gsy_e_sdk.utils import (
     create_area_name_uuid_mapping_from_tree_info,
     flatten_info_dict,
@@ -51,19 +52,30 @@ class AggregatorCommandBuffer(ClientCommandBuffer):
 
 
 class AggregatorCore(EventHooks):
-    """State, hooks and message handling common to the Redis and REST aggregators."""
+    """An aggregator bound to ``transport``, created at the exchange (or, with
+    ``aggregator_uuid``, taking over one that exists, which ``device_uuids`` already selected).
+    ``drop_stale_ticks=False`` runs ``on_tick`` for every tick even when the hooks are behind
+    (default: the class attribute, True; see ``gsy_e_sdk.hooks``)."""
 
     aggregator_name: str
     aggregator_uuid: str
+    _transport: BatchTransport
 
-    def _init_aggregator_state(
-        self, aggregator_name: str, accept_all_devices: bool, drop_stale_ticks: bool | None = None
+    def __init__(
+        self,
+        transport: BatchTransport,
+        aggregator_name: str,
+        accept_all_devices: bool = True,
+        *,
+        aggregator_uuid: str | None = None,
+        device_uuids: Iterable[str] | None = None,
+        drop_stale_ticks: bool | None = None,
     ) -> None:
         if drop_stale_ticks is not None:
             self.drop_stale_ticks = drop_stale_ticks
         self.aggregator_name = aggregator_name
         self.accept_all_devices = accept_all_devices
-        self.device_uuid_list: list[str] = []
+        self.device_uuid_list: list[str] = list(dict.fromkeys(device_uuids or ()))
         self.is_finished = False
         self.latest_grid_tree: dict[str, Any] = {}
         self.latest_grid_tree_flat: dict[str, dict[str, Any]] = {}
@@ -71,8 +83,16 @@ class AggregatorCore(EventHooks):
         self.grid_fee_calculation = GridFeeCalculation()
         self.lock = threading.Lock()  # for scripts; the SDK does not take it
         self._buffer = AggregatorCommandBuffer()
-        self._start_hooks(aggregator_name)
         self._devices_lock = threading.Lock()  # the reader thread and callers both update the list
+        self._start_hooks(aggregator_name)
+        self._transport = transport
+        self.aggregator_uuid = aggregator_uuid or ""  # until the exchange confirmed it
+        transport.open(self)
+        self.aggregator_uuid = transport.attach(aggregator_name, aggregator_uuid)
+
+    def close(self) -> None:
+        """Stop receiving messages for this aggregator (what the process shares stays open)."""
+        self._transport.close()
 
     # Batch buffer -------------------------------------------------------------------------------
 
@@ -84,12 +104,29 @@ class AggregatorCore(EventHooks):
     def commands_buffer_length(self) -> int:
         return self._buffer.buffer_length
 
-    def _batch_to_send(self) -> dict[str, list[Command]] | None:
-        """Empty the buffer into a batch; None when it is empty or the simulation finished.
+    def execute_batch_commands(self, is_blocking: bool = True) -> dict[str, Any] | None:
+        """Send the buffered commands as one batch; the answer envelope when blocking.
 
-        A uuid this aggregator does not control raises: the exchange would silently drop its
-        commands and never answer them.
+        The buffer is emptied first, and a uuid this aggregator does not control raises at once
+        (the exchange would drop its commands silently and never answer). None for an empty
+        buffer, after ``finish``, when not blocking, or when the exchange did not take the batch
+        - then its commands go back into the buffer for the next call. A missing answer raises
+        the transport's timeout error.
         """
+        batch = self._batch_to_send()
+        if batch is None:
+            return None
+        try:
+            return self._transport.send_batch(batch, wait=is_blocking)
+        except NotSent:
+            self._buffer.restore(batch)
+            return None
+
+    # Spelling used in the original README.
+    execute_batch_command = execute_batch_commands
+
+    def _batch_to_send(self) -> dict[str, list[Command]] | None:
+        """Empty the buffer into a batch; None when it is empty or the simulation finished."""
         if not self._buffer.buffer_length:
             return None
         batch = self._buffer.take_batch()
@@ -105,16 +142,6 @@ class AggregatorCore(EventHooks):
             )
             return None
         return batch
-
-    # Transport hooks ----------------------------------------------------------------------------
-
-    def _resolve_batch(self, transaction_id: Any, envelope: dict[str, Any]) -> None:
-        """Answer the ``execute_batch_commands`` call waiting for ``transaction_id``."""
-        raise NotImplementedError
-
-    def _release_waiting_batches(self) -> None:
-        """After ``finish`` no answer will come: blocked batch calls return None at once."""
-        raise NotImplementedError
 
     # Grid tree helpers --------------------------------------------------------------------------
 
@@ -138,21 +165,20 @@ class AggregatorCore(EventHooks):
             return name_or_uuid
         return get_uuid_from_area_name_in_tree_dict(self.area_name_uuid_mapping, name_or_uuid)
 
-    # Selected devices ---------------------------------------------------------------------------
+    # What the transport delivers (its reader thread) --------------------------------------------
 
-    def _device_selected(self, device_uuid: Any) -> None:
+    def _on_selection(self, device_uuid: Any, selected: bool) -> None:
         with self._devices_lock:
-            if self.accept_all_devices and isinstance(device_uuid, str) and device_uuid not in self.device_uuid_list:
+            if not selected:
+                if device_uuid in self.device_uuid_list:
+                    self.device_uuid_list.remove(device_uuid)
+            elif self.accept_all_devices and isinstance(device_uuid, str) and device_uuid not in self.device_uuid_list:
                 self.device_uuid_list.append(device_uuid)
 
-    def _device_unselected(self, device_uuid: Any) -> None:
-        with self._devices_lock:
-            if device_uuid in self.device_uuid_list:
-                self.device_uuid_list.remove(device_uuid)
+    def _on_answer(self, command: str, answer: dict[str, Any]) -> None:
+        """An aggregator keeps nothing of the answers to its other commands."""
 
-    # Messages (reader thread) -------------------------------------------------------------------
-
-    def _on_aggregator_event(self, message: dict[str, Any]) -> None:
+    def _on_event(self, message: dict[str, Any]) -> None:
         """A ``market``/``tick``/``trade``/``finish`` event (REDIS.md 7): bookkeeping, then hooks."""
         if not check(AggregatorEvent, message, _dropped, f"the events of {self.aggregator_name}"):
             return
@@ -166,7 +192,7 @@ class AggregatorCore(EventHooks):
             self.grid_fee_calculation.handle_grid_stats(self.latest_grid_tree)
             calls.append(("on_market_slot", self.on_market_slot, (message,)))
         elif event == "tick":
-            if _completion_percent(message) >= MIN_SLOT_COMPLETION_TICK_TRIGGER_PERCENTAGE:
+            if parse_completion(message.get("slot_completion")) >= MIN_SLOT_COMPLETION_TICK_TRIGGER_PERCENTAGE:
                 calls.append(("on_tick", self.on_tick, (message,)))
         elif event == "trade":
             for trade in message.get("trade_list") or []:
@@ -174,7 +200,7 @@ class AggregatorCore(EventHooks):
             calls.append(("on_trade", self.on_trade, (message,)))
         elif event == "finish":
             self.is_finished = True
-            self._release_waiting_batches()
+            self._transport.finished()
             calls.append(("on_finish", self.on_finish, (message,)))
             on_finished = getattr(self, "on_finished", None)  # the README's spelling
             if callable(on_finished):
@@ -190,11 +216,11 @@ class AggregatorCore(EventHooks):
                 self.dropped_ticks,
             )
 
-    def _on_batch_envelope(self, message: dict[str, Any]) -> None:
-        """A batch response envelope (REDIS.md 6.4) addressed to this aggregator."""
-        if not check(BatchEnvelope, message, _dropped, f"the batch answers of {self.aggregator_name}"):
-            return
-        for uuid, responses in message.get("responses", {}).items():
+    def _on_batch_answer(self, envelope: dict[str, Any]) -> bool:
+        """A batch's answer envelope (REDIS.md 6.4): errors logged, then ``on_event_or_response``."""
+        if not check(BatchEnvelope, envelope, _dropped, f"the batch answers of {self.aggregator_name}"):
+            return False
+        for uuid, responses in envelope.get("responses", {}).items():
             for response in responses:
                 if response.get("status") == "error":
                     logger.warning(
@@ -206,33 +232,5 @@ class AggregatorCore(EventHooks):
                     )
                 else:
                     log_bid_offer_confirmation(response)
-        self._resolve_batch(message["transaction_id"], message)
-        self._hooks.submit("on_event_or_response", self.on_event_or_response, message)
-
-
-def _completion_percent(message: dict[str, Any]) -> float:
-    return parse_completion(message.get("slot_completion"))
-
-
-# Aggregators of this process, so a selection made here shows in the list at once -------------
-
-_local_aggregators: weakref.WeakValueDictionary[str, AggregatorCore] = weakref.WeakValueDictionary()
-
-
-def register_local_aggregator(aggregator: AggregatorCore) -> None:
-    _local_aggregators[aggregator.aggregator_uuid] = aggregator
-
-
-def selection_confirmed(aggregator_uuid: Any, device_uuid: Any, selected: bool) -> None:
-    """A client of this process (un)selected ``aggregator_uuid``: update its device list now.
-
-    The websocket event ``selected_by_device`` would do the same a moment later; doing it here
-    means a script that selects and then sends a batch at once does not race the event.
-    """
-    aggregator = _local_aggregators.get(aggregator_uuid) if isinstance(aggregator_uuid, str) else None
-    if aggregator is None:
-        return
-    if selected:
-        aggregator._device_selected(device_uuid)
-    else:
-        aggregator._device_unselected(device_uuid)
+        self._hooks.submit("on_event_or_response", self.on_event_or_response, envelope)
+        return True

@@ -13,13 +13,14 @@ import pkgutil
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 import click
 from click.core import ParameterSource
 
 from gsy_e_sdk.constants import API_CLIENT_SIMULATION_ID, DEFAULT_DOMAIN_NAME, DEFAULT_WEBSOCKET_DOMAIN
 from gsy_e_sdk.utils import SimulationConfigError, read_simulation_config_file
+from gsy_e_sdk.wire.redis_url import REDIS_URL_ENV, RedisUnavailable, redis_url_option, require_redis, resolve_redis_url
 
 logger = logging.getLogger(__name__)
 
@@ -209,17 +210,22 @@ def _export_rest_settings(
     validate_general_settings_are_set()
 
 
+def _exit_with(message: str) -> NoReturn:
+    """One line on stderr, exit code 2: what went wrong, not a traceback."""
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(2)
+
+
 def _warn_if_password_on_command_line(ctx: click.Context) -> None:
-    """A password in argv is visible to every user of the machine (ps, /proc, shell history)."""
+    """A password in argv is visible to every user of the machine (ps, /proc, shell history);
+    the README promises credentials never come from the command line, so -p is deprecated."""
     if ctx.get_parameter_source("password") is ParameterSource.COMMANDLINE:
         message = (
-            "The password was given on the command line (-p/--password), where other users "
-            "of this machine can read it; prefer the hidden prompt (give only -u) or env "
-            "API_CLIENT_PASSWORD."
+            "-p/--password is deprecated: the password was given on the command line, where other users of "
+            "this machine can read it; set env API_CLIENT_PASSWORD, or give only -u to be prompted (hidden)."
         )
-        logger.warning(message)
-        if not logger.isEnabledFor(logging.WARNING):  # the default level is ERROR: still tell
-            click.echo(f"Warning: {message}", err=True)
+        click.echo(f"Warning: {message}", err=True)
+        logger.warning(message)  # in the log file too, if there is one
 
 
 @main.command()
@@ -262,12 +268,7 @@ def _warn_if_password_on_command_line(ctx: click.Context) -> None:
 )
 @click.option("-s", "--simulation-id", default=None, help="Simulation (collaboration) UUID.")
 @click.option("--run-on-redis", is_flag=True, default=False, help="Talk to a local exchange over Redis.")
-@click.option(
-    "--redis-url",
-    default=None,
-    envvar="REDIS_URL",
-    help="Redis of the local exchange [env REDIS_URL; default redis://localhost:6379].",
-)
+@redis_url_option("Redis of the local exchange [env REDIS_URL; default redis://localhost:6379].")
 @click.option(
     "-l",
     "--log-level",
@@ -300,10 +301,21 @@ def run(
     _warn_if_password_on_command_line(ctx)
     if run_on_redis:
         if redis_url:
-            os.environ["REDIS_URL"] = redis_url
+            os.environ[REDIS_URL_ENV] = redis_url
+        try:
+            require_redis(resolve_redis_url(redis_url))
+        except RedisUnavailable as exc:
+            _exit_with(str(exc))
     else:
         # Before the prompt: a bad config file should not cost the user a password entry.
-        _export_rest_settings(simulation_config_path, domain_name, web_socket, simulation_id)
+        try:
+            _export_rest_settings(simulation_config_path, domain_name, web_socket, simulation_id)
+        except ValueError as exc:
+            rest_variables = ", ".join([*REST_SETTINGS, "API_CLIENT_USERNAME", "API_CLIENT_PASSWORD"])
+            _exit_with(
+                f"setup {setup_module_name!r} needs --run-on-redis (a local exchange), or for the hosted "
+                f"exchange the env vars {rest_variables} (or -s/-d/-w/-i and -u) ({exc})"
+            )
     if username and not password and not run_on_redis:
         password = click.prompt("Password", hide_input=True)
     if username:

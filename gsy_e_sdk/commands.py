@@ -1,21 +1,26 @@
 """The batch command builder behind ``aggregator.add_to_batch_commands`` (SDK_API.md 6).
 
 Commands are appended to a flat list and grouped by area uuid only when the batch is sent, so
-building n commands costs O(n). Every builder method validates its input and returns the buffer
-so calls can be chained.
+building n commands costs O(n). Every builder method validates its input through the command's
+model of the protocol (``gsy_e_sdk/wire/command_params.py``, which the exchange and its REST
+facade validate with too) and returns the buffer so calls can be chained.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
 
 from gsy_e_sdk import validation
-from gsy_e_sdk.enums import Commands, command_enum_to_command_name
+from gsy_e_sdk.wire import command_params as p
 
 logger = logging.getLogger(__name__)
 
 Command = dict[str, Any]
+Params = TypeVar("Params", bound=p.CommandParams)
 
 
 def _group_by_uuid(commands: list[tuple[str, Command]]) -> dict[str, list[Command]]:
@@ -23,6 +28,14 @@ def _group_by_uuid(commands: list[tuple[str, Command]]) -> dict[str, list[Comman
     for uuid, command in commands:
         batch.setdefault(uuid, []).append(command)
     return batch
+
+
+def checked(model: type[Params], names: Mapping[str, str] | None = None, **arguments: Any) -> Params:
+    """``model`` of ``arguments``; ``ValueError`` names the bad argument (as ``names`` calls it) and its value."""
+    try:
+        return model.model_validate(arguments)
+    except ValidationError as exc:
+        raise ValueError(p.describe(exc, names, echo=True)) from None
 
 
 class ClientCommandBuffer:
@@ -45,17 +58,16 @@ class ClientCommandBuffer:
         commands, self._commands = self._commands, []
         return _group_by_uuid(commands)
 
-    def _add(self, uuid: Any, command: Commands, **arguments: Any) -> ClientCommandBuffer:
-        self._commands.append(
-            (validation.area_uuid(uuid), {"type": command_enum_to_command_name(command), **arguments})
-        )
+    def _add(self, uuid: Any, command: p.CommandParams) -> ClientCommandBuffer:
+        """Append a command already validated (a model of ``gsy_e_sdk.wire.command_params``)."""
+        self._commands.append((validation.area_uuid(uuid), command.wire()))
         return self
 
     # Orders -----------------------------------------------------------------------------------
 
     def _order(
         self,
-        command: Commands,
+        model: type[p.Order],
         asset_uuid: Any,
         energy: Any,
         price: Any,
@@ -64,22 +76,17 @@ class ClientCommandBuffer:
         attributes: Any,
         requirements: Any,
     ) -> ClientCommandBuffer:
-        arguments: dict[str, Any] = {
-            "energy": validation.positive_energy(energy),
-            "price": validation.non_negative(price, "price"),
-            "replace_existing": validation.boolean(replace_existing, "replace_existing"),
-            "time_slot": validation.time_slot(time_slot),
-        }
-        # Only sent when given: the exchange rejects unknown keys for PV and load.
-        if attributes is not None:
-            if not isinstance(attributes, dict):
-                raise ValueError(f"attributes must be a dict, got {attributes!r}")
-            arguments["attributes"] = attributes
-        if requirements is not None:
-            if not isinstance(requirements, list):
-                raise ValueError(f"requirements must be a list of dicts, got {requirements!r}")
-            arguments["requirements"] = requirements
-        return self._add(asset_uuid, command, **arguments)
+        # attributes and requirements are only sent when given: the exchange refuses them for PV and load.
+        order = checked(
+            model,
+            energy=energy,
+            price=price,
+            replace_existing=replace_existing,
+            time_slot=time_slot,
+            attributes=attributes,
+            requirements=requirements,
+        )
+        return self._add(asset_uuid, order)
 
     def offer_energy(
         self,
@@ -92,9 +99,7 @@ class ClientCommandBuffer:
         requirements: list[dict] | None = None,
     ) -> ClientCommandBuffer:
         """Offer ``energy`` kWh for a **total** price of ``price`` cents."""
-        return self._order(
-            Commands.OFFER, asset_uuid, energy, price, replace_existing, time_slot, attributes, requirements
-        )
+        return self._order(p.Offer, asset_uuid, energy, price, replace_existing, time_slot, attributes, requirements)
 
     def offer_energy_rate(
         self,
@@ -107,11 +112,8 @@ class ClientCommandBuffer:
         requirements: list[dict] | None = None,
     ) -> ClientCommandBuffer:
         """Offer ``energy`` kWh at ``rate`` ct/kWh (sent as total price ``rate * energy``)."""
-        validation.positive_energy(energy)
-        price = validation.non_negative(rate, "rate") * energy
-        return self._order(
-            Commands.OFFER, asset_uuid, energy, price, replace_existing, time_slot, attributes, requirements
-        )
+        price = _total_price(energy, rate)
+        return self._order(p.Offer, asset_uuid, energy, price, replace_existing, time_slot, attributes, requirements)
 
     def bid_energy(
         self,
@@ -124,9 +126,7 @@ class ClientCommandBuffer:
         requirements: list[dict] | None = None,
     ) -> ClientCommandBuffer:
         """Bid for ``energy`` kWh at a **total** price of ``price`` cents."""
-        return self._order(
-            Commands.BID, asset_uuid, energy, price, replace_existing, time_slot, attributes, requirements
-        )
+        return self._order(p.Bid, asset_uuid, energy, price, replace_existing, time_slot, attributes, requirements)
 
     def bid_energy_rate(
         self,
@@ -139,11 +139,8 @@ class ClientCommandBuffer:
         requirements: list[dict] | None = None,
     ) -> ClientCommandBuffer:
         """Bid for ``energy`` kWh at ``rate`` ct/kWh (sent as total price ``rate * energy``)."""
-        validation.positive_energy(energy)
-        price = validation.non_negative(rate, "rate") * energy
-        return self._order(
-            Commands.BID, asset_uuid, energy, price, replace_existing, time_slot, attributes, requirements
-        )
+        price = _total_price(energy, rate)
+        return self._order(p.Bid, asset_uuid, energy, price, replace_existing, time_slot, attributes, requirements)
 
     def delete_offer(
         self, asset_uuid: str, offer_id: str | None = None, time_slot: str | None = None
@@ -153,61 +150,52 @@ class ClientCommandBuffer:
         The id goes under ``offer`` (what the exchange reads) and ``offer_id`` (what the original
         SDK sent), see the MISMATCH in REDIS.md 6.2.
         """
-        offer_id = validation.optional_id(offer_id, "offer_id")
-        return self._add(
-            asset_uuid,
-            Commands.DELETE_OFFER,
-            offer=offer_id,
-            offer_id=offer_id,
-            time_slot=validation.time_slot(time_slot),
-        )
+        names = {"offer": "offer_id"}
+        command = checked(p.DeleteOffer, names, offer=offer_id, offer_id=offer_id, time_slot=time_slot)
+        return self._add(asset_uuid, command)
 
     def delete_bid(
         self, asset_uuid: str, bid_id: str | None = None, time_slot: str | None = None
     ) -> ClientCommandBuffer:
         """Delete one bid, or all of the asset's open bids when ``bid_id`` is None."""
-        bid_id = validation.optional_id(bid_id, "bid_id")
-        return self._add(
-            asset_uuid, Commands.DELETE_BID, bid=bid_id, bid_id=bid_id, time_slot=validation.time_slot(time_slot)
-        )
+        command = checked(p.DeleteBid, {"bid": "bid_id"}, bid=bid_id, bid_id=bid_id, time_slot=time_slot)
+        return self._add(asset_uuid, command)
 
     def list_offers(self, area_uuid: str, time_slot: str | None = None) -> ClientCommandBuffer:
-        return self._add(area_uuid, Commands.LIST_OFFERS, time_slot=validation.time_slot(time_slot))
+        return self._add(area_uuid, checked(p.ListOffers, time_slot=time_slot))
 
     def list_bids(self, area_uuid: str, time_slot: str | None = None) -> ClientCommandBuffer:
-        return self._add(area_uuid, Commands.LIST_BIDS, time_slot=validation.time_slot(time_slot))
+        return self._add(area_uuid, checked(p.ListBids, time_slot=time_slot))
 
     # Information and markets ------------------------------------------------------------------
 
     def asset_info(self, asset_uuid: str) -> ClientCommandBuffer:
-        return self._add(asset_uuid, Commands.ASSET_INFO)
+        return self._add(asset_uuid, p.DeviceInfo())
 
     def device_info(self, area_uuid: str) -> ClientCommandBuffer:
         logger.warning("device_info is deprecated, please use asset_info instead.")
         return self.asset_info(area_uuid)
 
     def last_market_dso_stats(self, area_uuid: str) -> ClientCommandBuffer:
-        return self._add(area_uuid, Commands.DSO_MARKET_STATS, data={})
+        return self._add(area_uuid, p.DsoMarketStats())
 
     def grid_fees(self, area_uuid: str, fee_cents_kwh: float) -> ClientCommandBuffer:
         """Constant grid fee in ct/kWh for markets created from the next slot on."""
-        fee = validation.non_negative(fee_cents_kwh, "fee_cents_kwh")
-        return self._add(area_uuid, Commands.GRID_FEES, data={"fee_const": fee})
+        return self._add(area_uuid, checked(p.GridFees, {"fee_const": "fee_cents_kwh"}, fee_const=fee_cents_kwh))
 
     def change_grid_fees_percent(self, area_uuid: str, fee_percent: float) -> ClientCommandBuffer:
-        fee = validation.non_negative(fee_percent, "fee_percent")
-        return self._add(area_uuid, Commands.GRID_FEES, data={"fee_percent": fee})
+        return self._add(area_uuid, checked(p.GridFees, fee_percent=fee_percent))
 
     # Forecasts --------------------------------------------------------------------------------
 
     def set_energy_forecast(self, asset_uuid: str, energy_forecast_kWh: dict[str, float]) -> ClientCommandBuffer:
         """Forecast ``{time slot: kWh}``; applied to slots >= the next spot slot."""
-        forecast = validation.energy_per_slot(energy_forecast_kWh, "energy_forecast_kWh")
-        return self._add(asset_uuid, Commands.FORECAST, energy_forecast=forecast)
+        names = {"energy_forecast": "energy_forecast_kWh"}
+        return self._add(asset_uuid, checked(p.SetEnergyForecast, names, energy_forecast=energy_forecast_kWh))
 
     def set_energy_measurement(self, asset_uuid: str, energy_measurement_kWh: dict[str, float]) -> ClientCommandBuffer:
-        measurement = validation.energy_per_slot(energy_measurement_kWh, "energy_measurement_kWh")
-        return self._add(asset_uuid, Commands.MEASUREMENT, energy_measurement=measurement)
+        names = {"energy_measurement": "energy_measurement_kWh"}
+        return self._add(asset_uuid, checked(p.SetEnergyMeasurement, names, energy_measurement=energy_measurement_kWh))
 
     # Removed commands -------------------------------------------------------------------------
 
@@ -216,3 +204,8 @@ class ClientCommandBuffer:
 
     def update_bid(self, *args: Any, **kwargs: Any) -> None:
         logger.warning("update_bid is deprecated and does nothing: use bid_energy with replace_existing=True.")
+
+
+def _total_price(energy: Any, rate: Any) -> float:
+    """``rate * energy``, once both are numbers (the order's own checks follow)."""
+    return validation.non_negative(rate, "rate") * validation.positive_energy(energy)

@@ -1,7 +1,9 @@
 """Public constants of the SDK (SDK_API.md 1), kept at the values scripts expect."""
 
-# Defined with the Redis connection, which the local exchange's facade shares; public here too.
-from gsy_e_sdk.wire.redis_connection import LISTENER_WAIT_TIMEOUT, LOCAL_REDIS_URL  # noqa: F401
+# Defined in the protocol layer, which the local exchange and the fleet share; public here too.
+from gsy_e_sdk.wire.redis_connection import LISTENER_WAIT_TIMEOUT  # noqa: F401
+from gsy_e_sdk.wire.redis_url import LOCAL_REDIS_URL  # noqa: F401
+from gsy_e_sdk.wire.retry import HTTP_RETRY_AFTER_MAX_SECS  # noqa: F401
 
 MAX_WORKER_THREADS = 5
 SETUP_FILE_PATH = None
@@ -26,20 +28,8 @@ JWT_TOKEN_EXPIRY_IN_SECS = 172800
 JWT_FALLBACK_REFRESH_SECS = JWT_TOKEN_EXPIRY_IN_SECS / 4
 JWT_REFRESH_FRACTION = 0.75
 JWT_MIN_REFRESH_SECS = 1.0
-# HTTP: (connect, read) timeouts and bounded retries with jittered exponential backoff.
+# HTTP: (connect, read) timeouts; how HTTP and websockets retry is gsy_e_sdk/wire/retry.py's.
 HTTP_CONNECT_TIMEOUT_SECS = 5.0
 HTTP_READ_TIMEOUT_SECS = 30.0
-HTTP_RETRIES = 6
-HTTP_READ_RETRIES = 2
-HTTP_BACKOFF_FACTOR = 0.5
-HTTP_BACKOFF_MAX_SECS = 30.0
-HTTP_BACKOFF_JITTER_SECS = 0.5
-HTTP_RETRY_AFTER_MAX_SECS = 120.0
-HTTP_RETRY_STATUSES = (429, 500, 502, 503, 504)
 HTTP_POOL_SIZE = 16
-# Websockets: reconnect forever, 0.5 s doubling up to 30 s (jittered); a connection that lived
-# longer than 30 s counts as healthy and resets the backoff.
-WEBSOCKET_BACKOFF_MIN_SECS = 0.5
-WEBSOCKET_BACKOFF_MAX_SECS = 30.0
-WEBSOCKET_HEALTHY_AFTER_SECS = 30.0
 WEBSOCKET_CONNECT_WAIT_SECS = 30.0  # how long a lazily opened socket is waited for

@@ -33,24 +33,25 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from gsy_e_sdk.constants import MAX_WORKER_THREADS
+from gsy_e_sdk.wire.per_process import PerProcess
 
 logger = logging.getLogger(__name__)
 
 HOOK_QUEUE_LIMIT = 10_000  # events and responses waiting for one client's hooks
 DROPPABLE_EVENT = "tick"
+EXCHANGE_EVENTS = frozenset({"market", "tick", "trade", "finish"})
 
 Call = tuple[str, Callable[..., Any], tuple[Any, ...]]
 
-_executor: ThreadPoolExecutor | None = None
-_executor_lock = threading.Lock()
+# One pool per process: a forked child (Celery prefork) gets a pool of its own, not the parent's
+# pool whose threads did not survive the fork.
+_executor: PerProcess[ThreadPoolExecutor] = PerProcess(
+    lambda: ThreadPoolExecutor(max_workers=MAX_WORKER_THREADS, thread_name_prefix="gsy-e-sdk-hook")
+)
 
 
 def shared_executor() -> ThreadPoolExecutor:
-    global _executor
-    with _executor_lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=MAX_WORKER_THREADS, thread_name_prefix="gsy-e-sdk-hook")
-        return _executor
+    return _executor.get()
 
 
 class _Job:
@@ -163,6 +164,23 @@ class HookedClient:
     def _start_hooks(self, name: str) -> None:
         self._hooks = HookRunner(name=name, drop_stale_ticks=self.drop_stale_ticks)
 
+    def on_event_or_response(self, message: dict[str, Any]) -> None:
+        """Called with every message addressed to this client; override to observe them."""
+
+    def _on_traffic(self, message: dict[str, Any]) -> None:
+        """A message the client only observes: to ``on_event_or_response``. An exchange event
+        among them supersedes a stale tick like any event (see the module doc)."""
+        event = message.get("event")
+        self._hooks.submit_event(
+            event if isinstance(event, str) and event in EXCHANGE_EVENTS else None,
+            [("on_event_or_response", self.on_event_or_response, (message,))],
+        )
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        """The process's hook executor (one for every client, see ``shared_executor``)."""
+        return self._hooks.executor
+
     def wait_for_hooks(self, timeout: float | None = None) -> bool:
         """Block until every hook submitted so far has returned."""
         return self._hooks.wait_idle(timeout)
@@ -189,7 +207,4 @@ class EventHooks(HookedClient):
         pass
 
     def on_finish(self, finish_info: dict[str, Any]) -> None:
-        pass
-
-    def on_event_or_response(self, message: dict[str, Any]) -> None:
         pass

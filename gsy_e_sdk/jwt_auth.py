@@ -28,6 +28,7 @@ from gsy_e_sdk import constants, rest_session
 from gsy_e_sdk.redaction import redact, remember_secret
 from gsy_e_sdk.version_check import validate_client_up_to_date
 from gsy_e_sdk.wire import rest_paths as paths
+from gsy_e_sdk.wire.per_process import PerProcessMap
 
 logger = logging.getLogger(__name__)
 
@@ -158,25 +159,14 @@ class TokenProvider:
         return token
 
 
-_providers: dict[tuple[str, str], TokenProvider] = {}
-_providers_lock = threading.Lock()
+def _new_provider(key: tuple[str, str]) -> TokenProvider:
+    return TokenProvider(*key)
+
+
+# A forked child logs in on its own: a token is cheap, a lock held at the fork is not.
+_providers: PerProcessMap[tuple[str, str], TokenProvider] = PerProcessMap(_new_provider)
 
 
 def token_provider(auth_domain: str) -> TokenProvider:
     """The process's provider for ``auth_domain`` and env ``API_CLIENT_USERNAME`` (KeyError if unset)."""
-    username = os.environ[USERNAME_ENV]
-    key = (auth_domain.rstrip("/"), username)
-    with _providers_lock:
-        provider = _providers.get(key)
-        if provider is None:
-            provider = _providers[key] = TokenProvider(key[0], username)
-        return provider
-
-
-def _forget_after_fork() -> None:
-    global _providers_lock
-    _providers.clear()
-    _providers_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_after_fork)
+    return _providers.get((auth_domain.rstrip("/"), os.environ[USERNAME_ENV]))

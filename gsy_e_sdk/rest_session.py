@@ -3,10 +3,11 @@
 Why one module: the retry policy, timeouts, the JWT header, the 401 re-login and the rule that
 secrets never reach a log line are decided once, here.
 
-* Retries (urllib3 ``Retry``): connection errors, read errors and statuses 429/500/502/503/504
-  are retried a bounded number of times with exponential backoff plus jitter, honouring
-  ``Retry-After`` (capped). Every method is retried, POST included: our bodies carry a
-  ``transaction_id`` and the exchange answers a repeated id instead of applying it twice.
+* Retries (urllib3 ``Retry``, the HTTP policy of ``gsy_e_sdk/wire/retry.py``): connection
+  errors, read errors and statuses 429/500/502/503/504 are retried a bounded number of times
+  with exponential backoff plus jitter, honouring ``Retry-After`` (capped). Every method is
+  retried, POST included: our bodies carry a ``transaction_id`` and the exchange answers a
+  repeated id instead of applying it twice.
 * Explicit (connect, read) timeouts; a call never hangs forever.
 * Bodies are JSON on GET too and get a ``transaction_id`` (REST.md 2); ``Authorization: JWT``.
 * A 401 makes the token provider log in again (once for all concurrent callers) and the call is
@@ -19,17 +20,17 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.util import Retry
 
 from gsy_e_sdk import constants
 from gsy_e_sdk.redaction import redact
 from gsy_e_sdk.wire.pending import new_transaction_id
+from gsy_e_sdk.wire.per_process import PerProcess
+from gsy_e_sdk.wire.retry import CappedRetry, http_retry
 
 if TYPE_CHECKING:
     from gsy_e_sdk.jwt_auth import TokenProvider
@@ -40,64 +41,26 @@ TIMEOUT = (constants.HTTP_CONNECT_TIMEOUT_SECS, constants.HTTP_READ_TIMEOUT_SECS
 JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 
 
-class CappedRetry(Retry):
-    """``Retry`` that never sleeps longer than ``HTTP_RETRY_AFTER_MAX_SECS`` for a Retry-After."""
-
-    def get_retry_after(self, response: Any) -> float | None:
-        retry_after = super().get_retry_after(response)
-        if retry_after is None:
-            return None
-        return min(retry_after, constants.HTTP_RETRY_AFTER_MAX_SECS)
-
-
-def retry_policy() -> Retry:
-    return CappedRetry(
-        total=constants.HTTP_RETRIES,
-        connect=constants.HTTP_RETRIES,
-        read=constants.HTTP_READ_RETRIES,
-        status=constants.HTTP_RETRIES,
-        other=0,
-        allowed_methods=None,  # POST too: transaction ids make repeats safe
-        status_forcelist=constants.HTTP_RETRY_STATUSES,
-        backoff_factor=constants.HTTP_BACKOFF_FACTOR,
-        backoff_max=constants.HTTP_BACKOFF_MAX_SECS,
-        backoff_jitter=constants.HTTP_BACKOFF_JITTER_SECS,
-        respect_retry_after_header=True,
-        raise_on_status=False,  # hand back the last answer; we log it and return None
-        raise_on_redirect=False,
-    )
+# The retry the session mounts, under the name scripts and tests know it by.
+retry_policy: Callable[[], CappedRetry] = http_retry
 
 
 def _new_session() -> requests.Session:
     session = requests.Session()
     adapter = HTTPAdapter(
-        max_retries=retry_policy(), pool_connections=constants.HTTP_POOL_SIZE, pool_maxsize=constants.HTTP_POOL_SIZE
+        max_retries=http_retry(), pool_connections=constants.HTTP_POOL_SIZE, pool_maxsize=constants.HTTP_POOL_SIZE
     )
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
 
 
-_session: requests.Session | None = None
-_session_lock = threading.Lock()
+_session: PerProcess[requests.Session] = PerProcess(_new_session)
 
 
 def session() -> requests.Session:
     """The process's session (its connection pools are shared by all clients)."""
-    global _session
-    with _session_lock:
-        if _session is None:
-            _session = _new_session()
-        return _session
-
-
-def _forget_after_fork() -> None:
-    global _session, _session_lock
-    _session = None
-    _session_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_after_fork)
+    return _session.get()
 
 
 def send(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> requests.Response | None:

@@ -6,8 +6,9 @@ a thousand threads.
 
 Each ``WebsocketConnection`` keeps its socket open forever: at every (re)connect it asks the
 token provider for a current token (logging in again after a 401 handshake), and after any
-failure it waits with jittered exponential backoff (0.5 s doubling to 30 s; a connection that
-lived longer than 30 s resets it). Frames may be binary or text, read as bytes and decoded here;
+failure it waits with jittered exponential backoff (the websocket policy of
+``gsy_e_sdk/wire/retry.py``: 0.5 s doubling to 30 s; a connection that lived longer than 30 s
+resets it). Frames may be binary or text, read as bytes and decoded here;
 each must be a JSON object, which is handed to ``on_message`` on the loop thread - handlers must
 be quick (clients resolve futures and queue hooks, nothing more). A frame that is not UTF-8, not
 JSON, nested too deeply or not an object, and a handler that raises, are logged (rate-limited),
@@ -21,8 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import random
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,6 +35,8 @@ from gsy_e_sdk import constants
 from gsy_e_sdk.redaction import RedactingFilter, redact
 from gsy_e_sdk.wire import json_codec
 from gsy_e_sdk.wire.log_limit import RateLimitedLog
+from gsy_e_sdk.wire.per_process import PerProcess
+from gsy_e_sdk.wire.retry import WEBSOCKET_HEALTHY_AFTER_SECS, reconnect_delays
 
 if TYPE_CHECKING:
     from gsy_e_sdk.jwt_auth import TokenProvider
@@ -52,19 +53,6 @@ MAX_FRAME_BYTES = 32 * 2**20
 SHOWN_BYTES = 120  # of a dropped frame in the log
 
 MessageHandler = Callable[[dict[str, Any]], None]
-
-
-def backoff_delays(
-    minimum: float = constants.WEBSOCKET_BACKOFF_MIN_SECS,
-    maximum: float = constants.WEBSOCKET_BACKOFF_MAX_SECS,
-    rng: random.Random | None = None,
-) -> Iterator[float]:
-    """Jittered exponential delays: attempt n waits uniformly in [d/2, d], d = min(max, min * 2**n)."""
-    rng = rng or random.Random()
-    ceiling = minimum
-    while True:
-        yield rng.uniform(ceiling / 2, ceiling)
-        ceiling = min(maximum, ceiling * 2)
 
 
 class WebsocketLoop:
@@ -88,25 +76,12 @@ class WebsocketLoop:
         return self.thread.is_alive() and self.loop.is_running()
 
 
-_loop: WebsocketLoop | None = None
-_loop_lock = threading.Lock()
+# A forked child has no loop thread: it starts its own on first use.
+_loop: PerProcess[WebsocketLoop] = PerProcess(WebsocketLoop)
 
 
 def shared_loop() -> WebsocketLoop:
-    global _loop
-    with _loop_lock:
-        if _loop is None:
-            _loop = WebsocketLoop()
-        return _loop
-
-
-def _forget_after_fork() -> None:
-    global _loop, _loop_lock
-    _loop = None
-    _loop_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_after_fork)
+    return _loop.get()
 
 
 class WebsocketConnection:
@@ -118,8 +93,9 @@ class WebsocketConnection:
         auth: TokenProvider,
         on_message: MessageHandler,
         on_disconnect: Callable[[], None] | None = None,
-        healthy_after: float = constants.WEBSOCKET_HEALTHY_AFTER_SECS,
-        delays: Callable[[], Iterator[float]] = backoff_delays,
+        finished: Callable[[], bool] | None = None,
+        healthy_after: float = WEBSOCKET_HEALTHY_AFTER_SECS,
+        delays: Callable[[], Iterator[float]] = reconnect_delays,
     ) -> None:
         self.url = url
         self.connections = 0  # successful handshakes so far; > 1 means we reconnected
@@ -128,6 +104,7 @@ class WebsocketConnection:
         self._auth = auth
         self._on_message = on_message
         self._on_disconnect = on_disconnect
+        self._finished = finished  # True once the simulation sent `finish`: a close is then the end
         self._healthy_after = healthy_after
         self._delays = delays
         self._connected = threading.Event()
@@ -213,6 +190,11 @@ class WebsocketConnection:
                 except Exception:
                     logger.exception("Handling the loss of websocket %s failed", self.url)
             if self._closed:
+                return
+            if self._finished is not None and self._finished():
+                # The exchange closes its sockets when the simulation ends: that is no fault.
+                logger.info("Websocket %s closed after the simulation finished (%s).", self.url, reason)
+                self._closed = True
                 return
             if retry_now:
                 logger.info("Websocket %s: %s; retrying with a new token.", self.url, reason)

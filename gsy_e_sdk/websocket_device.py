@@ -1,14 +1,14 @@
-"""What a REST client does with the messages of its websocket (REST.md 4.2, SDK_API.md 5.4).
+"""How the REST transport routes the messages of a websocket (REST.md 4.2, SDK_API.md 5.4).
 
 Dispatch rule: an object with ``event`` is an event, else one with ``command`` is a command
-response, anything else is ignored; both kinds also reach ``on_event_or_response``. Command
-responses are matched to the call waiting for them by ``(command, transaction_id)`` through
-futures registered *before* the HTTP request is sent, so a fast answer is never missed and
-nobody polls. A response nobody waits for yet is kept (boundedly) for a later
+response, anything else is ignored; one without the protocol's shape is logged (rate-limited)
+and dropped. Command responses are matched to the call waiting for them by ``(command,
+transaction_id)`` through futures registered *before* the HTTP request is sent, so a fast answer
+is never missed and nobody polls. A response nobody waits for yet is kept (boundedly) for a later
 ``wait_for_command_response``.
 
-Runs on the websocket loop thread: bookkeeping happens here, user hooks go to the client's
-``HookRunner`` (the shared executor).
+Runs on the websocket loop thread and hands every message to the client it serves (a
+``gsy_e_sdk.transports.base.Receiver``), whose logic does the bookkeeping and queues the hooks.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ import threading
 from collections import OrderedDict
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, ClassVar
+from typing import Any
 
 from gsy_e_sdk.constants import REST_COMMAND_TIMEOUT
-from gsy_e_sdk.utils import log_bid_offer_confirmation, log_trade_info
+from gsy_e_sdk.transports.base import BATCH, AggregatorReceiver, Receiver
+from gsy_e_sdk.utils import log_bid_offer_confirmation
 from gsy_e_sdk.wire.incoming import AggregatorEvent, CommandResponse, check
 from gsy_e_sdk.wire.log_limit import RateLimitedLog
 
@@ -40,7 +41,7 @@ class CommandResponseTimeout(AssertionError):
 class WebsocketMessageReceiver:
     """Dispatch rule and response matching shared by the asset/market and aggregator receivers."""
 
-    def __init__(self, rest_client: Any) -> None:
+    def __init__(self, rest_client: Receiver) -> None:
         self.client = rest_client
         self._waiting: dict[Key, Future] = {}
         self._unclaimed: OrderedDict[Key, dict[str, Any]] = OrderedDict()
@@ -59,15 +60,12 @@ class WebsocketMessageReceiver:
                 self._on_command_response(message)
 
     def _on_event(self, message: dict[str, Any]) -> None:
-        raise NotImplementedError
+        self.client._on_event(message)
 
     def _on_command_response(self, message: dict[str, Any]) -> None:
         log_bid_offer_confirmation(message)
         self.resolve(message.get("command"), message.get("transaction_id"), message)
-        self._notify(message)
-
-    def _notify(self, message: dict[str, Any]) -> None:
-        self.client._hooks.submit("on_event_or_response", self.client.on_event_or_response, message)
+        self.client._on_traffic(message)
 
     # Matching -----------------------------------------------------------------------------------
 
@@ -144,40 +142,38 @@ class WebsocketMessageReceiver:
 
 
 class DeviceWebsocketMessageReceiver(WebsocketMessageReceiver):
-    """Messages of an asset's or market's own socket.
+    """Messages of an asset's or market's own socket: answers go to the client's bookkeeping
+    (``registered`` ...) before their caller gets them. Events reach assets only in the legacy
+    direct mode (the hosted exchange sends events to aggregators)."""
 
-    Events reach assets only in the legacy direct mode (the hosted exchange sends events to
-    aggregators); they are dispatched to the client's hooks when the client has them.
-    """
+    def _on_command_response(self, message: dict[str, Any]) -> None:
+        self.client._on_answer(message["command"], message)
+        super()._on_command_response(message)
 
-    _HOOKS: ClassVar[dict[str, str]] = {
-        "market": "on_market_slot",
-        "tick": "on_tick",
-        "trade": "on_trade",
-        "finish": "on_finish",
-    }
+
+class AggregatorWebsocketMessageReceiver(WebsocketMessageReceiver):
+    """Messages of the aggregator socket: events, selections and batch answers (REST.md 4.3)."""
+
+    client: AggregatorReceiver
+
+    def __init__(self, rest_client: AggregatorReceiver) -> None:
+        super().__init__(rest_client)
 
     def _on_event(self, message: dict[str, Any]) -> None:
         event = message["event"]
-        if event == "finish":
-            self.client.is_finished = True
-        elif event == "trade":
-            for trade in message.get("trade_list") or []:
-                log_trade_info(trade)
-        name = self._HOOKS.get(event)
-        hook = getattr(self.client, name, None) if name else None
-        calls = [(name, hook, (message,))] if hook is not None else []
-        if name is None:
-            _dropped.warning("Unknown event %r on the websocket of %s.", event, self.client)
-        elif hook is None:
-            logger.debug("%s has no %s hook; event %r ignored.", self.client, name, event)
-        calls.append(("on_event_or_response", self.client.on_event_or_response, (message,)))
-        self.client._hooks.submit_event(event, calls)
+        if event in ("selected_by_device", "unselected_by_device"):
+            self.client._on_selection(message.get("device_uuid"), event == "selected_by_device")
+            self.client._on_traffic(message)
+        else:
+            self.client._on_event(message)
 
     def _on_command_response(self, message: dict[str, Any]) -> None:
-        command = message.get("command")
-        if command == "register":
-            self.client.registered = bool(message.get("registered"))
-        elif command == "unregister":
-            self.client.registered = False
-        super()._on_command_response(message)
+        if message["command"] != BATCH:
+            super()._on_command_response(message)
+            return
+        owner = message.get("aggregator_uuid")
+        if owner is not None and owner != self.client.aggregator_uuid:
+            logger.debug("Ignoring a batch answer for aggregator %s.", owner)
+            return
+        if self.client._on_batch_answer(message):
+            self.resolve(BATCH, message["transaction_id"], message)

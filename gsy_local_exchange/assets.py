@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gsy_e_sdk.wire.times import parse_slot
 from gsy_local_exchange import scenario as sc
 from gsy_local_exchange.profiles import ProfileSeries, average_over, load_profile
 
@@ -404,18 +403,3 @@ def build_asset(
         rate = node.energy_rate if node.energy_rate is not None else market_maker_rate
         return InfiniteSource(node=node, uuid=uuid, path=path, kind="CommercialProducer", sell_rate=rate)
     raise TypeError(f"unsupported asset node {type(node).__name__}")
-
-
-def parse_energy_series(values: object) -> dict[datetime, float]:
-    """Validate a forecast/measurement object ``{time_slot: kWh}``; ``ValueError`` names the bad entry."""
-    if not isinstance(values, dict) or not values:
-        raise ValueError("expected a non-empty object mapping time slots to kWh")
-    parsed: dict[datetime, float] = {}
-    for key, value in values.items():
-        moment = parse_slot(key)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"energy for {key!r} must be a number")
-        if value < 0:
-            raise ValueError(f"energy for {key!r} must not be negative")
-        parsed[moment] = float(value)
-    return parsed

@@ -13,8 +13,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
+from pydantic import ValidationError
 
 from gsy_e_sdk.wire.redact import redact_url
+from gsy_e_sdk.wire.redis_url import redis_url_option
 from gsy_local_exchange.batch_answers import MB, BatchLimits
 from gsy_local_exchange.clock import SimulationClock
 from gsy_local_exchange.descriptor import build_descriptor, default_simulation_id, publish_descriptor
@@ -28,7 +30,7 @@ from gsy_local_exchange.http.users import UsersError
 from gsy_local_exchange.redis_api import RedisEdge
 from gsy_local_exchange.results import RunResults
 from gsy_local_exchange.runner import FAST, REALTIME, ExchangeRunner, RunOptions
-from gsy_local_exchange.scenario import ScenarioError, load_scenario
+from gsy_local_exchange.scenario import Scenario, ScenarioError, Settings, load_scenario
 from gsy_local_exchange.simulation import Simulation
 
 logger = logging.getLogger(__name__)
@@ -39,13 +41,21 @@ COMPACT_TREE_ABOVE = 2_000
 
 
 class DurationType(click.ParamType):
+    """``15m``, ``2h``, ``1d`` ...; a zero duration only where ``allow_zero`` (negative ones never parse)."""
+
     name = "duration"
+
+    def __init__(self, allow_zero: bool = False) -> None:
+        self.allow_zero = allow_zero
 
     def convert(self, value, param, ctx) -> timedelta:
         try:
-            return parse_duration(value)
+            duration = parse_duration(value)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
+        if not duration and not self.allow_zero:
+            self.fail(f"must be longer than 0 s, got {value!r}", param, ctx)
+        return duration
 
 
 class PaceType(click.ParamType):
@@ -236,12 +246,7 @@ def start_http(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Scenario file (JSON or YAML).",
 )
-@click.option(
-    "--redis-url",
-    default=None,
-    envvar="REDIS_URL",
-    help="Redis to use; default: 127.0.0.1:6379 if it answers, else a private server.",
-)
+@redis_url_option("Redis to use [env REDIS_URL]; default: 127.0.0.1:6379 if it answers, else a private server.")
 @click.option("--slot-length", type=DurationType(), default=None, help="Slot length, e.g. 15m.")
 @click.option("--tick-length", type=DurationType(), default=None, help="Tick length, e.g. 15s.")
 @click.option("--duration", type=DurationType(), default=None, help="Simulated duration, e.g. 1d or 2h.")
@@ -260,7 +265,7 @@ def start_http(
 )
 @click.option(
     "--tick-deadline",
-    type=DurationType(),
+    type=DurationType(allow_zero=True),
     default="2s",
     show_default=True,
     help="Fast pace: longest wait for clients' batches at an event tick.",
@@ -340,12 +345,9 @@ def run_command(
     rate_limit,
 ) -> None:
     """Run a scenario and serve the Redis protocol until the simulation ends."""
-    overrides = {"slot_length": slot_length, "tick_length": tick_length, "sim_duration": duration}
-    try:
-        scenario = load_scenario(scenario_path, overrides)
-    except ScenarioError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(2)
+    scenario = load_scenario_or_exit(
+        scenario_path, {"slot_length": slot_length, "tick_length": tick_length, "sim_duration": duration}
+    )
     settings = scenario.settings
     first_day = settings.start_date or datetime.now(UTC).date()
     start = start_date or datetime.combine(first_day, datetime.min.time())
@@ -432,6 +434,41 @@ class _SigtermAsInterrupt:
             signal.signal(number, handler)
 
 
+# The scenario settings the run command's flags override.
+SETTING_FLAGS = {"slot_length": "--slot-length", "tick_length": "--tick-length", "sim_duration": "--duration"}
+
+
+def load_scenario_or_exit(path: Path, overrides: dict[str, timedelta | None]) -> Scenario:
+    """The scenario with the flags' settings, or exit 2 blaming what is wrong: the file, or a flag.
+
+    A flag's value can be fine alone and clash with the file's other settings (``--duration``
+    shorter than the scenario's slot): then the flag is named, not the scenario.
+    """
+    try:
+        return load_scenario(path, overrides)
+    except ScenarioError as exc:
+        error = exc
+    given = {name: value for name, value in overrides.items() if value is not None}
+    if given:
+        try:
+            from_file = load_scenario(path).settings
+        except ScenarioError:
+            pass  # the file is wrong on its own: report it
+        else:
+            try:
+                Settings.model_validate({**from_file.model_dump(), **given})
+            except ValidationError as clash:
+                problem = clash.errors()[0]["msg"].removeprefix("Value error, ")
+                blamed = [flag for name, flag in SETTING_FLAGS.items() if name in given and name in problem]
+                kept = ", ".join(f"{name} {getattr(from_file, name)}" for name in SETTING_FLAGS if name not in given)
+                raise click.BadParameter(
+                    f"{problem} (the scenario's {kept})" if kept else problem,
+                    param_hint=blamed or [SETTING_FLAGS[name] for name in given],
+                ) from None
+    click.echo(f"Error: {error}", err=True)
+    sys.exit(2)
+
+
 def effective_pace(option: str | float | None, settings) -> str | float:
     """``--pace`` wins; otherwise the scenario's ``slot_length_realtime`` (wall seconds per slot), else fast."""
     if option is not None:
@@ -455,7 +492,7 @@ def redis_url_or_exit(explicit: str | None) -> Iterator[str]:
 
 
 @exchange_group.command("http")
-@click.option("--redis-url", default=None, envvar="REDIS_URL", help="Redis of the running exchange.")
+@redis_url_option("Redis of the running exchange [env REDIS_URL].")
 @http_options(port_required=True)
 def http_command(
     redis_url: str | None, http_port: int, http_host: str, users_file: Path | None, token_lifetime, rate_limit: float

@@ -6,20 +6,28 @@ it never raises, so one bad command cannot stop a batch or the exchange.
 
 from __future__ import annotations
 
-import math
+from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar
 
+from pydantic import ValidationError
+
+from gsy_e_sdk.wire import command_params as p
+from gsy_e_sdk.wire.command_params import MAX_CONSTANT_FEE, MAX_FEE_PERCENT
 from gsy_e_sdk.wire.times import parse_slot
 from gsy_local_exchange import fees as fee_model
-from gsy_local_exchange.assets import ENERGY_TOLERANCE, PV, Asset, Load, parse_energy_series
-from gsy_local_exchange.engine import GridEngine, MarketArea
+from gsy_local_exchange import market_stats
+from gsy_local_exchange.assets import ENERGY_TOLERANCE, PV, Asset, Load
+from gsy_local_exchange.engine import GridEngine
+from gsy_local_exchange.grid import MarketArea
 from gsy_local_exchange.orders import BID, OFFER
+from gsy_local_exchange.rejections import rejection_reason
 
 MARKET_TYPE = "Spot Market"
-MAX_CONSTANT_FEE = 10_000
-ORDER_KEYS = {"type", "energy", "price", "replace_existing", "time_slot", "transaction_id"}
-TOLERATED_ORDER_KEYS = {"attributes", "requirements"}  # storage and smart meter only
+KIND_ONLY_ORDER_KEYS = ("attributes", "requirements")  # tolerated for storage and smart meter only
+TOLERATING_KINDS = ("Storage", "SmartMeter")
+Params = TypeVar("Params", bound=p.CommandParams)
 
 _UNSUPPORTED_TEXT = {
     "offer": "Offer command not supported on device {uuid}",
@@ -52,13 +60,21 @@ def _args_repr(command: dict) -> str:
     return repr({key: value for key, value in command.items() if key != "replace_existing"})
 
 
-def _is_number(value: Any) -> bool:
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return False
+def _arguments(command: dict) -> dict:
+    return {key: value for key, value in command.items() if key not in ("type", "transaction_id")}
+
+
+def parse(model: type[Params], command: dict) -> Params | str:
+    """The command's arguments as ``model`` (the protocol's one model of them), or why not."""
     try:
-        return math.isfinite(value)
-    except OverflowError:  # an integer beyond the float range
-        return False
+        return model.model_validate(_arguments(command))
+    except ValidationError as exc:
+        return p.describe(exc)
+
+
+def _with_reason(text: str, reason: str) -> str:
+    """``text`` (ending in ".") with ``reason`` appended the way gsy-e appends its reasons."""
+    return f"{text[:-1]}:{reason}" if reason else text
 
 
 class CommandExecutor:
@@ -73,6 +89,7 @@ class CommandExecutor:
         self.engine = engine
         self.strict_reference = strict_reference
         self.spot_time_slot_orders = 0  # orders naming the current slot instead of "time_slot": null
+        self.rejections: Counter[str] = Counter()  # commands answered with an error, by reason
         self._asset_handlers: dict[str, Callable[[Asset, dict, str | None], dict]] = {
             "offer": self._offer,
             "bid": self._bid,
@@ -90,6 +107,13 @@ class CommandExecutor:
         }
 
     def execute(self, area: Asset | MarketArea, command: Any, transaction_id: str | None) -> dict:
+        """The command's answer; an error answer is counted by its reason."""
+        response = self._execute(area, command, transaction_id)
+        if response.get("status") == "error":
+            self.rejections[rejection_reason(response)] += 1
+        return response
+
+    def _execute(self, area: Asset | MarketArea, command: Any, transaction_id: str | None) -> dict:
         if not isinstance(command, dict):
             return not_supported(None, area.uuid, transaction_id)
         command = dict(command)
@@ -119,9 +143,13 @@ class CommandExecutor:
 
         def failure(reason: str = "") -> dict:
             text = f"Error when handling {label} create on area {asset.name} with arguments {_args_repr(command)}."
-            if reason:
-                text = text[:-1] + ":" + reason
-            return _error(error_command, asset.uuid, transaction_id, market_type=MARKET_TYPE, error_message=text)
+            return _error(
+                error_command,
+                asset.uuid,
+                transaction_id,
+                market_type=MARKET_TYPE,
+                error_message=_with_reason(text, reason),
+            )
 
         if side == OFFER and not asset.can_offer:
             if isinstance(asset, Load):
@@ -133,64 +161,53 @@ class CommandExecutor:
             if isinstance(asset, PV):
                 return failure("Bid not supported for PV on spot markets.")
             return _error("bid", asset.uuid, transaction_id, message=_UNSUPPORTED_TEXT["bid"].format(uuid=asset.uuid))
-        allowed = ORDER_KEYS | (TOLERATED_ORDER_KEYS if asset.kind in ("Storage", "SmartMeter") else set())
-        unknown = sorted(set(command) - allowed)
-        if unknown:
-            return failure(f"Unknown arguments {unknown}; available: price, energy, replace_existing, time_slot.")
-        missing = [key for key in ("energy", "price") if key not in command]
-        if missing:
-            return failure(f"Missing required arguments {missing}.")
-        energy, price = command["energy"], command["price"]
-        replace = command.get("replace_existing", True)
-        if not _is_number(energy) or not _is_number(price) or not isinstance(replace, bool):
-            return failure("energy and price must be numbers, replace_existing a boolean.")
-        time_slot = command.get("time_slot")
-        slot_error = self._check_time_slot(time_slot)
+        refused = [key for key in KIND_ONLY_ORDER_KEYS if key in command] if asset.kind not in TOLERATING_KINDS else []
+        if refused:
+            available = "price, energy, replace_existing, time_slot"
+            return failure(f"Unknown arguments {refused} for a {asset.kind}; available: {available}.")
+        order = parse(p.Offer, command) if side == OFFER else parse(p.Bid, command)
+        if isinstance(order, str):
+            return failure(order)
+        slot_error = self._check_time_slot(order.time_slot)
         if slot_error:
             return failure(slot_error)
-        if time_slot is not None and self.strict_reference:
+        if order.time_slot is not None and self.strict_reference:
             self.spot_time_slot_orders += 1
             return failure(
-                f"time_slot {time_slot!r} names the current spot slot: the reference exchange crashes when "
+                f"time_slot {order.time_slot!r} names the current spot slot: the reference exchange crashes when "
                 'such an order trades (KeyError on the slot string, REDIS.md 11.1); send "time_slot": null '
                 "for the spot market."
             )
-        if price < 0 or energy < ENERGY_TOLERANCE or (side == BID and energy <= ENERGY_TOLERANCE):
+        energy, price = order.energy, order.price
+        if energy < ENERGY_TOLERANCE or (side == BID and energy <= ENERGY_TOLERANCE):
             return failure()
-        if not math.isfinite(price / energy):
-            return failure("price / energy is not a finite energy rate.")
         own = asset.offers if side == OFFER else asset.bids
-        open_energy = sum(order.energy for order in own.values())
+        open_energy = sum(existing.energy for existing in own.values())
         limit = asset.sellable() if side == OFFER else asset.buyable()
-        needed = energy + (0.0 if replace else open_energy)
+        needed = energy + (0.0 if order.replace_existing else open_energy)
         tolerance = ENERGY_TOLERANCE if side == OFFER else 1e-9
         if needed > limit + tolerance:
             return failure()
-        if replace:
+        if order.replace_existing:
             engine.remove_orders(asset, side)
-        order = engine.place_order(asset, side, float(energy), price / energy, engine.market_time(engine.tick + 1))
-        if time_slot is not None:
+        placed = engine.place_order(asset, side, float(energy), price / energy, engine.market_time(engine.tick + 1))
+        if order.time_slot is not None:
             self.spot_time_slot_orders += 1  # accepted here, a crash waiting to happen on the reference
         return {
             "command": label,
             "status": "ready",
-            label: order.to_wire_json(original_price=price),
+            label: placed.to_wire_json(original_price=price),
             "transaction_id": transaction_id,
             "area_uuid": asset.uuid,
             "market_type": MARKET_TYPE,
             "message": "",
         }
 
-    def _check_time_slot(self, time_slot: Any) -> str:
-        if time_slot is None:
+    def _check_time_slot(self, time_slot: str | None) -> str:
+        """Why a (parsable) ``time_slot`` cannot be served: only the spot market is open here."""
+        if time_slot is None or parse_slot(time_slot) == self.engine.slot_start:
             return ""
-        try:
-            moment = parse_slot(time_slot)
-        except ValueError:
-            return f"Timeslot {time_slot} is not currently in the spot, future or settlement markets."
-        if moment != self.engine.slot_start:
-            return f"Timeslot {time_slot} is not currently in the spot, future or settlement markets."
-        return ""
+        return f"Timeslot {time_slot} is not currently in the spot, future or settlement markets."
 
     def _delete(self, asset: Asset, command: dict, transaction_id: str | None, side: str) -> dict:
         name = "offer" if side == OFFER else "bid"
@@ -202,21 +219,24 @@ class CommandExecutor:
                 transaction_id,
                 message=_UNSUPPORTED_TEXT[f"delete_{name}"].format(uuid=asset.uuid),
             )
-        order_id = command.get(name)
-        if order_id is None:
-            order_id = command.get(f"{name}_id")
-        slot_error = self._check_time_slot(command.get("time_slot"))
+        request = parse(p.DeleteOffer, command) if side == OFFER else parse(p.DeleteBid, command)
         book = asset.offers if side == OFFER else asset.bids
-        if slot_error or (order_id is not None and (not isinstance(order_id, str) or order_id not in book)):
+
+        def refused(reason: str) -> dict:
             text = f"Error when handling {name} delete on area {asset.name} with arguments {_args_repr(command)}."
-            if side == BID:
-                text += " Bid does not exist on the current market."
-            return _error(response_command, asset.uuid, transaction_id, error_message=text)
-        if order_id is None:
+            return _error(response_command, asset.uuid, transaction_id, error_message=f"{text} {reason}")
+
+        if isinstance(request, str):
+            return refused(request)
+        if slot_error := self._check_time_slot(request.time_slot):
+            return refused(slot_error)
+        if request.order_id is not None and request.order_id not in book:
+            return refused("Bid does not exist on the current market." if side == BID else "Offer does not exist.")
+        if request.order_id is None:
             deleted = self.engine.remove_orders(asset, side)
         else:
-            self.engine.remove_order(book[order_id])
-            deleted = [order_id]
+            self.engine.remove_order(book[request.order_id])
+            deleted = [request.order_id]
         return {
             "command": response_command,
             "status": "ready",
@@ -240,12 +260,14 @@ class CommandExecutor:
                 transaction_id,
                 message=_UNSUPPORTED_TEXT[f"list_{name}s"].format(uuid=asset.uuid),
             )
-        if self._check_time_slot(command.get("time_slot")):
+        request = parse(p.ListOffers, command) if side == OFFER else parse(p.ListBids, command)
+        reason = request if isinstance(request, str) else self._check_time_slot(request.time_slot)
+        if reason:
             return _error(
                 f"list_{name}s",
                 asset.uuid,
                 transaction_id,
-                error_message=f"Error when listing {name}s on area {asset.name}.",
+                error_message=_with_reason(f"Error when listing {name}s on area {asset.name}.", reason),
             )
         book = asset.offers if side == OFFER else asset.bids
         return {
@@ -263,6 +285,14 @@ class CommandExecutor:
         return self._list(asset, command, transaction_id, BID)
 
     def _device_info(self, asset: Asset, command: dict, transaction_id: str | None) -> dict:
+        request = parse(p.DeviceInfo, command)
+        if isinstance(request, str):
+            return _error(
+                "device_info",
+                asset.uuid,
+                transaction_id,
+                error_message=_with_reason(f"Error when handling device info on area {asset.name}.", request),
+            )
         return {
             "command": "device_info",
             "status": "ready",
@@ -272,29 +302,24 @@ class CommandExecutor:
         }
 
     # ------------------------------------------------------------------ forecasts
-    def _energy_series(self, asset: Asset, command: dict, transaction_id: str | None, kind: str) -> dict:
-        name = f"set_energy_{kind}"
+    def _energy_series(
+        self,
+        asset: Asset,
+        command: dict,
+        transaction_id: str | None,
+        model: type[p.SetEnergyForecast] | type[p.SetEnergyMeasurement],
+    ) -> dict:
+        name = model.command
         if not isinstance(asset, (PV, Load)) or not asset.forecast_capable:  # only they take forecasts
             return not_supported(name, asset.uuid, transaction_id)
-        key = f"energy_{kind}"
-        extra = set(command) - {"type", key, "transaction_id"}
-        try:
-            if extra:
-                raise ValueError(f"unknown arguments {sorted(extra)}")
-            values = parse_energy_series(command.get(key))
-        except (ValueError, OverflowError) as exc:  # OverflowError: an integer beyond the float range
-            return _error(
-                name,
-                asset.uuid,
-                transaction_id,
-                error_message=(
-                    f"Error when handling {name} on area {asset.name} with arguments {_args_repr(command)}.:{exc}"
-                ),
-            )
-        if kind == "forecast":
-            asset.buffer_forecast(values)
+        request = parse(model, command)
+        if isinstance(request, str):
+            text = f"Error when handling {name} on area {asset.name} with arguments {_args_repr(command)}."
+            return _error(name, asset.uuid, transaction_id, error_message=_with_reason(text, request))
+        if isinstance(request, p.SetEnergyForecast):
+            asset.buffer_forecast(_by_slot(request.energy_forecast))
         else:
-            asset.buffer_measurement(values)
+            asset.buffer_measurement(_by_slot(request.energy_measurement))
         return {
             "command": name,
             "status": "ready",
@@ -304,58 +329,56 @@ class CommandExecutor:
         }
 
     def _forecast(self, asset: Asset, command: dict, transaction_id: str | None) -> dict:
-        return self._energy_series(asset, command, transaction_id, "forecast")
+        return self._energy_series(asset, command, transaction_id, p.SetEnergyForecast)
 
     def _measurement(self, asset: Asset, command: dict, transaction_id: str | None) -> dict:
-        return self._energy_series(asset, command, transaction_id, "measurement")
+        return self._energy_series(asset, command, transaction_id, p.SetEnergyMeasurement)
 
     # ------------------------------------------------------------------ markets
     def _dso_market_stats(self, market: MarketArea, command: dict, transaction_id: str | None) -> dict:
+        request = parse(p.DsoMarketStats, command)
+        if isinstance(request, str):
+            return _error(
+                "dso_market_stats",
+                market.uuid,
+                transaction_id,
+                error_message=f"Error when handling dso_market_stats on area {market.name}:{request}",
+            )
         return {
             "status": "ready",
             "name": market.name,
             "area_uuid": market.uuid,
             "command": "dso_market_stats",
-            "market_stats": self.engine.dso_market_stats(market),
+            "market_stats": market_stats.dso_market_stats(market),
         }
 
     def _grid_fees(self, market: MarketArea, command: dict, transaction_id: str | None) -> dict:
-        data = command.get("data")
-        if not isinstance(data, dict):
-            data = {key: command[key] for key in ("fee_const", "fee_percent") if key in command}
-        fee_type = self.engine.fee_type
-        key = "fee_const" if "fee_const" in data else "fee_percent" if "fee_percent" in data else None
-        if key is None:
-            return {
-                "area_uuid": market.uuid,
-                "command": "grid_fees",
-                "status": "error",
-                "error_message": "grid_fees needs data.fee_const or data.fee_percent",
-            }
-        if (key == "fee_const") != (fee_type == fee_model.CONSTANT):
-            return {
-                "area_uuid": market.uuid,
-                "command": "grid_fees",
-                "status": "error",
-                "error_message": "GridFee parameter conflicting with GlobalConfigFeeType",
-            }
-        value = data[key]
-        upper = MAX_CONSTANT_FEE if key == "fee_const" else 100
-        field_name = "grid_fee_constant" if key == "fee_const" else "grid_fee_percentage"
-        if not _is_number(value) or not 0 <= value <= upper:
-            return {
-                "area_uuid": market.uuid,
-                "command": "grid_fees",
-                "status": "error",
-                "error_message": f"{field_name} should be in between 0 & {upper}.",
-            }
+        def refused(message: str) -> dict:
+            return {"area_uuid": market.uuid, "command": "grid_fees", "status": "error", "error_message": message}
+
+        try:
+            request = p.GridFees.model_validate(_arguments(command))
+        except ValidationError as exc:
+            # A fee out of range in the words of gsy-e's validation (REDIS.md 6.5).
+            bad = exc.errors()[0]["loc"]
+            if bad == ("fee_const",):
+                return refused(f"grid_fee_constant should be in between 0 & {MAX_CONSTANT_FEE}.")
+            if bad == ("fee_percent",):
+                return refused(f"grid_fee_percentage should be in between 0 & {MAX_FEE_PERCENT}.")
+            return refused(f"grid_fees: {p.describe(exc)}")
+        if (request.fee_const is not None) != (self.engine.fee_type == fee_model.CONSTANT):
+            return refused("GridFee parameter conflicting with GlobalConfigFeeType")
+        value = request.fee_const if request.fee_const is not None else request.fee_percent
         market.fee_configured = value
-        constant = str(value) if key == "fee_const" else "None"
-        percent = str(value) if key == "fee_percent" else "None"
         return {
             "area_uuid": market.uuid,
             "command": "grid_fees",
             "status": "ready",
-            "market_fee_const": constant,
-            "market_fee_percent": percent,
+            "market_fee_const": str(request.fee_const),
+            "market_fee_percent": str(request.fee_percent),
         }
+
+
+def _by_slot(series: dict[str, float]) -> dict[datetime, float]:
+    """A validated ``{slot: kWh}`` keyed by slot start, as the assets buffer it."""
+    return {parse_slot(slot): float(energy) for slot, energy in series.items()}

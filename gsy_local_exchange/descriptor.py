@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from gsy_e_sdk.wire.log_limit import RateLimitedLog
 from gsy_local_exchange.assets import Asset
-from gsy_local_exchange.engine import MarketArea
+from gsy_local_exchange.grid import MarketArea
 
 limited_log = RateLimitedLog(logging.getLogger(__name__))  # the facade re-reads the key every few seconds
 

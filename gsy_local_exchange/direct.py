@@ -14,13 +14,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from gsy_e_sdk.wire import channels
+from gsy_e_sdk.wire.events import (
+    NONE_TEXT,
+    DeviceFinishEvent,
+    DeviceMarketEvent,
+    DeviceTickEvent,
+    DeviceTradeEvent,
+    encode_event,
+)
 from gsy_e_sdk.wire.times import format_completion, format_slot, format_trade_time
 from gsy_local_exchange.assets import Asset
 from gsy_local_exchange.commands import CommandExecutor
-from gsy_local_exchange.engine import GridEngine, MarketArea, TradeRecord
+from gsy_local_exchange.engine import GridEngine
+from gsy_local_exchange.grid import MarketArea
+from gsy_local_exchange.outgoing import Outgoing
+from gsy_local_exchange.participants import NOT_REGISTERED
+from gsy_local_exchange.trading import TradeRecord
 
-Outgoing = tuple[str, str]
-NOT_REGISTERED = {"status": "error", "error_message": "Client should be registered in order to access this area."}
 _ORDER_PARAMETERS = "{'price', 'energy'}"
 _ORDER_OPTIONAL = "{'replace_existing', 'time_slot'}"
 MAX_QUEUED_REQUESTS = 10_000  # waiting for the next tick, over all assets
@@ -60,7 +70,8 @@ class DirectMode:
         transaction_id = payload.get("transaction_id")
         if command not in channels.SELF_ANSWERED_COMMANDS and not registered:
             # The reference omits the transaction id here; echoing it lets clients correlate the error.
-            return [(response_channel, json.dumps({**NOT_REGISTERED, "transaction_id": transaction_id}))]
+            not_registered = {"status": "error", "error_message": NOT_REGISTERED, "transaction_id": transaction_id}
+            return [(response_channel, json.dumps(not_registered))]
         problem = self._immediate_error(area, command, payload)
         if problem is None and len(self._queue) >= MAX_QUEUED_REQUESTS:
             problem = {
@@ -147,6 +158,7 @@ class DirectMode:
         direct_assets: list[Asset],
         direct_markets: list[MarketArea],
     ) -> list[Outgoing]:
+        """The events of tick ``tick`` for the assets and markets in direct mode (REDIS.md 9)."""
         engine = self.engine
         clock = engine.clock
         slot = format_slot(engine.slot_start)
@@ -154,80 +166,65 @@ class DirectMode:
         for asset in direct_assets:
             prefix = asset.name
             if slot_started:
-                outgoing.append(
-                    (
-                        channels.area_event(prefix, "market"),
-                        json.dumps(
-                            {
-                                "name": asset.market.name,
-                                "id": asset.market.uuid,
-                                "start_time": slot,
-                                "duration_min": int(clock.slot_length.total_seconds() // 60),
-                                "time_slots": [slot],
-                                "type_name": "Spot Market",
-                                "device_info": asset.info(),
-                                "event": "market",
-                                "area_uuid": asset.uuid,
-                                "device_bill": asset.bill_info(),
-                                "last_market_maker_rate": engine.market_maker_rate,
-                                "last_market_stats": asset.market.last_stats.summary()
-                                if asset.market.last_stats
-                                else {},
-                            }
-                        ),
-                    )
+                last_stats = asset.market.last_stats
+                market = DeviceMarketEvent(
+                    name=asset.market.name,
+                    id=asset.market.uuid,
+                    start_time=slot,
+                    duration_min=int(clock.slot_length.total_seconds() // 60),
+                    time_slots=[slot],
+                    type_name="Spot Market",
+                    device_info=asset.info(),
+                    area_uuid=asset.uuid,
+                    device_bill=asset.bill_info(),
+                    last_market_maker_rate=engine.market_maker_rate,
+                    last_market_stats=last_stats.summary() if last_stats else {},
                 )
+                outgoing.append((channels.area_event(prefix, "market"), encode_event(market)))
             if event_tick:
-                outgoing.append(
-                    (
-                        channels.area_event(prefix, "tick"),
-                        json.dumps(
-                            {
-                                "slot_completion": format_completion(clock.completion_percent(tick)),
-                                "market_slot": slot,
-                                "event": "tick",
-                                "area_uuid": asset.uuid,
-                                "device_info": asset.info(),
-                            }
-                        ),
-                    )
+                tick_event = DeviceTickEvent(
+                    slot_completion=format_completion(clock.completion_percent(tick)),
+                    market_slot=slot,
+                    area_uuid=asset.uuid,
+                    device_info=asset.info(),
                 )
+                outgoing.append((channels.area_event(prefix, "tick"), encode_event(tick_event)))
         direct = {asset.uuid for asset in direct_assets}
         for trade in trades:
-            for asset, side in ((trade.seller, "sell"), (trade.buyer, "buy")):
+            for asset, selling in ((trade.seller, True), (trade.buyer, False)):
                 if asset.uuid in direct:
                     outgoing.append(
-                        (channels.area_event(asset.name, "trade"), json.dumps(self._trade(trade, asset, side)))
+                        (channels.area_event(asset.name, "trade"), encode_event(_trade(trade, asset, selling)))
                     )
         if finishing:
             outgoing.extend(
-                (channels.area_event(asset.name, "finish"), json.dumps({"event": "finish", "area_uuid": asset.uuid}))
+                (channels.area_event(asset.name, "finish"), encode_event(DeviceFinishEvent(area_uuid=asset.uuid)))
                 for asset in direct_assets
             )
             outgoing.extend(
-                (channels.area_event(market.slug, "finish"), json.dumps({"event": "finish"}))
+                (channels.area_event(market.slug, "finish"), encode_event(DeviceFinishEvent()))
                 for market in direct_markets
             )
         return outgoing
 
-    @staticmethod
-    def _trade(trade: TradeRecord, asset: Asset, side: str) -> dict:
-        selling = side == "sell"
-        fee = trade.seller_fee if selling else trade.buyer_fee
-        rate = trade.settlement.seller_revenue_rate + fee if selling else trade.settlement.buyer_rate
-        residual = trade.residual_offer_id if selling else trade.residual_bid_id
-        return {
-            "device_info": asset.info(),
-            "event": "trade",
-            "trade_id": trade.trade_id,
-            "time": format_trade_time(trade.time),
-            "trade_price": round(rate * trade.energy, 8),
-            "traded_energy": trade.energy,
-            "fee_price": round(fee * trade.energy, 8),
-            "area_uuid": asset.uuid,
-            "seller": trade.seller.name if selling else "anonymous",
-            "buyer": trade.buyer.name if not selling else "anonymous",
-            "residual_id": residual or "None",
-            "event_type": side,
-            ("offer_id" if selling else "bid_id"): trade.offer_id if selling else trade.bid_id,
-        }
+
+def _trade(trade: TradeRecord, asset: Asset, selling: bool) -> DeviceTradeEvent:
+    """``asset``'s side of ``trade``: it names only its own order and the residual of it."""
+    fee = trade.seller_fee if selling else trade.buyer_fee
+    rate = trade.settlement.seller_revenue_rate + fee if selling else trade.settlement.buyer_rate
+    residual = trade.residual_offer_id if selling else trade.residual_bid_id
+    order = {"offer_id": trade.offer_id} if selling else {"bid_id": trade.bid_id}
+    return DeviceTradeEvent(
+        device_info=asset.info(),
+        trade_id=trade.trade_id,
+        time=format_trade_time(trade.time),
+        trade_price=round(rate * trade.energy, 8),
+        traded_energy=trade.energy,
+        fee_price=round(fee * trade.energy, 8),
+        area_uuid=asset.uuid,
+        seller=trade.seller.name if selling else "anonymous",
+        buyer=trade.buyer.name if not selling else "anonymous",
+        residual_id=residual or NONE_TEXT,
+        event_type="sell" if selling else "buy",
+        **order,
+    )

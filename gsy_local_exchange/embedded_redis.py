@@ -19,28 +19,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import redis
-
-from gsy_e_sdk.wire.redact import redact_url
+from gsy_e_sdk.wire.redis_url import RedisUnavailable, chosen_redis_url, redis_answers, require_redis
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_LOCAL_URL = "redis://127.0.0.1:6379"
-
-
-class RedisUnavailable(RuntimeError):
-    """No Redis could be reached or started."""
-
-
-def answers(url: str, timeout: float = 0.5) -> bool:
-    """True when a Redis server at ``url`` answers PING."""
-    client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
-    try:
-        return bool(client.ping())
-    except (redis.ConnectionError, redis.TimeoutError, OSError):
-        return False
-    finally:
-        client.close()
+answers = redis_answers  # the name tests and scripts know
 
 
 def find_redis_server_binary() -> str | None:
@@ -98,7 +82,7 @@ class PrivateRedis:
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise RedisUnavailable(f"redis-server exited with code {self._process.returncode}")
-            if answers(self.url, timeout=0.2):
+            if redis_answers(self.url):
                 logger.info("started private redis-server at %s", self.url)
                 return self
             time.sleep(0.05)
@@ -126,16 +110,15 @@ class PrivateRedis:
 def redis_url(explicit: str | None = None, *, allow_shared: bool = True) -> Iterator[str]:
     """Yield a usable Redis URL, starting a private server only when nothing else answers.
 
-    ``explicit`` (e.g. a ``--redis-url`` option) wins, then ``REDIS_URL``. With
-    ``allow_shared`` false the shared local server is skipped and a private one is started.
+    ``explicit`` (e.g. a ``--redis-url`` option) wins, then ``REDIS_URL``; nothing answering
+    there raises ``RedisUnavailable`` at once. With ``allow_shared`` false the shared local
+    server is skipped and a private one is started.
     """
-    chosen = explicit or os.environ.get("REDIS_URL")
+    chosen = chosen_redis_url(explicit)
     if chosen:
-        if not answers(chosen):
-            raise RedisUnavailable(f"no Redis answers at {redact_url(chosen)}")
-        yield chosen
+        yield require_redis(chosen)
         return
-    if allow_shared and answers(DEFAULT_LOCAL_URL):
+    if allow_shared and redis_answers(DEFAULT_LOCAL_URL):
         yield DEFAULT_LOCAL_URL
         return
     server = PrivateRedis().start()

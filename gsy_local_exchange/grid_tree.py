@@ -19,7 +19,8 @@ import json
 from collections.abc import Iterable
 
 from gsy_local_exchange.assets import Asset
-from gsy_local_exchange.engine import GridEngine, MarketArea
+from gsy_local_exchange.engine import GridEngine
+from gsy_local_exchange.grid import MarketArea
 
 _dumps = json.dumps
 

@@ -1,7 +1,7 @@
 """The exchange's Redis edge: one subscriber thread feeding a bounded queue, pipelined publishing.
 
 The engine never touches Redis; this adapter only moves bytes. Connection errors are retried
-by redis-py's own ``Retry`` with exponential backoff, and a PubSub reconnect resubscribes
+by redis-py's own ``Retry`` (the exchange's policy in ``gsy_e_sdk/wire/retry.py``), and a PubSub reconnect resubscribes
 every channel, so the exchange survives a Redis restart.
 """
 
@@ -14,12 +14,11 @@ import threading
 from collections.abc import Iterable
 
 import redis
-from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
 
 from gsy_e_sdk.wire.log_limit import RateLimitedLog
+from gsy_e_sdk.wire.retry import EXCHANGE_REDIS, redis_retry
 
 logger = logging.getLogger(__name__)
 # Clients choose what they publish: a flood of garbage is logged a few times per period, not per message.
@@ -68,10 +67,9 @@ def _nested_deeper_than(value: object, limit: int) -> bool:
 
 
 def connect(url: str) -> redis.Redis:
-    retry = Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=60)
     return redis.Redis.from_url(
         url,
-        retry=retry,
+        retry=redis_retry(EXCHANGE_REDIS),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         health_check_interval=10,
         socket_keepalive=True,

@@ -58,6 +58,7 @@ class RunResults:
     events_fully_answered: int = 0
     strict_reference: bool = False
     spot_time_slot_orders: int = 0  # orders naming the spot slot (refused when strict_reference)
+    rejections: dict[str, int] = field(default_factory=dict)  # commands answered with an error, by reason
     stop_reason: str | None = None  # why the run ended before its last slot
     _writer: Writer | None = None
     _file: TextIO | None = None
@@ -84,6 +85,7 @@ class RunResults:
         slot = format_slot(simulation.engine.slot_start)
         self.orders += len(result.client_orders)
         self.spot_time_slot_orders = simulation.executor.spot_time_slot_orders
+        self.rejections = dict(simulation.executor.rejections)
         if self._orders_writer:
             self._orders_writer.writerows([slot, *order] for order in result.client_orders)
         for trade in result.trades:
@@ -150,6 +152,7 @@ class RunResults:
             "stop_reason": self.stop_reason,
             "strict_reference": self.strict_reference,
             "spot_orders_naming_time_slot": self.spot_time_slot_orders,
+            "rejections": self.rejections,
             "markets": {
                 name: {
                     "trades": totals.trades,

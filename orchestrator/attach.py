@@ -13,6 +13,7 @@ import fnmatch
 import json
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,10 @@ class AttachedAggregator:
     uuid: str
     assets: dict[str, str] = field(default_factory=dict)  # device uuid -> asset name
     markets: dict[str, str] = field(default_factory=dict)  # device uuid -> market slug
+
+
+# Called once the aggregators and their devices are known, before any device is selected.
+BeforeSelect = Callable[[list[AttachedAggregator]], None]
 
 
 def discover_prefixes(connection: RedisConnection) -> set[str]:
@@ -127,7 +132,9 @@ class FleetAttacher:
             for transaction_id, future in futures
         ]
 
-    def attach(self) -> list[AttachedAggregator]:
+    def attach(self, before_select: BeforeSelect | None = None) -> list[AttachedAggregator]:
+        """Create (or re-attach) the aggregators, register the devices, call ``before_select``
+        with the aggregators (uuids and devices known), then select the devices."""
         prefixes = discover_prefixes(self.connection)
         if not prefixes:
             raise FleetConfigError(
@@ -138,8 +145,13 @@ class FleetAttacher:
         for attached, _, _ in plan:
             attached.uuid = aggregator_uuid(key, self.config.name, attached.name)
         self._create(plan)
-        self._register_and_select(plan)
-        return [attached for attached, _, _ in plan]
+        entries = self._register(plan)
+        aggregators = [attached for attached, _, _ in plan]
+        if before_select is not None:
+            before_select(aggregators)
+        self._select(entries)
+        logger.info("fleet attached: %d aggregators, %d devices", len(plan), len(entries))
+        return aggregators
 
     def _create(self, plan) -> None:
         answers = self._requests(
@@ -155,23 +167,26 @@ class FleetAttacher:
             state = "re-attached" if answer.get("status") == "error" else "created"
             logger.info("aggregator %s (%s) %s", attached.name, attached.uuid, state)
 
-    def _register_and_select(self, plan) -> None:
+    def _register(self, plan) -> list[tuple[AttachedAggregator, str, str]]:
+        """Register every device; (aggregator, prefix, device uuid) of each."""
         entries = [
             (attached, prefix, is_market)
             for attached, assets, markets in plan
             for prefix, is_market in [*((a, False) for a in assets), *((m, True) for m in markets)]
         ]
         registered = self._requests([(channels.register(prefix), {"name": prefix}) for _, prefix, _ in entries])
-        selections = []
+        devices = []
         for (attached, prefix, is_market), answer in zip(entries, registered, strict=True):
             device = answer["device_uuid"]
             (attached.markets if is_market else attached.assets)[device] = prefix
-            selections.append(
-                (
-                    channels.AGGREGATOR_COMMANDS,
-                    {"aggregator_uuid": attached.uuid, "type": "SELECT", "device_uuid": device},
-                )
-            )
+            devices.append((attached, prefix, device))
+        return devices
+
+    def _select(self, entries: list[tuple[AttachedAggregator, str, str]]) -> None:
+        selections = [
+            (channels.AGGREGATOR_COMMANDS, {"aggregator_uuid": attached.uuid, "type": "SELECT", "device_uuid": device})
+            for attached, _, device in entries
+        ]
         problems = []
         for (attached, prefix, _), answer in zip(entries, self._requests(selections), strict=True):
             if answer.get("status") == "SELECTED":
@@ -182,4 +197,3 @@ class FleetAttacher:
             problems.append(f"{prefix!r} could not be selected by {attached.name!r}: {message or answer}")
         if problems:
             raise FleetConfigError("; ".join(problems))
-        logger.info("fleet attached: %d aggregators, %d devices", len(plan), len(entries))

@@ -27,8 +27,10 @@ from celery import Celery
 from kombu.serialization import register
 
 from gsy_e_sdk.wire import json_codec
+from gsy_e_sdk.wire.redis_url import resolve_redis_url
 
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
+BROKER_ENV = "GSY_FLEET_BROKER_URL"
 RESTORE_SWEEP_S = 1  # see the module docstring: one cheap ZRANGE per worker and second
 TASK_SERIALIZER = "gsy-json"
 register(
@@ -37,7 +39,8 @@ register(
 
 
 def broker_url() -> str:
-    return os.environ.get("GSY_FLEET_BROKER_URL") or os.environ.get("REDIS_URL") or DEFAULT_BROKER
+    """Env ``GSY_FLEET_BROKER_URL``, else the Redis of env ``REDIS_URL``, else the local default."""
+    return os.environ.get(BROKER_ENV) or resolve_redis_url(default=DEFAULT_BROKER)
 
 
 def make_app(broker: str | None = None) -> Celery:

@@ -1,66 +1,32 @@
-"""``gsy-e-sdk fleet dispatch`` and ``gsy-e-sdk fleet run``."""
+"""``gsy-e-sdk fleet dispatch``, ``fleet run``, ``fleet metrics`` and ``fleet worker``."""
 
 from __future__ import annotations
 
+import json
 import logging
-import sys
 import threading
+import time
 from pathlib import Path
 
 import click
 
 from gsy_e_sdk.wire.redis_connection import get_connection
-from orchestrator.celery_app import make_app
-from orchestrator.cli_options import fleet_redis_url, load_or_exit
-from orchestrator.config import FleetConfig, FleetConfigError
-from orchestrator.dispatcher import Dispatcher, ReaderDied
+from gsy_e_sdk.wire.redis_url import redis_url_option
+from orchestrator.cli_options import exit_with, fleet_redis_url, load_or_exit, redis_option
+from orchestrator.dispatcher import Dispatcher
+from orchestrator.fleet_run import exchange_first_slot, exchange_label, run_fleet, run_or_exit, start_dispatcher
 from orchestrator.metrics import serve_metrics
-from orchestrator.processes import LocalWorkers, sigterm_as_interrupt
+from orchestrator.processes import sigterm_as_interrupt
+from orchestrator.report import fleet_summary, render_table
 from orchestrator.state import StateStore
 from orchestrator.worker_entry import worker_command
 
 logger = logging.getLogger(__name__)
 
 
-def start_dispatcher(config: FleetConfig, redis_url: str, on_slot=None, fresh: bool = False) -> Dispatcher:
-    app = make_app(config.broker_url or redis_url)
-    dispatcher = Dispatcher(config, get_connection(redis_url), app, on_slot=on_slot)
-    try:
-        dispatcher.start(fresh=fresh)
-    except FleetConfigError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(2)
-    return dispatcher
-
-
-def run_or_exit(dispatcher: Dispatcher) -> None:
-    """Dispatch until the run ends; a dead event reader ends the command with exit code 1."""
-    try:
-        dispatcher.run()
-    except ReaderDied as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(1)
-
-
-def worker_env(config_path: Path, config: FleetConfig, redis_url: str) -> dict[str, str]:
-    return {
-        "GSY_FLEET_CONFIG": str(config_path.resolve()),
-        "REDIS_URL": redis_url,
-        "GSY_FLEET_BROKER_URL": config.broker_url or redis_url,
-    }
-
-
 @click.group("fleet")
 def fleet_group() -> None:
     """Run a fleet of assets with Celery workers."""
-
-
-redis_option = click.option(
-    "--redis-url",
-    envvar="REDIS_URL",
-    default=None,
-    help="The exchange's Redis (default: the config's, else 127.0.0.1:6379).",
-)
 
 
 metrics_option = click.option(
@@ -100,35 +66,129 @@ def dispatch_command(config_path: Path, redis_url: str | None, metrics_port: int
 def metrics_command(config_path: Path, redis_url: str | None, port: int, address: str) -> None:
     """Serve a fleet's Prometheus metrics from its Redis (no dispatcher needed)."""
     config = load_or_exit(config_path)
-    store = StateStore(get_connection(fleet_redis_url(config, redis_url)).redis, config.name)
+    store = StateStore(get_connection(fleet_redis_url(config, redis_url, broker=False)).redis, config.name)
     serve_metrics(store, config.name, port, address)
     click.echo(f"metrics of fleet {config.name} on http://{address}:{port}/metrics", err=True)
     threading.Event().wait()
 
 
 @fleet_group.command("run")
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
-@redis_option
+@click.option(
+    "--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Fleet config."
+)
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Local worker processes to start."
+)
+@click.option(
+    "--local-exchange",
+    "scenario",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also run the local exchange with this scenario (and Redis, when none answers), waiting for the fleet.",
+)
+@click.option(
+    "--duration", default=None, help="With --local-exchange: simulated duration, e.g. 2h [default: the scenario's]."
+)
+@click.option(
+    "--pace", default=None, help="With --local-exchange: fast, realtime or wall seconds per slot [default: fast]."
+)
+@click.option(
+    "--results",
+    "results_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("results"),
+    show_default=True,
+    help="Where the report goes.",
+)
+@redis_url_option(
+    "The exchange's Redis, holding the fleet's state [env REDIS_URL]; default: the fleet file's "
+    "exchange.redis_url, else 127.0.0.1:6379 (with --local-exchange: if it answers, else an embedded server)."
+)
 @metrics_option
 @metrics_address_option
 def run_command(
-    config_path: Path, workers: int, redis_url: str | None, metrics_port: int | None, metrics_address: str
+    config_path: Path,
+    workers: int,
+    scenario: Path | None,
+    duration: str | None,
+    pace: str | None,
+    results_dir: Path,
+    redis_url: str | None,
+    metrics_port: int | None,
+    metrics_address: str,
 ) -> None:
-    """The dispatcher plus N local worker processes."""
+    """The dispatcher plus N local worker processes, with progress and a report at the end.
+
+    \b
+    All on this machine (Redis, the local exchange, the fleet; the report in results/):
+      gsy-e-sdk fleet run --config fleet.yaml --local-exchange scenario.json
+    With an exchange started elsewhere, which must wait for the fleet's areas
+    (assets + markets; the start line says how many were attached):
+      gsy-e-sdk exchange run --scenario scenario.json --start-when-selected N &
+      gsy-e-sdk fleet run --config fleet.yaml
+    """
+    on_attached = []
+    if metrics_port is not None:
+        on_attached.append(
+            lambda dispatcher: serve_metrics(dispatcher.store, dispatcher.config.name, metrics_port, metrics_address)
+        )
+    if scenario is not None:
+        # Needs the exchange's extra, which a fleet run against an exchange started elsewhere does not.
+        try:
+            from orchestrator.local_run import plan_local_run, run_local  # noqa: PLC0415 - the exchange's extra
+        except ModuleNotFoundError as exc:
+            exit_with(
+                f"--local-exchange needs the exchange extra (module {exc.name!r} is missing): "
+                "pip install 'gsy-e-sdk[exchange]'"
+            )
+
+        run = plan_local_run(
+            scenario,
+            config_path,
+            workers=workers,
+            duration=duration,
+            results=results_dir,
+            pace=pace,
+            scenario_option="--local-exchange",
+        )
+        run_local(run, redis_url, on_attached)
+        return
+    for option, value in (("--duration", duration), ("--pace", pace)):
+        if value is not None:
+            raise click.UsageError(f"{option} needs --local-exchange (an exchange started elsewhere has its own)")
     config = load_or_exit(config_path)
     url = fleet_redis_url(config, redis_url)
-    dispatcher = start_dispatcher(config, url)
-    if metrics_port is not None:
-        serve_metrics(dispatcher.store, config.name, metrics_port, metrics_address)
-    pool = LocalWorkers(dispatcher.app, workers, config.shards, worker_env(config_path, config, url))
+    logs = results_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
     with sigterm_as_interrupt():
-        try:
-            pool.start()
-            run_or_exit(dispatcher)
-        finally:
-            pool.stop()
-    click.echo(f"finished: {dispatcher.tasks_sent} tasks over {len(dispatcher.slots_seen)} slots", err=True)
+        dispatcher = run_fleet(
+            config_path,
+            config,
+            url,
+            workers,
+            exchange=exchange_label(config, url, "the exchange started elsewhere"),
+            total_slots=None,
+            first_slot=exchange_first_slot(config, url),
+            log_dir=logs,
+            on_attached=on_attached,
+        )
+    _report_fleet_side(dispatcher, time.monotonic() - started, results_dir)
+
+
+def _report_fleet_side(dispatcher: Dispatcher, wall_seconds: float, results_dir: Path) -> None:
+    """The summary of a run on an exchange started elsewhere: what the fleet knows."""
+    summary = fleet_summary(
+        dispatcher.store.latencies(), dispatcher.store.counters(), wall_seconds, dispatcher.slots_seen
+    )
+    path = results_dir / "summary.json"
+    path.write_text(json.dumps(summary, indent=2))
+    click.echo(render_table(summary))
+    click.echo(f"results: {path}, {results_dir / 'logs'}/ (the fleet's side)")
+    click.echo(
+        "the exchange's own results (trades.csv, orders.csv, summary.json) are where that exchange writes "
+        "them (its --results)"
+    )
 
 
 fleet_group.add_command(worker_command)

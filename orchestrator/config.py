@@ -2,7 +2,9 @@
 
 Environment variables win over the file: ``GSY_FLEET_SHARDS=4``,
 ``GSY_FLEET_EXCHANGE__REDIS_URL=redis://...``, ``GSY_FLEET_BROKER_URL=...`` (nested fields use
-``__``). A bad file gives one :class:`FleetConfigError` naming the field.
+``__``). The exchange's Redis is a command's ``--redis-url``, else env ``REDIS_URL``, else the
+file's ``exchange.redis_url`` (``FleetConfig.exchange_redis_url``). A bad file gives one
+:class:`FleetConfigError` listing every mistake, one line each naming its field.
 """
 
 from __future__ import annotations
@@ -15,12 +17,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from gsy_e_sdk.wire.redis_url import resolve_redis_url
 from workers.strategies import get_strategy
 from workers.strategies.base import ASSET_KINDS, MARKET
 
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
+# A report lists this many mistakes, each cut to this length (a garbled file can hold thousands).
+MAX_LISTED_ERRORS = 13
+MAX_ERROR_CHARS = 200
+
 
 class FleetConfigError(ValueError):
-    """The fleet configuration is invalid; the message names the field."""
+    """The fleet configuration is invalid; one line per mistake, each naming its field."""
 
 
 class _Strict(BaseModel):
@@ -114,29 +122,47 @@ class FleetConfig(BaseSettings):
     def strategy_for(self, asset_name: str, kind: str) -> StrategyConfig | None:
         return self.asset_strategies.get(asset_name) or self.strategies.get(kind)
 
+    def exchange_redis_url(self, explicit: str | None = None) -> str:
+        """The exchange's Redis (and the fleet's state): ``explicit`` (a ``--redis-url`` flag) >
+        env ``REDIS_URL`` > this file's ``exchange.redis_url`` > 127.0.0.1:6379."""
+        return resolve_redis_url(explicit, configured=self.exchange.redis_url, default=DEFAULT_REDIS_URL)
+
 
 def _describe(error: ErrorDetails) -> str:
     location = ".".join(str(part) for part in error["loc"]) or "<root>"
-    message = error["msg"].removeprefix("Value error, ")
+    message = " ".join(error["msg"].removeprefix("Value error, ").split())  # one line, whatever it nests
     return f"{location}: {message}"
 
 
+def _report(problems: list[str]) -> str:
+    lines = [_shorten(f"invalid fleet config at {problem}") for problem in problems[:MAX_LISTED_ERRORS]]
+    if len(problems) > MAX_LISTED_ERRORS:
+        lines.append(f"invalid fleet config: and {len(problems) - MAX_LISTED_ERRORS} more errors")
+    return "\n".join(lines)
+
+
+def _shorten(line: str) -> str:
+    return line if len(line) <= MAX_ERROR_CHARS else line[: MAX_ERROR_CHARS - 3] + "..."
+
+
 def parse_fleet_config(raw: Any) -> FleetConfig:
+    """The validated config, or one ``FleetConfigError`` listing every mistake (one line each)."""
     if not isinstance(raw, dict):
         raise FleetConfigError("fleet config must be a mapping")
-    for key in raw:
-        # The keys become keyword arguments of BaseSettings, which would take its own (_env_file,
-        # _cli_parse_args, ...) and silently drop a field name in another case ("Shards").
-        if key not in FleetConfig.model_fields:
-            raise FleetConfigError(
-                f"invalid fleet config at {key}: unknown key; expected one of {', '.join(FleetConfig.model_fields)}"
-            )
+    # The keys become keyword arguments of BaseSettings, which would take its own (_env_file,
+    # _cli_parse_args, ...) and silently drop a field name in another case ("Shards").
+    problems = [
+        f"{key}: unknown key; expected one of {', '.join(FleetConfig.model_fields)}"
+        for key in raw
+        if key not in FleetConfig.model_fields
+    ]
     try:
-        return FleetConfig(**raw)
+        config = FleetConfig(**{key: value for key, value in raw.items() if key in FleetConfig.model_fields})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        more = f" (and {exc.error_count() - 1} more errors)" if exc.error_count() > 1 else ""
-        raise FleetConfigError(f"invalid fleet config at {_describe(first)}{more}") from None
+        problems.extend(_describe(error) for error in exc.errors())
+    if problems:
+        raise FleetConfigError(_report(problems))
+    return config
 
 
 def load_fleet_config(path: str | Path) -> FleetConfig:

@@ -14,14 +14,15 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from celery import Celery
 
+from gsy_e_sdk.wire.events import EventError, FinishEvent, TradeEvent, parse_event
 from gsy_e_sdk.wire.grid_tree import TreeIndex, asset_kind, index_tree
+from gsy_e_sdk.wire.log_limit import RateLimitedLog
 from gsy_e_sdk.wire.redis_connection import RedisConnection
-from gsy_e_sdk.wire.times import parse_completion
 from orchestrator.answers import AnswerCounter
 from orchestrator.attach import AttachedAggregator
 from orchestrator.batching import Message, ShardBuffer
@@ -35,6 +36,7 @@ from orchestrator.sharding import Slice, plan_slices, queue_name
 from orchestrator.state import StateStore
 
 logger = logging.getLogger(__name__)
+_dropped = RateLimitedLog(logger)  # anyone who can publish on an aggregator's channel decides how often
 
 TASK_FOR_EVENT = {"market": "workers.on_market_slot", "tick": "workers.on_tick", "finish": "workers.on_finish"}
 BURST_GAP_S = 0.003  # a burst of events has passed when none arrived for this long
@@ -75,7 +77,7 @@ def slice_payload(
     fleet: str,
     aggregator: AttachedAggregator,
     piece: Slice,
-    event: dict[str, Any],
+    rates: Mapping[str, float | None],
     kind: str,
     slot: str | None,
     completion: int,
@@ -84,7 +86,8 @@ def slice_payload(
     key: bytes,
 ) -> dict[str, Any] | None:
     """One slice's task payload (the fields of ``SliceTask``) for one event; None when the event
-    holds nothing for it. ``key`` is the fleet's, for the batch's transaction id. Pure."""
+    holds nothing for it. ``rates``: the event's ``market_maker_rate`` and ``feed_in_tariff_rate``
+    (none for ``finish``); ``key`` is the fleet's, for the batch's transaction id. Pure."""
     payload: dict[str, Any] = {
         "fleet": fleet,
         "aggregator": aggregator.name,
@@ -94,8 +97,8 @@ def slice_payload(
         "event": kind,
         "slot": slot,
         "completion": completion,
-        "market_maker_rate": event.get("market_maker_rate"),
-        "feed_in_tariff_rate": event.get("feed_in_tariff_rate"),
+        "market_maker_rate": rates.get("market_maker_rate"),
+        "feed_in_tariff_rate": rates.get("feed_in_tariff_rate"),
         "dispatched_at": received,
         "transaction_id": slice_transaction_id(key, aggregator.uuid, slot, kind, completion, piece.index),
         "assets": [],
@@ -171,14 +174,25 @@ class Dispatcher:
         left in the shard queues are dropped (a restarted dispatcher keeps both).
         """
         self.key = fleet_key(self.store.client, self.config.name)
-        self.aggregators = self.link.attach()
         if fresh:
             self.store.reset()
             self.app.control.purge()
+        self.aggregators = self.link.attach(before_select=self._listen)
+        self.store.meta("aggregators", {a.name: a.uuid for a in self.aggregators})
+        self.store.meta(
+            "slices",
+            {a.name: [[s.index, s.shard, len(s.assets)] for s in self.slices[a.uuid]] for a in self.aggregators},
+        )
+        self.store.meta("placements", self._placements())
+
+    def _listen(self, aggregators: list[AttachedAggregator]) -> None:
+        """Plan the slices and subscribe to every aggregator's events, before its devices are
+        selected: an exchange waiting for selections sends its first market event at the last."""
+        self.aggregators = aggregators
         # Resume each aggregator's event sequence where the last dispatcher of this fleet left it,
         # so a restart tells a tick of the current slot from one of a slot it never started.
         self.sequence.load()
-        for aggregator in self.aggregators:
+        for aggregator in aggregators:
             self.slices[aggregator.uuid] = plan_slices(
                 aggregator.name,
                 list(aggregator.assets),
@@ -186,14 +200,8 @@ class Dispatcher:
                 self.config.shards,
                 self.config.max_assets_per_task,
             )
-        for aggregator in self.aggregators:
+        for aggregator in aggregators:
             self.link.listen(aggregator, self._queue_handler(aggregator), self.answers.count)
-        self.store.meta("aggregators", {a.name: a.uuid for a in self.aggregators})
-        self.store.meta(
-            "slices",
-            {a.name: [[s.index, s.shard, len(s.assets)] for s in self.slices[a.uuid]] for a in self.aggregators},
-        )
-        self.store.meta("placements", self._placements())
 
     def _placements(self) -> dict[str, dict[str, Any]]:
         """Device name -> where it lives, so operators can route commands to the owning shard."""
@@ -257,44 +265,57 @@ class Dispatcher:
         self, aggregator: AttachedAggregator, payload: dict[str, Any], received: float
     ) -> list[tuple[str, dict[str, Any]]]:
         """(task name, slice payload) for each slice one event concerns (none for trades, which are counted)."""
-        event = payload.get("event")
-        if event == "trade":
+        try:
+            event = parse_event(payload)
+        except EventError as exc:
+            _dropped.warning("%s: dropped an event: %s", aggregator.name, exc)
+            return []
+        if isinstance(event, TradeEvent):
             # Strategies decide on market and tick events only; trades just count, here.
-            trades = payload.get("trade_list") or []
-            self.store.record_trades(len(trades), sum(float(trade.get("traded_energy") or 0) for trade in trades))
+            trades = event.trade_list
+            self.store.record_trades(len(trades), sum(trade.traded_energy for trade in trades))
             return []
-        if event not in TASK_FOR_EVENT:
-            return []
-        completion = parse_completion(payload.get("slot_completion"))
-        slot: str | None = payload.get("market_slot")
-        if event == "tick" and completion < 10:
-            return []  # the slot's market event already covers 0 %
-        if event in ("market", "tick"):
-            if self.finish.on_event(aggregator.uuid):
-                self.store.incr("forged_finish_events")
-                logger.warning(
-                    "%s: events after a finish event; that finish was not the exchange's, ignored", aggregator.name
-                )
-            check = self.sequence.check(aggregator.name, aggregator.uuid, event, slot, completion)
-            if check.duplicate:
-                return []
-            if check.resync:
-                event = "market"  # resync: this slot's market event was lost; this tick starts the slot
-        if event == "market":
-            self._note_slot(slot)
-        if event == "finish":
+        if isinstance(event, FinishEvent):
             self.finish.on_finish(aggregator.uuid)
-        tree = index_tree(payload.get("grid_tree") or {})
+            return self._plan(aggregator, "finish", None, 0, {}, index_tree(None), received)
+        slot, completion = event.market_slot, event.completion
+        if event.event == "tick" and completion < 10:
+            return []  # the slot's market event already covers 0 %
+        if self.finish.on_event(aggregator.uuid):
+            self.store.incr("forged_finish_events")
+            logger.warning(
+                "%s: events after a finish event; that finish was not the exchange's, ignored", aggregator.name
+            )
+        check = self.sequence.check(aggregator.name, aggregator.uuid, event.event, slot, completion)
+        if check.duplicate:
+            return []
+        # On resync this slot's market event was lost: this tick starts the slot.
+        kind = "market" if check.resync else event.event
+        if kind == "market":
+            self._note_slot(slot)
+        rates = {"market_maker_rate": event.market_maker_rate, "feed_in_tariff_rate": event.feed_in_tariff_rate}
+        planned = self._plan(aggregator, kind, slot, completion, rates, index_tree(event.grid_tree), received)
+        self.sequence.save(aggregator.uuid, slot, completion)  # flushed once sent: a restart re-sends, never skips
+        return planned
+
+    def _plan(
+        self,
+        aggregator: AttachedAggregator,
+        kind: str,
+        slot: str | None,
+        completion: int,
+        rates: Mapping[str, float | None],
+        tree: TreeIndex,
+        received: float,
+    ) -> list[tuple[str, dict[str, Any]]]:
         planned = []
         for piece in self.slices[aggregator.uuid]:
             item = slice_payload(
-                self.config.name, aggregator, piece, payload, event, slot, completion, tree, received, self.key
+                self.config.name, aggregator, piece, rates, kind, slot, completion, tree, received, self.key
             )
             if item is not None:
                 self._note_kinds(item["assets"])
-                planned.append((TASK_FOR_EVENT[event], item))
-        if event in ("market", "tick"):
-            self.sequence.save(aggregator.uuid, slot, completion)  # flushed once sent: a restart re-sends, never skips
+                planned.append((TASK_FOR_EVENT[kind], item))
         return planned
 
     def _send(self, messages: list[Message]) -> None:

@@ -29,9 +29,10 @@ from gsy_e_sdk.utils import (
 from gsy_e_sdk.websocket_connection import WebsocketConnection
 from gsy_e_sdk.wire import channels
 from gsy_e_sdk.wire import rest_paths as paths
+from gsy_e_sdk.wire.events import EVENT_NAMES
 from gsy_e_sdk.wire.redis_connection import RedisConnection
 from gsy_e_sdk.wire.slug import slugify
-from orchestrator.attach import AttachedAggregator, FleetAttacher, plan_fleet
+from orchestrator.attach import AttachedAggregator, BeforeSelect, FleetAttacher, plan_fleet
 from orchestrator.config import FleetConfig, FleetConfigError
 
 logger = logging.getLogger(__name__)
@@ -46,7 +47,10 @@ SUBMIT_CONCURRENCY = 8
 class ExchangeLink(Protocol):
     answers_batches: bool  # True when submit(wait=True) returns the exchange's response envelope
 
-    def attach(self) -> list[AttachedAggregator]: ...
+    def attach(self, before_select: BeforeSelect | None = None) -> list[AttachedAggregator]:
+        """Find or create the aggregators; call ``before_select`` with them (uuids and devices
+        known), then select the devices. An exchange started with ``--start-when-selected``
+        sends its first market event at the last selection: whoever listens must listen first."""
 
     def listen(
         self, aggregator: AttachedAggregator, on_event: EventHandler, on_batch_response: EventHandler
@@ -78,8 +82,8 @@ class RedisLink:
         self.config = config
         self.connection = connection
 
-    def attach(self) -> list[AttachedAggregator]:
-        return FleetAttacher(self.config, self.connection).attach()
+    def attach(self, before_select: BeforeSelect | None = None) -> list[AttachedAggregator]:
+        return FleetAttacher(self.config, self.connection).attach(before_select)
 
     def listening(self) -> bool:
         return self.connection.reader_alive
@@ -149,7 +153,7 @@ class RestLink:
         return all(socket.thread.is_alive() for socket in self.sockets)
 
     # Attaching ----------------------------------------------------------------------------------
-    def attach(self) -> list[AttachedAggregator]:
+    def attach(self, before_select: BeforeSelect | None = None) -> list[AttachedAggregator]:
         registry = self._request("GET", get_configuration_prefix(self.domain, self.simulation_id) + paths.REGISTRY)
         if not isinstance(registry, dict):
             raise FleetConfigError(
@@ -167,8 +171,11 @@ class RestLink:
             attached.uuid = existing.get(attached.name) or self._create(attached.name)
             attached.assets = {areas[name]: name for name in assets}
             attached.markets = {areas[slug]: slug for slug in markets}
+        aggregators = [attached for attached, _, _ in plan]
+        if before_select is not None:
+            before_select(aggregators)
         self._select(plan)
-        return [attached for attached, _, _ in plan]
+        return aggregators
 
     def _create(self, name: str) -> str:
         created = self._request("POST", self.aggregator_prefix + paths.CREATE_AGGREGATOR, {"name": name})
@@ -200,7 +207,7 @@ class RestLink:
     # Events and batches ---------------------------------------------------------------------------
     def listen(self, aggregator: AttachedAggregator, on_event: EventHandler, on_batch_response: EventHandler) -> None:
         def on_message(message: dict[str, Any]) -> None:
-            if message.get("event") in ("market", "tick", "trade", "finish"):
+            if message.get("event") in EVENT_NAMES:  # the socket's selection events are not the fleet's
                 on_event(message)
             elif message.get("command") == "batch_commands":
                 on_batch_response(message)

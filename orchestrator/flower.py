@@ -6,8 +6,8 @@ in shell history and in compose files. Here the credentials come from the enviro
 ``GSY_FLOWER_BASIC_AUTH_FILE``), are handed to Flower through its environment, and are never
 printed or logged. Without credentials it refuses to start unless ``--no-auth`` is given.
 The broker is found the way workers and the dispatcher find it (``--broker-url`` /
-``GSY_FLEET_BROKER_URL``, else the fleet config's ``broker_url`` or exchange Redis, else
-``REDIS_URL``), so Flower watches the same queues.
+``GSY_FLEET_BROKER_URL``, else the fleet config's ``broker_url``, else the exchange's Redis:
+``REDIS_URL``, else the fleet config's), so Flower watches the same queues.
 """
 
 from __future__ import annotations
@@ -32,14 +32,12 @@ TASK_COLUMNS = "name,state,args,worker,received,runtime,uuid"
 
 
 def resolve_broker(broker_option: str | None, config_path: Path | None) -> str:
-    """The broker the fleet uses: option/env, else the fleet config's, else ``REDIS_URL``."""
+    """The broker the fleet uses: option/env, else the fleet config's broker, else its Redis."""
     if broker_option:
         return broker_option
     if config_path is not None:
         config = load_or_exit(config_path)
-        configured = config.broker_url or config.exchange.redis_url
-        if configured:
-            return configured
+        return config.broker_url or config.exchange_redis_url()
     return env_broker_url()
 
 

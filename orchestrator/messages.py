@@ -18,7 +18,7 @@ class AssetItem(_Message):
     name: str
     kind: str
     info: dict[str, Any] = Field(default_factory=dict)
-    fee_to_root: float = 0.0
+    fee_to_root: float | None = None  # None: a market on the way has no fee yet (first slot)
 
 
 class MarketItem(_Message):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from celery import Celery
@@ -23,6 +23,10 @@ from workers.strategies import get_strategy
 
 TASK_NAME = "workers.operator_command"
 Kind = Literal["order", "pause", "resume", "set_param", "grid_fee", "resync"]
+NOT_TRADING_YET = "no market event received yet: the fleet has not started trading"
+# What an asset can still trade in the slot, by order side, as the exchange's events report it.
+_ENERGY_LEFT = {"offer": ("available_energy_kWh", "energy_to_sell"), "bid": ("energy_requirement_kWh", "energy_to_buy")}
+_VERB = {"offer": "sell", "bid": "buy"}
 
 
 class OperatorError(ValueError):
@@ -69,6 +73,7 @@ class OperatorCommand(BaseModel):
 class Enqueued:
     command_id: str
     task_ids: list[str]
+    commands: list[OperatorCommand] = field(default_factory=list)  # one per task, in order
 
 
 class Operator:
@@ -110,20 +115,18 @@ class Operator:
         """A manual order; by default it replaces the strategy's open orders of that side, which
         already hold all of the asset's energy. Pause the asset first to keep the order standing."""
         name, placement = self._device(asset, market=False)
-        return self._send(
-            [
-                self._command(
-                    "order",
-                    placement,
-                    {placement.uuid: name},
-                    side=side,
-                    energy=energy,
-                    rate=rate,
-                    replace_existing=replace_existing,
-                )
-            ],
-            [placement.shard],
+        command = self._command(
+            "order",
+            placement,
+            {placement.uuid: name},
+            side=side,
+            energy=energy,
+            rate=rate,
+            replace_existing=replace_existing,
         )
+        if self.store.current_slot() is None:
+            raise OperatorError(f"{NOT_TRADING_YET}; an order for {name!r} has no slot to go to")
+        return self._send([command], [placement.shard])
 
     def pause(self, asset: str | None = None, aggregator: str | None = None, resume: bool = False) -> Enqueued:
         kind = "resume" if resume else "pause"
@@ -136,10 +139,11 @@ class Operator:
         if not params:
             raise OperatorError("give at least one parameter, e.g. final_rate=30")
         targets = self._targets(asset, aggregator)
+        kinds = self.store.meta("kinds") or {}
         problems = {}
         for name, placement in targets.items():
             try:
-                self._check_params(name, placement, params)
+                self._check_params(name, placement, params, kinds)
             except OperatorError as exc:
                 problems[name] = str(exc)
         if asset is not None and problems:
@@ -184,9 +188,11 @@ class Operator:
             groups.setdefault(key, (placement, {}))[1][placement.uuid] = name
         return list(groups.values())
 
-    def _check_params(self, name: str, placement: Placement, params: dict[str, Any]) -> None:
-        kind = self.store.meta("kinds") or {}
-        strategy = self.config.asset_strategies.get(name) or self.config.strategies.get(kind.get(placement.uuid, ""))
+    def _check_params(self, name: str, placement: Placement, params: dict[str, Any], kinds: dict[str, str]) -> None:
+        strategy = self.config.asset_strategies.get(name) or self.config.strategies.get(kinds.get(placement.uuid, ""))
+        if strategy is None and placement.uuid not in kinds:
+            # The strategy follows the asset's kind, which only the exchange's events tell.
+            raise OperatorError(f"{NOT_TRADING_YET}, so the kind and strategy of asset {name!r} are not known yet")
         if strategy is None:
             raise OperatorError(f"asset {name!r} has no strategy whose parameters could change")
         model = get_strategy(strategy.name).params_model
@@ -225,8 +231,54 @@ class Operator:
                 f"{', '.join(sorted(command.devices.values()))[:80]})",
             )
             task_ids.append(result.id)
-        return Enqueued(command_id, task_ids)
+        return Enqueued(command_id, task_ids, commands)
 
     def wait(self, enqueued: Enqueued, timeout: float) -> list[dict[str, Any]]:
         """The workers' answers, one per task; raises ``TimeoutError`` if one does not come."""
         return self.store.wait_results(enqueued.command_id, len(enqueued.task_ids), timeout)
+
+    def explain(self, enqueued: Enqueued, answers: list[dict[str, Any]]) -> list[str]:
+        """Why each failed answer failed, one line each.
+
+        The exchange refuses an order beyond what the asset can trade without a reason (as the
+        reference does), so for an order the energy the asset had left in the last event the
+        fleet handled is given beside the exchange's words.
+        """
+        order = next((command for command in enqueued.commands if command.kind == "order"), None)
+        reasons = []
+        for answer in answers:
+            if answer.get("status") != "error":
+                continue
+            said = answer.get("error") or "; ".join(_exchange_errors(answer.get("response")))
+            why = self._order_refusal(order) if order is not None else None
+            reasons.append("; ".join(part for part in (why, said) if part) or f"{answer.get('command')} failed")
+        return reasons
+
+    def _order_refusal(self, command: OperatorCommand) -> str | None:
+        last = self.store.last_slice(command.aggregator_uuid, command.slice or 0)
+        if last is None:
+            return NOT_TRADING_YET
+        device = next(iter(command.devices))
+        asset = next((item for item in last.get("assets", ()) if item.get("uuid") == device), None)
+        side = command.side or "offer"
+        info = (asset.get("info") or {}) if asset else {}
+        left = next((info[key] for key in _ENERGY_LEFT[side] if isinstance(info.get(key), (int, float))), None)
+        if asset is None or left is None or command.energy is None or command.energy <= left:
+            return None
+        return (
+            f"{asset.get('kind', 'asset')} {command.devices[device]!r} had {left:g} kWh to {_VERB[side]} in slot "
+            f"{last.get('slot')} (at {last.get('completion', 0)} %), and the {side} asked for {command.energy:g} kWh"
+        )
+
+
+def _exchange_errors(response: Any) -> list[str]:
+    """The exchange's error texts in a batch answer (``responses``: device -> entries)."""
+    if not isinstance(response, dict) or not isinstance(response.get("responses"), dict):
+        return []
+    return [
+        str(entry.get("error_message") or entry.get("message") or f"{entry.get('command')} refused")
+        for entries in response["responses"].values()
+        if isinstance(entries, list)
+        for entry in entries
+        if isinstance(entry, dict) and entry.get("status") != "ready"
+    ]

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from gsy_e_sdk.wire.redis_connection import get_connection
 from orchestrator.celery_app import make_app
-from orchestrator.cli_options import fleet_redis_url, load_or_exit
+from orchestrator.cli_options import exit_with, fleet_redis_url, load_or_exit, redis_option
 from orchestrator.operator import Enqueued, Operator, OperatorError
 from orchestrator.state import StateStore
 
@@ -34,7 +34,10 @@ def _finish(operator: Operator, enqueued: Enqueued, wait: bool, timeout: float) 
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
     click.echo(json.dumps(answers if len(answers) > 1 else answers[0], indent=2))
-    if any(answer.get("status") == "error" for answer in answers):
+    reasons = operator.explain(enqueued, answers)
+    for reason in reasons:
+        click.echo(f"Error: {reason}", err=True)
+    if reasons:
         sys.exit(1)
 
 
@@ -44,12 +47,9 @@ def _run(ctx: click.Context, action) -> None:
         operator = build_operator(options["config"], options["redis_url"])
         enqueued = action(operator)
     except OperatorError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(2)
+        exit_with(str(exc))
     except ValidationError as exc:  # a value click let through, e.g. nan
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors())
-        click.echo(f"Error: {problems}", err=True)
-        sys.exit(2)
+        exit_with("; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors()))
     _finish(operator, enqueued, options["wait"], options["timeout"])
 
 
@@ -71,7 +71,7 @@ def _parse_params(values: tuple[str, ...]) -> dict[str, Any]:
     type=click.Path(dir_okay=False, path_type=Path),
     help="The fleet file the dispatcher runs with.",
 )
-@click.option("--redis-url", envvar="REDIS_URL", default=None, help="Redis holding the fleet's state.")
+@redis_option
 @click.option("--wait", is_flag=True, help="Wait for and print the answer (the exchange's response).")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True)
 @click.pass_context

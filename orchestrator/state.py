@@ -54,6 +54,11 @@ class StateStore:
     def _slot_key(self) -> str:
         return f"{self.prefix}:current_slot"
 
+    def current_slot(self) -> str | None:
+        """The exchange's spot slot as the dispatcher last saw it; None before the first market event."""
+        slot = self.client.get(self._slot_key())
+        return slot.decode() if isinstance(slot, bytes) else slot
+
     def set_current_slot(self, slot: str) -> None:
         """The dispatcher saw the exchange open ``slot``: tasks of earlier slots are now stale."""
         self.client.set(self._slot_key(), slot)

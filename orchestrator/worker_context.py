@@ -10,11 +10,11 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel
 
+from gsy_e_sdk.wire.per_process import PerProcess
 from gsy_e_sdk.wire.redis_connection import RedisConnection, get_connection
 from orchestrator.config import FleetConfig, StrategyConfig, load_fleet_config
 from orchestrator.exchange_link import ExchangeLink, make_link
@@ -78,15 +78,23 @@ class WorkerContext:
         return self.link.submit(aggregator_uuid, batch, transaction_id, self.config.task_timeout, wait)
 
 
-def exchange_redis_url(config: FleetConfig) -> str | None:
-    return config.exchange.redis_url or os.environ.get("REDIS_URL")
-
-
-@lru_cache(maxsize=1)
-def context() -> WorkerContext:
+def _build_context() -> WorkerContext:
     path = os.environ.get("GSY_FLEET_CONFIG")
     if not path:
         raise RuntimeError("GSY_FLEET_CONFIG must name the fleet config file for workers")
     config = load_fleet_config(path)
-    connection = get_connection(exchange_redis_url(config))
+    connection = get_connection(config.exchange_redis_url())
     return WorkerContext(config, connection, StateStore(connection.redis, config.name), make_link(config, connection))
+
+
+_context: PerProcess[WorkerContext] = PerProcess(_build_context)
+
+
+def context() -> WorkerContext:
+    """This process's context (a forked pool child builds its own)."""
+    return _context.get()
+
+
+def forget_context() -> None:
+    """Drop the context, so the next task reads the fleet config again (tests switch fleets)."""
+    _context.forget()

@@ -13,14 +13,17 @@ from typing import Any
 
 from celery import shared_task
 
+from gsy_e_sdk.commands import checked
+from gsy_e_sdk.wire.command_params import DeleteBid, DeleteOffer, GridFees
 from orchestrator.operator import TASK_NAME, OperatorCommand
 from orchestrator.worker_context import WorkerContext, context
+from workers.commands import ORDERS
 from workers.tasks import handle_event
 
 logger = logging.getLogger(__name__)
 
 # Which open orders pausing an asset withdraws, by kind (unknown kinds: both).
-_WITHDRAW = {"PV": ("delete_offer",), "Load": ("delete_bid",)}
+_WITHDRAW: dict[str, tuple[type[DeleteOffer] | type[DeleteBid], ...]] = {"PV": (DeleteOffer,), "Load": (DeleteBid,)}
 
 
 def _transaction_id(command: OperatorCommand) -> str:
@@ -41,21 +44,17 @@ def execute(command: OperatorCommand, ctx: WorkerContext, worker: str = "") -> d
         (device,) = devices
         if command.side is None or command.energy is None or command.rate is None:
             raise ValueError("an order needs side, energy and rate")
-        batch: dict[str, list[dict[str, Any]]] = {
-            device: [
-                {
-                    "type": command.side,
-                    "energy": command.energy,
-                    "price": command.rate * command.energy,
-                    "replace_existing": command.replace_existing,
-                    "time_slot": None,
-                }
-            ]
-        }
+        order = checked(
+            ORDERS[command.side],
+            energy=command.energy,
+            price=command.rate * command.energy,
+            replace_existing=command.replace_existing,
+        )
+        batch = {device: [order.wire()]}
         answer["response"] = ctx.submit(command.aggregator_uuid, batch, _transaction_id(command), wait=True)
     elif command.kind == "grid_fee":
         (market,) = devices
-        batch = {market: [{"type": "grid_fees", "data": {"fee_const": command.fee}}]}
+        batch = {market: [checked(GridFees, fee_const=command.fee).wire()]}
         answer["response"] = ctx.submit(command.aggregator_uuid, batch, _transaction_id(command), wait=True)
     elif command.kind in ("pause", "resume"):
         ctx.store.update_controls(devices, paused=command.kind == "pause")
@@ -63,8 +62,7 @@ def execute(command: OperatorCommand, ctx: WorkerContext, worker: str = "") -> d
             kinds = ctx.store.meta("kinds") or {}
             batch = {
                 device: [
-                    {"type": kind, "time_slot": None}
-                    for kind in _WITHDRAW.get(kinds.get(device, ""), ("delete_offer", "delete_bid"))
+                    withdraw().wire() for withdraw in _WITHDRAW.get(kinds.get(device, ""), (DeleteOffer, DeleteBid))
                 ]
                 for device in devices
             }

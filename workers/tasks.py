@@ -17,16 +17,21 @@ from typing import Any, NamedTuple
 
 from celery import shared_task
 from celery.signals import worker_ready
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from gsy_e_sdk.wire.command_params import describe
+from gsy_e_sdk.wire.log_limit import RateLimitedLog
 from orchestrator.messages import SliceTask, slice_payloads
 from orchestrator.worker_context import WorkerContext, context
-from workers.strategies.base import MARKET, AssetView, MarketNodeView, MarketView
+from workers.commands import wire_command
+from workers.strategies import StrategySpec
+from workers.strategies.base import MARKET, AssetView, MarketNodeView, MarketView, StrategyState
 
 logger = logging.getLogger(__name__)
+bad_states = RateLimitedLog(logger)
 
 
-def _market_view(task: SliceTask, fee_to_root: float = 0.0) -> MarketView:
+def _market_view(task: SliceTask, fee_to_root: float | None = None) -> MarketView:
     return MarketView(
         event=task.event,
         slot=task.slot or "",
@@ -46,8 +51,40 @@ Batch = dict[str, list[dict[str, Any]]]  # device uuid -> wire commands (REDIS.m
 
 class SliceDecision(NamedTuple):
     batch: Batch  # what to submit for the slice's aggregator
-    states: dict[str, dict]  # new strategy state per device that decided
+    states: dict[str, dict]  # new strategy state per device that decided, as stored
     skipped: int  # devices whose strategy raised (logged), left out of the batch
+
+
+def load_state(spec: StrategySpec, stored: Any, device: str) -> StrategyState:
+    """The stored JSON of a device's state as the strategy's model.
+
+    Nothing stored, or a state the model cannot read (another version's, garbage): a fresh
+    state, the latter logged (rate-limited), so a bad entry in Redis never stops a worker.
+    """
+    if not stored or not spec.keeps_state:
+        return spec.fresh_state
+    try:
+        return spec.state_model.model_validate(stored)
+    except ValidationError as exc:
+        bad_states.warning(
+            "stored state of %s unreadable for strategy %s (%s); starting afresh", device, spec.name, describe(exc)
+        )
+        return spec.fresh_state
+
+
+def _decide(
+    spec: StrategySpec, view: AssetView | MarketNodeView, market: MarketView, params: BaseModel, stored: Any
+) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
+    """(wire commands, state to store) of one device, or None when its strategy raised (logged)."""
+    try:
+        decision = spec.decide(view, market, params, load_state(spec, stored, view.name))
+        # Spot orders go out with ``"time_slot": null`` (see wire_command); a late decision is
+        # kept out of the next slot by ``slot_closed`` instead.
+        stored_state = decision.state.model_dump() if spec.keeps_state else {}
+        return [wire_command(command) for command in decision.commands], stored_state
+    except Exception:
+        logger.exception("strategy %s failed for %s; skipped for this event", spec.name, view.name)
+        return None
 
 
 def decide_slice(
@@ -57,58 +94,49 @@ def decide_slice(
 
     ``loaded`` is (states, controls) already read for these devices; else they are read here.
     Operator controls apply here: a paused asset is left out, and changed parameters override
-    the fleet file's for that asset.
+    the fleet file's for that asset. States are typed only between here and the strategy.
     """
     states, controls = loaded if loaded is not None else ctx.store.load(_devices(task))
+    views: list[tuple[AssetView | MarketNodeView, str, MarketView]] = [
+        (
+            AssetView(uuid=asset.uuid, name=asset.name, kind=asset.kind, info=asset.info),
+            asset.kind,
+            _market_view(task, asset.fee_to_root),
+        )
+        for asset in task.assets
+    ]
+    views += [
+        (
+            MarketNodeView(
+                uuid=market.uuid,
+                name=market.name,
+                last_market_stats=market.last_market_stats,
+                current_market_fee=market.current_market_fee,
+                last_market_fee=market.last_market_fee,
+            ),
+            MARKET,
+            _market_view(task),
+        )
+        for market in task.markets
+    ]
     batch: Batch = {}
     new_states: dict[str, dict] = {}
     skipped = 0
-    for asset in task.assets:
-        control = controls.get(asset.uuid, {})
+    for view, kind, market_view in views:
+        control = controls.get(view.uuid, {})
         if control.get("paused"):
             continue
-        strategy = ctx.strategy(asset.name, asset.kind, control.get("params"))
+        strategy = ctx.strategy(view.name, kind, control.get("params"))
         if strategy is None:
             continue
         spec, params = strategy
-        view = AssetView(uuid=asset.uuid, name=asset.name, kind=asset.kind, info=asset.info)
-        try:
-            decision = spec.decide(view, _market_view(task, asset.fee_to_root), params, states.get(asset.uuid, {}))
-        except Exception:
-            logger.exception("strategy %s failed for asset %s; skipped for this event", spec.name, asset.name)
+        decided = _decide(spec, view, market_view, params, states.get(view.uuid))
+        if decided is None:
             skipped += 1
             continue
-        if decision.commands:
-            # Orders go out as the strategy made them: ``"time_slot": null`` for the spot slot. The
-            # reference exchange passes a non-null time_slot through as a string into the order,
-            # and dies (KeyError) when a PV offer placed that way trades (REDIS.md 11.1). A late
-            # decision is kept out of the next slot by ``_closed_slot`` instead.
-            batch[asset.uuid] = decision.commands
-        new_states[asset.uuid] = decision.state
-    for market in task.markets:
-        control = controls.get(market.uuid, {})
-        if control.get("paused"):
-            continue
-        strategy = ctx.strategy(market.name, MARKET, control.get("params"))
-        if strategy is None:
-            continue
-        spec, params = strategy
-        node = MarketNodeView(
-            uuid=market.uuid,
-            name=market.name,
-            last_market_stats=market.last_market_stats,
-            current_market_fee=market.current_market_fee,
-            last_market_fee=market.last_market_fee,
-        )
-        try:
-            decision = spec.decide(node, _market_view(task), params, states.get(market.uuid, {}))
-        except Exception:
-            logger.exception("strategy %s failed for market %s; skipped for this event", spec.name, market.name)
-            skipped += 1
-            continue
-        if decision.commands:
-            batch[market.uuid] = decision.commands
-        new_states[market.uuid] = decision.state
+        commands, new_states[view.uuid] = decided
+        if commands:
+            batch[view.uuid] = commands
     return SliceDecision(batch, new_states, skipped)
 
 
@@ -165,12 +193,14 @@ def handle_slices(
     )
     decided: list[_Decided] = []
     stale = 0
+    shard: int | None = None  # of the task, for its counters
     for payload in payloads:
         try:
             task = SliceTask.model_validate(payload)
         except ValidationError as exc:
             logger.error("skipped a malformed slice: %s", exc)
             continue
+        shard = task.shard
         if slot_closed(task, current_slot):
             stale += 1
             continue
@@ -194,6 +224,8 @@ def handle_slices(
         ctx.store.incr("stale_slices_dropped", stale)
         logger.info("dropped %d slice(s) of a slot that has closed (the exchange is at %s)", stale, current_slot)
     if not decided:
+        if shard is not None:  # every slice was stale: the task is still done
+            ctx.store.record_task(shard, 0, 0, worker, slices=0)
         return []
     errors = ctx.link.submit_many([(item.aggregator_uuid, item.batch, item.transaction_id) for item in decided])
     saved: dict[str, dict] = {}

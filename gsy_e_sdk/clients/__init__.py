@@ -1,1 +1,1 @@
-"""Asset clients (``redis_asset_client``; the REST client follows in a later issue)."""
+"""Asset and market clients: their logic (``area_client``) and its Redis and REST bindings."""

@@ -30,7 +30,7 @@ def asset_kind(info: dict[str, Any]) -> str | None:
 class TreeIndex:
     nodes: dict[str, Any] = field(default_factory=dict)  # uuid -> node (a dict, or whatever was sent)
     parent: dict[str, str | None] = field(default_factory=dict)
-    _fees: dict[str, float] = field(default_factory=dict)
+    _fees: dict[str, float | None] = field(default_factory=dict)
 
     def path(self, uuid: str) -> list[str]:
         """Uuids from the root down to ``uuid`` (inclusive)."""
@@ -47,15 +47,24 @@ class TreeIndex:
         node = self.nodes.get(uuid)
         return node.get(fee_type) if isinstance(node, dict) else None
 
-    def fee_to_root(self, area_uuid: str) -> float:
-        """Sum of current fees of the markets from the area's parent up to the root (ct/kWh)."""
+    def fee_to_root(self, area_uuid: str) -> float | None:
+        """Sum of current fees of the markets from the area's parent up to the root (ct/kWh).
+
+        A market whose fee is ``null`` has none set (0). One without the key has no finished slot
+        yet, so its fee is not known (REDIS.md 7.3): then the sum is None, because counting it as
+        0 would price every first-slot bid below what energy from the root costs.
+        """
         if area_uuid in self._fees:
             return self._fees[area_uuid]
-        total = 0.0
+        total: float | None = 0.0
         current = self.parent.get(area_uuid)
-        while current is not None:
-            fee = self.fee(current)
-            total += float(fee) if isinstance(fee, (int, float)) else 0.0
+        while current is not None and total is not None:
+            node = self.nodes.get(current)
+            fee = node.get("current_market_fee") if isinstance(node, dict) else None
+            if isinstance(node, dict) and "current_market_fee" not in node:
+                total = None
+            elif isinstance(fee, (int, float)) and not isinstance(fee, bool):
+                total += float(fee)
             current = self.parent.get(current)
         self._fees[area_uuid] = total
         return total

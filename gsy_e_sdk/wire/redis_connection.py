@@ -6,7 +6,7 @@ handlers in a dict keyed by channel or pattern, so adding a client costs O(1) an
 dispatched by one dict lookup (the original chained one more callback per client).
 
 The reader blocks on the socket (``get_message`` with a timeout), so an idle process uses no
-CPU. Lost connections are retried by redis-py itself (``Retry`` with ``ExponentialBackoff`` on
+CPU. Lost connections are retried by redis-py itself (the Redis policy of ``wire/retry.py`` on
 the pool); when the pub/sub connection comes back redis-py resubscribes every channel and
 pattern, and we log the length of the gap. Handlers run on the reader thread and must be quick:
 clients hand user hooks to ``gsy_e_sdk.hooks``.
@@ -25,23 +25,22 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import redis
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
 
 from gsy_e_sdk.wire import channels, json_codec
 from gsy_e_sdk.wire.incoming import AreaResponse, check
 from gsy_e_sdk.wire.log_limit import RateLimitedLog
 from gsy_e_sdk.wire.pending import PendingResponses
+from gsy_e_sdk.wire.per_process import PerProcessMap
 from gsy_e_sdk.wire.redact import redact_url
+from gsy_e_sdk.wire.redis_url import resolve_redis_url
+from gsy_e_sdk.wire.retry import redis_retry
 
-LOCAL_REDIS_URL = "redis://localhost:6379"  # where gsy-e listens by default (REDIS.md 1)
 LISTENER_WAIT_TIMEOUT = 30  # s to re-send a command published before anybody listens
 
 logger = logging.getLogger(__name__)
@@ -50,19 +49,10 @@ Handler = Callable[[str, dict[str, Any]], None]
 
 READ_TIMEOUT_S = 1.0
 SUBSCRIBE_TIMEOUT_S = 10.0
-# redis-py retries each operation this often, sleeping 0.05 s doubling up to 2 s in between:
-# about 35 s before a publish gives up; the reader simply starts the next round.
-RECONNECT_RETRIES = 20
-RECONNECT_BACKOFF = {"base": 0.05, "cap": 2.0}
 READER_THREAD_NAME = "gsy-e-sdk-redis-reader"
 # A command nobody received is sent again after these pauses (growing), until a listener takes it.
 LISTENER_POLL_S = (0.05, 0.1, 0.2, 0.5)
 SHOWN_BYTES = 120  # of a dropped payload, in the log
-
-
-def resolve_redis_url(redis_url: str | None = None) -> str:
-    """The given URL, else env ``REDIS_URL`` (as gsy-e reads it), else ``LOCAL_REDIS_URL``."""
-    return redis_url or os.environ.get("REDIS_URL") or LOCAL_REDIS_URL
 
 
 def _client(redis_url: str, decode_responses: bool) -> redis.Redis:
@@ -72,7 +62,7 @@ def _client(redis_url: str, decode_responses: bool) -> redis.Redis:
         socket_keepalive=True,
         socket_connect_timeout=5,
         socket_timeout=30,
-        retry=Retry(ExponentialBackoff(**RECONNECT_BACKOFF), RECONNECT_RETRIES),
+        retry=redis_retry(),
         retry_on_error=[redis.ConnectionError, redis.TimeoutError],
     )
 
@@ -399,25 +389,11 @@ class RedisConnection:
         self.redis.close()
 
 
-_connections: dict[str, RedisConnection] = {}
-_connections_lock = threading.Lock()
+# A forked child has no reader thread: it gets fresh connections on first use.
+_connections: PerProcessMap[str, RedisConnection] = PerProcessMap(RedisConnection)
 
 
 def get_connection(redis_url: str | None = None) -> RedisConnection:
-    """The process's shared connection to ``redis_url`` (created on first use)."""
-    url = resolve_redis_url(redis_url)
-    with _connections_lock:
-        connection = _connections.get(url)
-        if connection is None:
-            connection = _connections[url] = RedisConnection(url)
-        return connection
-
-
-def _forget_connections_after_fork() -> None:
-    # A forked child has no reader thread; give it fresh connections on first use.
-    global _connections_lock
-    _connections.clear()
-    _connections_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_connections_after_fork)
+    """The process's shared connection to ``redis_url`` (else env ``REDIS_URL``, else
+    ``LOCAL_REDIS_URL``), created on first use."""
+    return _connections.get(resolve_redis_url(redis_url))

@@ -15,13 +15,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gsy_e_sdk.wire import rest_paths as paths
+from gsy_local_exchange.batches import command_count
 from gsy_local_exchange.http import models as m
 from gsy_local_exchange.http.areas import accepted
 from gsy_local_exchange.http.bodies import ApiError, json_response
 from gsy_local_exchange.http.core import Facade
 from gsy_local_exchange.http.registry import registry_tree
 from gsy_local_exchange.http.state import AggregatorRecord, FacadeState
-from gsy_local_exchange.simulation import command_count
 
 
 class Aggregators:

@@ -17,8 +17,9 @@ from pydantic import BaseModel
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gsy_e_sdk.wire import catalogue
 from gsy_e_sdk.wire import rest_paths as paths
-from gsy_e_sdk.wire.catalogue import CATALOGUE
+from gsy_e_sdk.wire.catalogue import CATALOGUE, CommandSpec, Target
 from gsy_e_sdk.wire.times import format_slot
 from gsy_local_exchange.descriptor import Node
 from gsy_local_exchange.http import models as m
@@ -163,36 +164,33 @@ def _replacing(node: Node, body: BaseModel, transaction_id: str) -> dict[str, An
 
 def area_routes(facade: Facade) -> list[Route]:
     areas = AreaCommands(facade)
-    forecast = areas.energy("set_energy_forecast", "energy_forecast")
-    measurement = areas.energy("set_energy_measurement", "energy_measurement")
 
     def order(command: str, payload: Payload = _as_sent) -> Callable[[str, dict, Any], Response]:
         return areas.command(command, payload, Kind.ASSET, direct_order=True)
 
+    def work_of(spec: CommandSpec) -> Callable[..., Response]:
+        if spec.self_answered:  # forecasts and measurements: {"energy_<kind>": {slot: kWh}}
+            return areas.energy(spec.name, spec.name.removeprefix("set_"))
+        if spec.target is Target.MARKET:
+            return areas.command(spec.name, _as_sent, Kind.MARKET)
+        return order(spec.name)
+
     # The catalogue's commands at their paths (REST.md 3.1, 3.2; the direct order endpoints of
-    # older SDKs, REST.md 3.6), each with its body model and the work it does here.
-    by_command: dict[str, tuple[type[BaseModel], Callable[..., Response]]] = {
-        "set_energy_forecast": (m.Forecast, forecast),
-        "set_energy_measurement": (m.Measurement, measurement),
-        "grid_fees": (m.GridFee, areas.command("grid_fees", _as_sent, Kind.MARKET)),
-        "dso_market_stats": (m.Body, areas.command("dso_market_stats", _as_sent, Kind.MARKET)),
-        **{name: (m.Order, order(name)) for name in ("offer", "bid", "delete_offer", "delete_bid")},
-        **{name: (m.Body, order(name)) for name in ("list_offers", "list_bids", "device_info")},
-    }
+    # older SDKs, REST.md 3.6), each with the body model of its arguments.
+    works = {spec.name: work_of(spec) for spec in CATALOGUE}
     table: list[tuple[str, str, type[BaseModel], Callable[..., Response]]] = [
-        (spec.rest_path, spec.rest_method, *by_command[spec.name]) for spec in CATALOGUE
+        (spec.rest_path, spec.rest_method, m.COMMAND_BODIES[spec.name], works[spec.name]) for spec in CATALOGUE
     ]
     table += [
         (paths.REGISTER, "POST", m.Body, areas.register),
         (paths.UNREGISTER, "POST", m.Body, areas.unregister),
         # Forecast channels take exactly {energy_forecast|energy_measurement, transaction_id}
         # (REDIS.md 9); the snake_case spellings are accepted too.
-        ("set_energy_forecast/", "POST", m.Forecast, forecast),
-        ("set_energy_measurement/", "POST", m.Measurement, measurement),
+        *((f"{name}/", "POST", m.COMMAND_BODIES[name], works[name]) for name in catalogue.names(Target.ASSET, True)),
         (paths.LIVE_GENERATION, "POST", m.LiveGeneration, areas.live_generation),
         (paths.SCM_MEMBER_DATA, "POST", m.Body, areas.scm_asset_data),
-        ("update_offer/", "POST", m.Order, order("offer", _replacing)),
-        ("update_bid/", "POST", m.Order, order("bid", _replacing)),
+        ("update_offer/", "POST", m.COMMAND_BODIES["offer"], order("offer", _replacing)),
+        ("update_bid/", "POST", m.COMMAND_BODIES["bid"], order("bid", _replacing)),
     ]
     routes = [
         Route(paths.AREA + path, facade.endpoint(model, work), methods=[method]) for path, method, model, work in table

@@ -1,22 +1,28 @@
 """Request bodies of the facade (REST.md 3), validated before anything reaches the exchange.
 
-Only envelopes are checked here: the commands inside a batch are judged one by one by the
+An area command's body is the protocol's model of its arguments
+(``gsy_e_sdk/wire/command_params.py``, which the SDK's builder and the exchange validate with
+too) plus ``transaction_id``, so the facade refuses what the exchange would and nothing else.
+Batches are checked as envelopes only: the commands inside are judged one by one by the
 exchange, so a bad command fails alone and the rest of its batch is applied.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, create_model, field_validator, model_validator
 
-from gsy_e_sdk.wire.times import parse_slot
+from gsy_e_sdk.wire import command_params as p
+from gsy_e_sdk.wire.catalogue import CATALOGUE
+
+TransactionId = Annotated[str | None, Field(min_length=1, max_length=200)]
+Params = TypeVar("Params", bound=p.CommandParams)
 
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="allow")
-    transaction_id: str | None = Field(default=None, min_length=1, max_length=200)
+    transaction_id: TransactionId = None
 
 
 class Login(BaseModel):
@@ -25,62 +31,47 @@ class Login(BaseModel):
     password: str = Field(min_length=1, max_length=1000, repr=False)
 
 
-def _energy_per_slot(value: dict[str, float]) -> dict[str, float]:
-    for slot, energy in value.items():
-        try:
-            parse_slot(slot)
-        except ValueError:
-            raise ValueError(f"time slot {slot!r} is not in the format YYYY-MM-DDTHH:MM") from None
-        if not math.isfinite(energy) or energy < 0:
-            raise ValueError(f"energy for {slot} must be a finite number >= 0 kWh")
-    return value
+def command_body(params: type[Params], name: str | None = None) -> type[Params]:
+    """``params`` plus the ``transaction_id`` every body may carry (REST.md 2)."""
+    return create_model(name or f"{params.__name__}Body", __base__=params, transaction_id=(TransactionId, None))
 
 
-class _Exact(Body):
-    model_config = ConfigDict(extra="forbid")
-
-
-def _energy_series(field: str) -> type[Body]:
+def _energy_series(params: type[Params], field: str) -> type[Params]:
     """A body of ``{<field>: {slot: kWh}}`` (REDIS.md 9) or ``{"energy_Wh": Wh}`` (the README's raw
     REST form, for one slot the facade picks), exactly one of them, plus ``transaction_id``."""
 
-    def check(cls, value: dict[str, float] | None) -> dict[str, float] | None:
-        return None if value is None else _energy_per_slot(value)
-
-    def one_form(self):
-        if (getattr(self, field) is None) == (self.energy_Wh is None):
+    def one_form(cls: type, value: Any) -> Any:
+        if isinstance(value, dict) and (value.get(field) is None) == (value.get("energy_Wh") is None):
             raise ValueError(f"give exactly one of {field} ({{slot: kWh}}) and energy_Wh (Wh)")
-        return self
+        return value
 
-    # Typed loosely: pydantic's stubs do not describe decorated validators nor a built field list.
-    validators: dict[str, Any] = {
-        "_slots": field_validator(field)(check),
-        "_one_form": model_validator(mode="after")(one_form),
-    }
+    # Typed loosely: pydantic's stubs describe neither a validator built here nor a built field list.
+    validators: dict[str, Any] = {"_one_form": model_validator(mode="before")(one_form)}
+    # The map becomes optional (energy_Wh may replace it); its values are checked as the command's.
     fields: dict[str, Any] = {
-        field: (dict[str, float] | None, None),
-        "energy_Wh": (float | None, Field(default=None, ge=0, allow_inf_nan=False)),
+        field: (Annotated[dict[str, float] | None, PlainValidator(p.optional(p.energy_series))], None),
+        "energy_Wh": (Annotated[float | None, PlainValidator(p.optional(p.non_negative))], None),
+        "transaction_id": (TransactionId, None),
     }
-    return create_model(field.title().replace("_", ""), __base__=_Exact, __validators__=validators, **fields)
+    return create_model(
+        field.title().replace("_", ""),
+        __base__=params,
+        __validators__=validators,
+        **fields,
+    )
 
 
-Forecast = _energy_series("energy_forecast")
-Measurement = _energy_series("energy_measurement")
+Forecast = _energy_series(p.SetEnergyForecast, "energy_forecast")
+Measurement = _energy_series(p.SetEnergyMeasurement, "energy_measurement")
+GridFee = command_body(p.GridFees, "GridFee")
+_SPECIAL = {body.command: body for body in (Forecast, Measurement, GridFee)}
+COMMAND_BODIES: dict[str, type[BaseModel]] = {
+    spec.name: _SPECIAL.get(spec.name) or command_body(spec.params) for spec in CATALOGUE
+}  # the body model of each catalogue command's routes
 
 
 class LiveGeneration(Body):
     live_data: dict[str, Any]
-
-
-class GridFee(Body):
-    fee_const: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    fee_percent: float | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
-
-    @model_validator(mode="after")
-    def _one_fee(self) -> GridFee:
-        if (self.fee_const is None) == (self.fee_percent is None):
-            raise ValueError("give exactly one of fee_const (ct/kWh) and fee_percent")
-        return self
 
 
 class CreateAggregator(Body):
@@ -105,10 +96,6 @@ class Batch(AggregatorRef):
         if isinstance(value, dict):
             return {key: item if isinstance(item, list) else [item] for key, item in value.items()}
         return value
-
-
-class Order(Body):
-    """Legacy direct offer/bid (REST.md 3.6); the exchange checks the arguments."""
 
 
 def field_errors(exc: Any) -> list[dict[str, str]]:

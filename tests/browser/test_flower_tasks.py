@@ -9,10 +9,8 @@ tasks with aggregator, slot, tick and shard readable in their args. A screenshot
 
 from __future__ import annotations
 
-import base64
 import re
 import secrets
-import shutil
 import subprocess
 import sys
 import threading
@@ -29,6 +27,7 @@ from orchestrator.celery_app import make_app
 from orchestrator.config import load_fleet_config
 from orchestrator.dispatcher import Dispatcher
 from orchestrator.processes import exchange_command, exchange_env, wait_for_exchange
+from tests.browser.chromium import chromium_setup, open_browser
 from tests.integration.test_flower import FlowerProcess, clean_env
 from tests.reliability.fleet_harness import fleet_dict
 
@@ -44,42 +43,6 @@ SHARD_ARGS = re.compile(
     r"^(?P<aggregator>[\w-]+)\[(?P<slice>\d+)\](\+\d+)? (?P<shard>shard-\d+) market "
     r"slot=(?P<slot>2026-06-01T\d\d:\d\d) tick=0% (assets|markets)=\d+"
 )
-
-
-def chromium_setup() -> tuple[str, str]:
-    """Paths of Chromium and chromedriver, or skip with the reason."""
-    pytest.importorskip("selenium", reason="selenium is not installed (pip install -e '.[dev]')")
-    browser = next(
-        (path for name in ("chromium", "chromium-browser", "google-chrome") if (path := shutil.which(name))), None
-    )
-    driver = shutil.which("chromedriver")
-    if not browser or not driver:
-        pytest.skip(
-            "headless Chromium and chromedriver are needed (Debian: apt-get install -y chromium chromium-driver)"
-        )
-    return browser, driver
-
-
-def open_browser(browser: str, driver_path: str, user: str, password: str):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--window-size=1600,1000",
-    ):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    # Basic auth on every request, the page's XHR included (no credentials in the URL).
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
-    driver.execute_cdp_cmd("Network.enable", {})
-    driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {token}"}})
-    return driver
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from gsy_e_sdk import jwt_auth
+from gsy_e_sdk.wire.per_process import PerProcessMap
 from tests.integration.raw_client import SIM, free_port
 
 USER, PASSWORD = "rest-user@example.com", "pw-Vq8#not-in-any-log"
@@ -48,7 +49,7 @@ def rest_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("API_CLIENT_SIMULATION_ID", SIM)
     monkeypatch.setenv("API_CLIENT_RUN_ON_REDIS", "false")
     # Each test talks to a new server on a new port: start without cached tokens.
-    monkeypatch.setattr(jwt_auth, "_providers", {})
+    monkeypatch.setattr(jwt_auth, "_providers", PerProcessMap(jwt_auth._new_provider))
 
 
 @pytest.fixture()

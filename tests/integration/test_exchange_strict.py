@@ -88,6 +88,7 @@ def test_strict_mode_refuses_orders_naming_the_spot_slot(start_exchange, client,
     assert run["batch"][0]["command"] == "bid" and run["direct"][0]["command"] == "offer"
     summary = run["summary"]
     assert summary["strict_reference"] is True and summary["spot_orders_naming_time_slot"] == 2
+    assert summary["rejections"] == {"time_slot names the spot slot": 2}
     assert summary["client_orders"] == 2 and summary["stopped_early"] is False
 
 
@@ -96,4 +97,5 @@ def test_by_default_orders_naming_the_spot_slot_are_accepted_and_counted(start_e
     assert [entry["status"] for entry in run["batch"] + run["direct"]] == ["ready"] * 4
     summary = run["summary"]
     assert summary["strict_reference"] is False and summary["spot_orders_naming_time_slot"] == 2
+    assert summary["rejections"] == {}
     assert summary["client_orders"] == 4

@@ -17,6 +17,7 @@ import yaml
 
 from gsy_e_sdk import jwt_auth
 from gsy_e_sdk.wire import channels
+from gsy_e_sdk.wire.per_process import PerProcessMap
 from gsy_e_sdk.wire.redis_connection import get_connection
 from orchestrator.celery_app import make_app
 from orchestrator.config import FleetConfigError, load_fleet_config
@@ -85,7 +86,7 @@ def test_fleet_trades_through_the_rest_facade(redis_url, tmp_path, monkeypatch):
     wait_for_exchange(connection.redis, exchange)
     for name, value in credentials.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(jwt_auth, "_providers", {})
+    monkeypatch.setattr(jwt_auth, "_providers", PerProcessMap(jwt_auth._new_provider))
     config = load_fleet_config(fleet_file)
     app = make_app(redis_url)
     dispatcher = Dispatcher(config, connection, app)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -154,6 +155,47 @@ def test_order_fee_parameter_and_resync_reach_the_exchange(running_fleet):
     resynced = operator.wait(operator.resync("households"), 30)
     assert len(resynced) == len(running_fleet["dispatcher"].slices[running_fleet["dispatcher"].aggregators[0].uuid])
     assert all(answer["status"] == "done" and answer["result"]["commands"] > 0 for answer in resynced)
+
+
+def test_a_refused_order_says_how_much_the_asset_had_to_trade(running_fleet):
+    """The exchange refuses an offer beyond what the PV can sell without a reason (as the
+    reference does); the CLI adds the energy the fleet last saw (0 kWh for a PV at night)."""
+    started = time.monotonic()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gsy_e_sdk",
+            "enqueue",
+            "--config",
+            str(running_fleet["file"]),
+            "--redis-url",
+            running_fleet["redis_url"],
+            "--wait",
+            "order",
+            "PV 1 (4kW)",
+            "--side",
+            "offer",
+            "--energy",
+            "1000",
+            "--rate",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=running_fleet["env"],
+        cwd=ROOT,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert '"status": "error"' in result.stdout  # the answer itself is still printed
+    (line,) = result.stderr.splitlines()
+    assert re.match(
+        r"Error: PV 'PV 1 \(4kW\)' had [0-9.e-]+ kWh to sell in slot \S+ \(at \d+ %\), "
+        r"and the offer asked for 1000 kWh; Error when handling offer create on area PV 1 \(4kW\)",
+        line,
+    ), line
+    assert time.monotonic() - started < 30
 
 
 def test_the_example_pauses_an_asset_and_it_stops_ordering(running_fleet):

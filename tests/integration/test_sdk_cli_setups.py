@@ -1,13 +1,16 @@
 """``gsy-e-sdk run --setup <bundled> --run-on-redis`` against the bundled scenarios.
 
 The first case is the issue's "done when": ``gsy-e-sdk --log-level ERROR run --setup
-test_redis_aggregator --run-on-redis`` completes a run with trades.
+test_redis_aggregator --run-on-redis`` completes a run with trades. Each exchange is started with
+the scenario and ``--start-when-selected`` the README's table of bundled setups names, so the
+table is tested too.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,6 +23,17 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.integration
 
 FAST = ("--slot-length", "15m", "--tick-length", "90s", "--pace", "fast", "--tick-deadline", "0.5s")
+
+
+def readme_exchange(setup: str) -> tuple[str, str, str]:
+    """(scenario, "--start-when-selected", N) of ``setup``'s row in the README's table."""
+    row = re.search(
+        rf"^\| `{setup}` \| Redis \(`--run-on-redis`\) \| `([\w.]+)`, `--start-when-selected (\d+)` \|$",
+        (ROOT / "README.md").read_text(),
+        re.M,
+    )
+    assert row, f"the README's table lost {setup}"
+    return row.group(1), "--start-when-selected", row.group(2)
 
 
 class Recorder:
@@ -78,9 +92,8 @@ def run_setup(setup: str, redis_url: str) -> subprocess.CompletedProcess:
 
 
 def test_done_when_test_redis_aggregator_completes_with_trades(start_exchange, redis_url, recorder, tmp_path):
-    exchange = start_exchange(
-        "external_devices.json", "--duration", "1h", *FAST, "--start-when-selected", "3", "--results", str(tmp_path)
-    )
+    scenario, *wait = readme_exchange("test_redis_aggregator")
+    exchange = start_exchange(scenario, "--duration", "1h", *FAST, *wait, "--results", str(tmp_path))
     result = run_setup("test_redis_aggregator", redis_url)
     assert result.returncode == 0, result.stderr
     assert exchange.wait(30) == 0
@@ -95,7 +108,8 @@ def test_done_when_test_redis_aggregator_completes_with_trades(start_exchange, r
 
 
 def test_market_aggregator_setup_raises_fees_each_slot(start_exchange, redis_url, recorder):
-    exchange = start_exchange("external_market_stats.json", "--duration", "1h", *FAST, "--start-when-selected", "2")
+    scenario, *wait = readme_exchange("test_redis_market_aggregator")
+    exchange = start_exchange(scenario, "--duration", "1h", *FAST, *wait)
     result = run_setup("test_redis_market_aggregator", redis_url)
     assert result.returncode == 0, result.stderr
     assert exchange.wait(30) == 0
@@ -112,9 +126,8 @@ def test_market_aggregator_setup_raises_fees_each_slot(start_exchange, redis_url
 
 
 def test_forecast_setup_sends_forecasts_the_exchange_accepts(start_exchange, redis_url, recorder):
-    exchange = start_exchange(
-        "external_devices_send_forecasts.json", "--duration", "1h", *FAST, "--start-when-selected", "2"
-    )
+    scenario, *wait = readme_exchange("test_sending_energy_forecast")
+    exchange = start_exchange(scenario, "--duration", "1h", *FAST, *wait)
     result = run_setup("test_sending_energy_forecast", redis_url)
     assert result.returncode == 0, result.stderr
     assert exchange.wait(30) == 0

@@ -67,12 +67,12 @@ def worker_env(redis_url, tmp_path, monkeypatch):
     )
     monkeypatch.setenv("GSY_FLEET_CONFIG", str(config))
     monkeypatch.setenv("REDIS_URL", redis_url)
-    worker_context.context.cache_clear()
+    worker_context.forget_context()
     client = redis.Redis.from_url(redis_url)
     store = StateStore(client, "batch-test")
     store.reset()
     yield client, store
-    worker_context.context.cache_clear()
+    worker_context.forget_context()
     store.reset()
 
 
@@ -129,3 +129,7 @@ def test_slices_of_a_closed_slot_are_dropped_before_anything_is_sent(worker_env,
     assert [envelope["aggregator_uuid"] for envelope in published] == ["uuid-b"]
     assert store.counters()["stale_slices_dropped"] == 1
     assert "slot that has closed" in caplog.text
+    # A task of stale slices only is still a task done, or a drain waiting for every task never ends.
+    assert handle_slices([late], worker="w1") == []
+    counters = store.counters()
+    assert (counters["tasks_done"], counters["slices_done"], counters["stale_slices_dropped"]) == (2, 1, 2)

@@ -389,6 +389,7 @@ SDK_CLIENT = """
 import sys, threading
 from gsy_e_sdk import AutoAggregator
 from gsy_e_sdk.clients.redis_asset_client import RedisAssetClient
+from gsy_e_sdk.wire.redis_connection import get_connection
 
 finished = threading.Event()
 
@@ -404,7 +405,7 @@ client = Client("sdk-client", redis_url=sys.argv[1], bid_price=30.0, energy_shar
 RedisAssetClient(sys.argv[2], autoregister=True, redis_url=sys.argv[1]).select_aggregator(client.aggregator_uuid)
 print("selected", flush=True)
 finished.wait(300)
-print("finished", client._connection.reconnections, flush=True)
+print("finished", get_connection(sys.argv[1]).reconnections, flush=True)  # the process's one connection
 """
 
 

@@ -985,3 +985,20 @@ def test_deeply_nested_fleet_files(workdir, depth) -> None:
         with pytest.raises(FleetConfigError) as error:
             load_fleet_config(path)
         assert_clear_fleet_error(error.value)
+
+
+def test_every_mistake_is_listed_one_line_each_and_the_list_is_bounded() -> None:
+    several = fleet_mutated((), "shards", 0)
+    several.update(task_timeout=-1, colour="red", name="bad name")
+    with pytest.raises(FleetConfigError) as error:
+        parse_fleet_config(several)
+    lines = str(error.value).splitlines()
+    assert sorted(line.split(":")[0] for line in lines) == [
+        f"invalid fleet config at {field}" for field in ("colour", "name", "shards", "task_timeout")
+    ]
+    garbled = fleet_mutated((), "aggregators", [{"name": ""}] * 200)
+    with pytest.raises(FleetConfigError) as error:
+        parse_fleet_config(garbled)
+    assert_clear_fleet_error(error.value)
+    lines = str(error.value).splitlines()
+    assert lines[-1] == "invalid fleet config: and 187 more errors" and len(lines) == 14

@@ -103,6 +103,7 @@ def test_a_slice_payload_is_exactly_what_the_worker_validates():
     assert [market["uuid"] for market in payload["markets"]] == ["root"]
     tick = slice_payload("fleet", aggregator, piece, event, "tick", "2026-06-01T10:00", 30, tree, 12.5, KEY)
     assert tick["markets"] == [] and len(tick["assets"]) == 2  # markets act on market events only
+
     # Each decision has its own id, the same every time, and only the fleet's key derives it.
     again = slice_payload("fleet", aggregator, piece, event, "tick", "2026-06-01T10:00", 30, tree, 99.0, KEY)
     other_key = slice_payload("fleet", aggregator, piece, event, "tick", "2026-06-01T10:00", 30, tree, 12.5, b"x" * 32)
@@ -110,6 +111,28 @@ def test_a_slice_payload_is_exactly_what_the_worker_validates():
     assert other_key["transaction_id"] != tick["transaction_id"]
     empty = Slice("hh", 1, 0, ("bus",))
     assert slice_payload("fleet", aggregator, empty, event, "tick", "2026-06-01T10:00", 30, tree, 12.5, KEY) is None
+
+
+def test_an_asset_below_a_market_without_a_fee_yet_has_no_fee_to_root():
+    # REDIS.md 7.3: a market reports its fee only once it has a finished slot.
+    tree = index_tree(
+        {
+            "root": {
+                "current_market_fee": 2,
+                "children": {
+                    "house": {"children": {"load": {"asset_info": {"energy_requirement_kWh": 0.3}}}},
+                    "flat": {
+                        "current_market_fee": None,  # set later: no fee (0), not unknown
+                        "children": {"heater": {"asset_info": {"energy_requirement_kWh": 0.2}}},
+                    },
+                    "pv": {"asset_info": {"available_energy_kWh": 0.4}},
+                },
+            }
+        }
+    )
+    assert tree.fee_to_root("load") is None
+    assert tree.fee_to_root("heater") == 2.0
+    assert tree.fee_to_root("pv") == 2.0
 
 
 def test_a_task_argument_is_one_slice_or_a_list():

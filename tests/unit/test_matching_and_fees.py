@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from gsy_local_exchange import fees
+from gsy_local_exchange.aggregator_events import trade_entry
 from gsy_local_exchange.clock import SimulationClock
 from gsy_local_exchange.matching import Candidate, clearing_point, pay_as_bid, pay_as_clear
 from gsy_local_exchange.orders import BID, OFFER
@@ -80,7 +81,7 @@ def _engine_at_noon(bid_price: float, bid_energy: float = 1.0):
 
 
 def test_worked_example_end_to_end_in_the_engine():
-    engine, simulation, pv, load, offer = _engine_at_noon(20.0)
+    engine, _simulation, pv, load, offer = _engine_at_noon(20.0)
     assert offer.to_wire()["price"] == 12.0 and offer.to_wire()["original_price"] == 10.0
     [trade] = engine.match()
     assert trade.meeting_market.name == "Grid"
@@ -89,7 +90,7 @@ def test_worked_example_end_to_end_in_the_engine():
     assert revenue == pytest.approx({"Grid": 1.0, "House 1": 2.0, "House 2": 3.0})
     events = {
         e["asset_id"]: e
-        for e in (simulation._trade_event(trade, load, False), simulation._trade_event(trade, pv, True))
+        for e in (trade_entry(trade, load, False, False).model_dump(), trade_entry(trade, pv, True, False).model_dump())
     }
     assert events[load.uuid]["trade_price"] == 20.0 and events[load.uuid]["total_fee"] == 3.0
     assert events[pv.uuid]["trade_price"] == 16.0 and events[pv.uuid]["total_fee"] == 2.0

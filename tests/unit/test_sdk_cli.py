@@ -97,7 +97,7 @@ def test_run_is_the_default_command():
     assert "test_redis_aggregator" in implicit.output  # points at what exists
 
 
-def test_redis_mode_exports_settings_and_runs_the_script(reporter):
+def test_redis_mode_exports_settings_and_runs_the_script(reporter, redis_url):
     scripts, module, _, out = reporter
     result = invoke(
         "-l",
@@ -109,7 +109,7 @@ def test_redis_mode_exports_settings_and_runs_the_script(reporter):
         module,
         "--run-on-redis",
         "--redis-url",
-        "redis://example:6400",
+        redis_url,
         "-u",
         "alice",
         "-p",
@@ -118,7 +118,7 @@ def test_redis_mode_exports_settings_and_runs_the_script(reporter):
     assert result.exit_code == 0, result.output
     env = json.loads(out.read_text())
     assert env["API_CLIENT_RUN_ON_REDIS"] == "true"
-    assert env["REDIS_URL"] == "redis://example:6400"
+    assert env["REDIS_URL"] == redis_url
     assert env["API_CLIENT_USERNAME"] == "alice" and env["API_CLIENT_PASSWORD"] == "secret"
     assert env["API_CLIENT_SIMULATION_ID"] is None  # REST settings untouched on Redis
 
@@ -133,8 +133,8 @@ def test_dotted_setup_names_load_from_the_base_path(reporter):
 def test_rest_mode_requires_a_simulation_id(reporter):
     scripts, module, _, _ = reporter
     result = invoke("run", "-b", str(scripts), "--setup", module)
-    assert isinstance(result.exception, ValueError)
-    assert str(result.exception) == "API_CLIENT_SIMULATION_ID was not set, please provide"
+    assert result.exit_code == 2 and "needs --run-on-redis" in result.output
+    assert "API_CLIENT_SIMULATION_ID was not set, please provide" in result.output
 
 
 def test_rest_mode_reads_the_config_file_and_prompts_for_the_password(reporter, tmp_path):

@@ -13,6 +13,7 @@ import pytest
 from gsy_e_sdk import constants, jwt_auth
 from gsy_e_sdk.jwt_auth import TokenProvider, refresh_delay
 from gsy_e_sdk.redaction import RedactingFilter, redact, remember_secret
+from gsy_e_sdk.wire.per_process import PerProcessMap
 
 KEY = "unit-test-signing-key-of-sufficient-length"
 
@@ -50,7 +51,7 @@ class CountingLogin:
 def credentials(monkeypatch):
     monkeypatch.setenv("API_CLIENT_USERNAME", "unit-user")
     monkeypatch.setenv("API_CLIENT_PASSWORD", "unit-password-123")
-    monkeypatch.setattr(jwt_auth, "_providers", {})
+    monkeypatch.setattr(jwt_auth, "_providers", PerProcessMap(jwt_auth._new_provider))
 
 
 def test_refresh_delay_is_three_quarters_of_the_claimed_lifetime():

@@ -5,19 +5,18 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import threading
 import time
 from typing import Any
 
 import pytest
 
-from gsy_e_sdk.aggregator import Aggregator, AggregatorWebsocketMessageReceiver
 from gsy_e_sdk.clients.rest_asset_client import RestAssetClient, overrides_event_hooks
 from gsy_e_sdk.hooks import HookRunner
 from gsy_e_sdk.rest_market import RestMarketClient
-from gsy_e_sdk.websocket_connection import WebsocketConnection, backoff_delays
-from gsy_e_sdk.websocket_device import CommandResponseTimeout, DeviceWebsocketMessageReceiver
+from gsy_e_sdk.websocket_connection import WebsocketConnection
+from gsy_e_sdk.websocket_device import DeviceWebsocketMessageReceiver
+from gsy_e_sdk.wire.retry import Backoff, reconnect_delays
 
 GRID_TREE = {
     "root": {
@@ -112,62 +111,12 @@ def test_reader_alive_is_true_while_the_socket_task_runs_even_when_login_fails()
 
 
 def test_reconnect_delays_grow_jittered_to_the_cap():
-    delays = backoff_delays(0.5, 30.0, random.Random(7))
+    delays = reconnect_delays(Backoff(base=0.5, cap=30.0))
     values = [next(delays) for _ in range(12)]
     ceilings = [min(30.0, 0.5 * 2**n) for n in range(12)]
     assert all(ceiling / 2 <= value <= ceiling for value, ceiling in zip(values, ceilings, strict=True))
     assert values[-1] >= 15.0 and max(values) <= 30.0
     assert len(set(values)) == len(values)  # jittered, not a fixed ladder
-
-
-def test_dispatch_rule_events_commands_and_neither():
-    client = RecordingClient()
-    receiver = DeviceWebsocketMessageReceiver(client)
-    for message in (
-        {"event": "market", "market_slot": "x"},
-        {"event": "tick", "slot_completion": "0%"},
-        {"event": "trade", "trade_list": []},
-        {"command": "offer", "transaction_id": "t"},
-        {"neither": True},
-        {"event": "finish"},
-    ):
-        receiver.received_message(message)
-    assert client._hooks.wait_idle(5)
-    names = [name for name, _ in client.calls]
-    # The device socket has no 10 % filter; every event and response reaches on_event_or_response.
-    assert names == [
-        "on_market_slot",
-        "on_event_or_response",
-        "on_tick",
-        "on_event_or_response",
-        "on_trade",
-        "on_event_or_response",
-        "on_event_or_response",
-        "on_finish",
-        "on_event_or_response",
-    ]
-    assert client.is_finished
-
-
-def test_responses_are_matched_by_command_and_transaction_id():
-    client = RecordingClient()
-    receiver = DeviceWebsocketMessageReceiver(client)
-    receiver.expect("register", "tx-1")
-    result: dict[str, Any] = {}
-    waiter = threading.Thread(
-        target=lambda: result.update(answer=receiver.wait_for_command_response("register", "tx-1", timeout=5))
-    )
-    waiter.start()
-    receiver.received_message({"command": "register", "transaction_id": "tx-other", "registered": False})
-    receiver.received_message({"command": "unregister", "transaction_id": "tx-1"})
-    receiver.received_message({"command": "register", "transaction_id": "tx-1", "registered": True})
-    waiter.join(5)
-    assert result["answer"]["registered"] is True and client.registered is True
-    # Answers nobody waited for are kept for a later wait (and given out once).
-    kept = receiver.wait_for_command_response("register", "tx-other", timeout=0.1)
-    assert kept["registered"] is False
-    with pytest.raises(CommandResponseTimeout):
-        receiver.wait_for_command_response("register", "tx-other", timeout=0.1)
 
 
 def test_a_lost_socket_answers_outstanding_calls_with_none_at_once(caplog):
@@ -193,109 +142,6 @@ def test_a_missing_answer_times_out_as_an_assertion_error():
     with pytest.raises(AssertionError, match=r"grid_fees.*tx-9"):
         receiver.wait_for_command_response("grid_fees", "tx-9", timeout=0.2)
     assert 0.15 < time.monotonic() - started < 2
-
-
-class ConnectedSocket:
-    is_connected = True
-
-
-def bare_aggregator(accept_all_devices: bool = True) -> Aggregator:
-    """An ``Aggregator`` with its bookkeeping but no server behind it."""
-    aggregator = Aggregator.__new__(Aggregator)
-    aggregator._init_aggregator_state("unit", accept_all_devices)
-    aggregator.aggregator_uuid = "agg-1"
-    aggregator.dispatcher = AggregatorWebsocketMessageReceiver(aggregator)
-    aggregator._socket = ConnectedSocket()
-    return aggregator
-
-
-def test_selected_by_device_events_keep_a_list_without_duplicates():
-    aggregator = bare_aggregator()
-    receive = aggregator.dispatcher.received_message
-    for device in ("a", "b", "a", "b", "c"):
-        receive({"event": "selected_by_device", "device_uuid": device})
-    receive({"event": "unselected_by_device", "device_uuid": "b"})
-    receive({"event": "unselected_by_device", "device_uuid": "not-there"})
-    assert aggregator.device_uuid_list == ["a", "c"]
-    picky = bare_aggregator(accept_all_devices=False)
-    picky.dispatcher.received_message({"event": "selected_by_device", "device_uuid": "a"})
-    assert picky.device_uuid_list == []
-
-
-def test_aggregator_events_update_the_tree_before_hooks_and_filter_early_ticks():
-    seen: list[tuple[str, Any]] = []
-
-    class Recording(Aggregator):
-        def on_market_slot(self, market_info: dict) -> None:
-            seen.append(("slot", self.get_uuid_from_area_name("PV")))
-
-        def on_tick(self, tick_info: dict) -> None:
-            seen.append(("tick", tick_info["slot_completion"]))
-
-    aggregator = Recording.__new__(Recording)
-    aggregator._init_aggregator_state("unit", True)
-    aggregator.aggregator_uuid = "agg-1"
-    aggregator.dispatcher = AggregatorWebsocketMessageReceiver(aggregator)
-    assert aggregator.get_uuid_from_area_name("PV") is None  # nothing known yet
-    receive = aggregator.dispatcher.received_message
-    receive({"event": "market", "grid_tree": GRID_TREE, "market_slot": "2026-01-01T00:00"})
-    receive({"event": "tick", "grid_tree": GRID_TREE, "slot_completion": "0%"})
-    receive({"event": "tick", "grid_tree": GRID_TREE, "slot_completion": "20%"})
-    assert aggregator.wait_for_hooks(5)
-    assert seen == [("slot", "pv"), ("tick", "20%")]
-    assert aggregator.calculate_grid_fee("pv", "root") == 3
-    assert set(aggregator.latest_grid_tree_flat) == {"root", "house", "pv"}
-
-
-def test_batch_answers_resolve_the_waiting_call_and_finish_releases_the_others():
-    aggregator = bare_aggregator()
-    receiver = aggregator.dispatcher
-    receiver.expect("batch_commands", "batch-1")
-    receiver.expect("batch_commands", "batch-2")
-    envelope = {
-        "command": "batch_commands",
-        "transaction_id": "batch-1",
-        "aggregator_uuid": "agg-1",
-        "responses": {"pv": [{"command": "offer", "status": "error", "error_message": "x"}]},
-    }
-    receiver.received_message({**envelope, "aggregator_uuid": "another-aggregator"})
-    receiver.received_message(envelope)
-    assert receiver.wait_for_command_response("batch_commands", "batch-1", 1) == envelope
-    results: list[Any] = []
-    waiter = threading.Thread(
-        target=lambda: results.append(receiver.wait_for_command_response("batch_commands", "batch-2", 30))
-    )
-    waiter.start()
-    time.sleep(0.1)
-    started = time.monotonic()
-    receiver.received_message({"event": "finish"})
-    waiter.join(5)
-    assert results == [None] and time.monotonic() - started < 2 and aggregator.is_finished
-
-
-def test_a_failed_batch_post_keeps_the_commands_and_unknown_uuids_raise():
-    aggregator = bare_aggregator()
-    aggregator.device_uuid_list.extend(["pv", "load"])
-    posted: list[dict] = []
-    aggregator._request = lambda method, url, body=None: posted.append(body)  # returns None: failed
-    aggregator.aggregator_prefix = "http://unused/"
-    aggregator.add_to_batch_commands.offer_energy("pv", 1, 2).bid_energy("load", 1, 30)
-    assert aggregator.execute_batch_commands() is None
-    assert aggregator.commands_buffer_length == 2  # back in the buffer for the next attempt
-    assert posted[0]["batch_commands"] == {
-        "pv": [posted[0]["batch_commands"]["pv"][0]],
-        "load": [posted[0]["batch_commands"]["load"][0]],
-    }
-    assert posted[0]["aggregator_uuid"] == "agg-1" and posted[0]["transaction_id"]
-    aggregator._request = lambda method, url, body=None: {"status": "accepted"}
-    assert aggregator.execute_batch_commands(is_blocking=False) is None
-    assert aggregator.commands_buffer_length == 0
-    aggregator.add_to_batch_commands.offer_energy("stranger", 1, 2)
-    with pytest.raises(Exception, match="stranger not in list of selected device uuids"):
-        aggregator.execute_batch_commands()
-    aggregator.is_finished = True
-    aggregator.add_to_batch_commands.offer_energy("pv", 1, 2)
-    assert aggregator.execute_batch_commands() is None
 
 
 def test_sockets_open_eagerly_only_for_clients_that_want_events():

@@ -1,5 +1,8 @@
-"""A worker's slice decision: one failing strategy skips only its asset."""
+"""A worker's slice decision: one failing strategy skips only its asset; states are typed in
+between reading and writing them, and an unreadable stored state starts afresh."""
 
+import dataclasses
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -8,7 +11,8 @@ from orchestrator.messages import AssetItem, SliceTask, slice_transaction_id
 from orchestrator.worker_context import WorkerContext
 from workers.strategies import get_strategy
 from workers.strategies.base import Decision
-from workers.tasks import decide_slice, slot_closed
+from workers.strategies.storage import StorageState
+from workers.tasks import decide_slice, load_state, slot_closed
 
 
 @dataclass
@@ -36,14 +40,10 @@ class _Context:
         if name != self.broken:
             return self.ramp
 
-        class Broken:
-            name = "broken"
+        def broken(*_):
+            raise ZeroDivisionError("bad parameters")
 
-            @staticmethod
-            def decide(*_):
-                raise ZeroDivisionError("bad parameters")
-
-        return Broken, None
+        return dataclasses.replace(self.ramp[0], name="broken", decide=broken), None
 
 
 def _task(assets):
@@ -94,7 +94,47 @@ def test_transaction_ids_are_stable_per_decision_and_keyed():
     later = slice_transaction_id(b"k" * 32, "agg", "2026-06-01T10:00", "tick", 20, 0)
     other_key = slice_transaction_id(b"j" * 32, "agg", "2026-06-01T10:00", "tick", 10, 0)
     assert len(ids) == 1 and later not in ids and other_key not in ids
-    assert isinstance(Decision(commands=[], state={}).commands, list)
+
+
+def _storage(uuid: str = "ess", used: float = 5.0) -> AssetItem:
+    info = {
+        "energy_to_sell": 1.0,
+        "energy_active_in_offers": 0.0,
+        "energy_to_buy": 1.0,
+        "energy_active_in_bids": 0.0,
+        "used_storage": used,
+        "energy_traded": 0.0,
+        "total_cost": 0.0,
+    }
+    return AssetItem(uuid=uuid, name=uuid, kind="Storage", info=info)
+
+
+def test_states_are_typed_for_the_strategy_and_stored_as_json():
+    config = parse_fleet_config(
+        {"aggregators": [{"name": "a", "assets": ["*"]}], "strategies": {"Storage": {"name": "storage_arbitrage"}}}
+    )
+    store = _Store(states={"ess": {"used_storage": 4.0, "held_kWh": 1.0, "avg_purchase_rate": 20.0, "old_key": 1}})
+    ctx = WorkerContext(config, connection=None, store=store, link=None)
+    batch, states, skipped = decide_slice(_task([_storage(used=5.0)]), ctx)
+    # 1 kWh more stored since the last event: bought at the last bid rate (none: buy_rate_end 24.9).
+    assert states["ess"]["held_kWh"] == 2.0 and states["ess"]["avg_purchase_rate"] == (20.0 + 24.9) / 2
+    assert StorageState.model_validate(states["ess"]) == StorageState(**states["ess"])
+    assert "old_key" not in states["ess"] and skipped == 0
+    assert [command["type"] for command in batch["ess"]] == ["offer", "bid"]
+
+
+def test_an_unreadable_stored_state_starts_afresh_with_a_rate_limited_log(caplog):
+    spec = get_strategy("storage_arbitrage")
+    garbage = ["not a state", [1, 2], {"used_storage": "full"}, {"held_kWh": -1}, {"avg_purchase_rate": float("nan")}]
+    with caplog.at_level(logging.WARNING, logger="workers.tasks"):
+        loaded = [load_state(spec, stored, "ess") for stored in garbage * 3]
+    assert all(state == StorageState() for state in loaded)
+    warnings = [record for record in caplog.records if "unreadable" in record.getMessage()]
+    assert 1 <= len(warnings) <= 5 and "ess" in warnings[0].getMessage()  # not one per bad state
+    assert load_state(spec, None, "ess") is load_state(spec, {}, "ess") is spec.fresh_state
+    stateless = get_strategy("price_ramp")
+    assert load_state(stateless, {"kept": 1}, "pv") is stateless.fresh_state  # what older versions stored
+    assert isinstance(Decision(commands=[], state=spec.fresh_state).state, StorageState)
 
 
 def test_operator_controls_pause_an_asset_and_override_its_parameters():

@@ -1,4 +1,4 @@
-"""Inputs and output of every strategy: read-only views of an event and the resulting decision.
+"""Inputs and output of every strategy: read-only views of an event, its state and the decision.
 
 Strategies are pure functions of these values so that any worker can run any asset on any tick
 and the caller alone owns I/O (Redis state, batch commands).
@@ -6,9 +6,14 @@ and the caller alone owns I/O (Redis state, batch commands).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
+from pydantic import BaseModel, ConfigDict
+
+OFFER = "offer"
+BID = "bid"
 PV = "PV"
 LOAD = "Load"
 STORAGE = "Storage"
@@ -32,9 +37,8 @@ class MarketView:
     completion: int  # slot completion percent: 0, 10, ..., 90
     market_maker_rate: float | None
     feed_in_tariff_rate: float | None
-    fee_to_root: float = (
-        0.0  # sum of current grid fees (ct/kWh) on the path from the asset to the root market; 0 if unknown
-    )
+    # Sum of current grid fees (ct/kWh) from the asset to the root market; None while unknown.
+    fee_to_root: float | None = None
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,61 @@ class MarketNodeView:  # for grid-operator strategies acting on a market
     last_market_fee: float | None
 
 
+# Commands are slotted, not frozen, dataclasses: built for every asset on every event, and a
+# frozen one costs four times as much to build.
+@dataclass(slots=True)
+class PlaceOrder:
+    """Offer (``side`` "offer") or bid ``energy`` kWh for ``price`` cents in total on the spot
+    market, replacing the asset's open orders of that side."""
+
+    side: str
+    energy: float  # > 0, finite
+    price: float  # >= 0, finite
+
+
+@dataclass(slots=True)
+class WithdrawOrders:
+    """Delete every open order of ``side``."""
+
+    side: str
+
+
+@dataclass(slots=True)
+class SetGridFee:
+    """The market's constant grid fee (ct/kWh) from its next slot on."""
+
+    fee: float
+
+
+@dataclass(slots=True)
+class RequestMarketStats:
+    """Ask for the market's DSO statistics of its last slot."""
+
+
+# What a strategy asks for. The worker sends each as the protocol's typed command
+# (``workers/commands.py``: the models the SDK builds its users' commands with).
+Command = PlaceOrder | WithdrawOrders | SetGridFee | RequestMarketStats
+
+
+class StrategyState(BaseModel):
+    """What a strategy remembers of an asset between events, stored as JSON by the worker.
+
+    Frozen (``decide`` returns a new one, its input stays as it was); keys it does not know are
+    ignored, so a state stored by an older version still loads. Declared with the strategy in
+    ``workers/strategies/__init__.py``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False)
+
+
+class NoState(StrategyState):
+    """The state of a strategy that remembers nothing."""
+
+
+State = TypeVar("State")
+
+
 @dataclass
-class Decision:
-    commands: list[dict]  # wire command objects (REDIS.md 6.2)
-    state: dict  # new per-asset state (JSON-serializable; stored in Redis by the caller)
+class Decision(Generic[State]):
+    commands: Sequence[Command]
+    state: State  # the asset's new state

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from pydantic import Field, PrivateAttr, model_validator
 
-from workers.strategies.base import Decision, MarketNodeView, MarketView
+from workers.strategies.base import (
+    Command,
+    Decision,
+    MarketNodeView,
+    MarketView,
+    NoState,
+    RequestMarketStats,
+    SetGridFee,
+)
 from workers.strategies.params import Energy, Rate, StrategyParams
 from workers.strategies.schedule import DailySchedule, TimeOfDay, minute_of_day
 
@@ -48,15 +56,15 @@ class GridFeeParams(StrategyParams):
         return self.base_fee if self._plan is None else self._plan.at(slot)
 
 
-def decide_market(node: MarketNodeView, market: MarketView, params: GridFeeParams, state: dict) -> Decision:
+def decide_market(node: MarketNodeView, market: MarketView, params: GridFeeParams, state: NoState) -> Decision[NoState]:
     """At each slot start, set the fee for the market's next slot if it differs from the configured one."""
     if market.event != "market":
-        return Decision(commands=[], state=dict(state))
-    commands: list[dict] = [{"type": "dso_market_stats", "data": {}}] if params.request_stats else []
+        return Decision(commands=[], state=state)
+    commands: list[Command] = [RequestMarketStats()] if params.request_stats else []
     fee = _target_fee(node, market, params)
     if node.current_market_fee is None or round(node.current_market_fee, FEE_DECIMALS) != fee:
-        commands.append({"type": "grid_fees", "data": {"fee_const": fee}})
-    return Decision(commands=commands, state=dict(state))
+        commands.append(SetGridFee(fee))
+    return Decision(commands=commands, state=state)
 
 
 def _target_fee(node: MarketNodeView, market: MarketView, params: GridFeeParams) -> float:

@@ -1,4 +1,4 @@
-"""Wire order commands (REDIS.md 6.2) and how much energy an asset may put in them.
+"""Orders (sent as REDIS.md 6.2 commands by the worker) and how much energy an asset may put in them.
 
 One place decides the energy limits per asset kind, so no strategy can over-commit an asset.
 """
@@ -8,10 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from workers.strategies.base import LOAD, PV, SMART_METER, STORAGE, AssetView
-
-OFFER = "offer"
-BID = "bid"
+from workers.strategies.base import BID, LOAD, OFFER, PV, SMART_METER, STORAGE, AssetView, PlaceOrder, WithdrawOrders
 
 # asset_info keys whose sum is the most a replacing (replace_existing) order may carry.
 # Storage reports energy_to_sell/energy_to_buy net of its open orders, which a replacement frees
@@ -44,21 +41,27 @@ def energy_limit(asset: AssetView, side: str) -> float:
     return _floor8(sum(info_amount(asset.info, key) for key in keys))
 
 
-def order_command(side: str, energy: float, rate: float, min_energy: float) -> dict | None:
-    """A replacing bid/offer with total price `rate * energy`, or None if there is nothing valid to send."""
+def order_command(side: str, energy: float, rate: float, min_energy: float) -> PlaceOrder | None:
+    """A replacing spot bid/offer with total price `rate * energy`, or None if there is nothing valid to send.
+
+    Checks here what validating the order would (finite, energy > 0, price >= 0), so the worker
+    sends it without validating it again: this runs for every asset on every event.
+    """
     if not (math.isfinite(energy) and math.isfinite(rate)) or energy < min_energy:
         return None
     energy = _floor8(energy)
     price = round(max(rate, 0.0) * energy, 8)
-    return {"type": side, "energy": energy, "price": price, "replace_existing": True, "time_slot": None}
+    if energy <= 0 or not math.isfinite(price):
+        return None
+    return PlaceOrder(side, energy, price)
 
 
-def delete_all_command(side: str) -> dict:
+def delete_all_command(side: str) -> WithdrawOrders:
     """Deletes every open order of `side` (no id -> all, REDIS.md 6.2)."""
-    return {"type": f"delete_{side}", f"{side}_id": None, "time_slot": None}
+    return WithdrawOrders(side)
 
 
-def asset_orders(asset: AssetView, sell_rate: float, buy_rate: float, min_energy: float) -> list[dict]:
+def asset_orders(asset: AssetView, sell_rate: float, buy_rate: float, min_energy: float) -> list[PlaceOrder]:
     """Offer all sellable and bid all buyable energy of the asset at the given rates."""
     orders = (
         order_command(OFFER, energy_limit(asset, OFFER), sell_rate, min_energy),

@@ -1,14 +1,16 @@
 """Linear price ramps over a slot, and `price_ramp`: the template strategy of EXCHANGE.md 3.8.
 
 Assets without a client trade like this in gsy-e, so a fleet using it behaves like unattended
-assets while still being run (and measurable) by our workers.
+assets while still being run (and measurable) by our workers. The ramp itself is the exchange's
+(``gsy_e_sdk.wire.price_ramp``), stepped by the slot's completion.
 """
 
 from __future__ import annotations
 
 from pydantic import model_validator
 
-from workers.strategies.base import AssetView, Decision, MarketView
+from gsy_e_sdk.wire import price_ramp
+from workers.strategies.base import AssetView, Decision, MarketView, NoState
 from workers.strategies.orders import asset_orders
 from workers.strategies.params import OrderParams, Rate
 
@@ -18,9 +20,11 @@ FALLBACK_BUYING_RATE = 35.0  # gsy-e load final_buying_rate default
 
 
 def ramp_rate(start: float, end: float, completion: int) -> float:
-    """Rate at `completion` % of the slot: `start` at 0 %, `end` at the last tick event (90 %)."""
-    fraction = min(max(completion, 0), LAST_COMPLETION) / LAST_COMPLETION
-    return start + (end - start) * fraction
+    """Rate at `completion` % of the slot: `start` at 0 %, `end` at the last tick event (90 %).
+
+    Each percent of completion is one update of the exchange's ramp, which caps it at `end`.
+    """
+    return price_ramp.ramp_rate(start, end, max(completion, 0), LAST_COMPLETION)
 
 
 class PriceRampParams(OrderParams):
@@ -49,13 +53,14 @@ class PriceRampParams(OrderParams):
 
 
 def grid_rate(market: MarketView, fallback: float) -> float:
-    """What energy from the market maker costs at this asset, or `fallback` when the rate is unknown."""
-    if market.market_maker_rate is None:
+    """What energy from the market maker costs at this asset, or `fallback` when the rate or a
+    fee on the way is unknown (the first slot: markets report fees only once a slot finished)."""
+    if market.market_maker_rate is None or market.fee_to_root is None:
         return fallback
     return market.market_maker_rate + market.fee_to_root
 
 
-def decide(asset: AssetView, market: MarketView, params: PriceRampParams, state: dict) -> Decision:
+def decide(asset: AssetView, market: MarketView, params: PriceRampParams, state: NoState) -> Decision[NoState]:
     """Offer all sellable energy on the selling ramp and bid all needed energy on the buying ramp."""
     initial_sell, final_sell = _selling_ramp(market, params)
     initial_buy = params.initial_buying_rate
@@ -68,7 +73,7 @@ def decide(asset: AssetView, market: MarketView, params: PriceRampParams, state:
         buy_rate=ramp_rate(initial_buy, final_buy, market.completion),
         min_energy=params.min_energy,
     )
-    return Decision(commands=commands, state=dict(state))
+    return Decision(commands=commands, state=state)
 
 
 def _selling_ramp(market: MarketView, params: PriceRampParams) -> tuple[float, float]:

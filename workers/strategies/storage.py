@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
-from workers.strategies.base import STORAGE, AssetView, Decision, MarketView
+from workers.strategies.base import STORAGE, AssetView, Command, Decision, MarketView, PlaceOrder, StrategyState
 from workers.strategies.orders import BID, OFFER, delete_all_command, energy_limit, info_amount, order_command
 from workers.strategies.params import Energy, OrderParams, Rate
 from workers.strategies.ramp import ramp_rate
@@ -52,14 +52,27 @@ class StorageArbitrageParams(OrderParams):
         return self
 
 
-def decide(asset: AssetView, market: MarketView, params: StorageArbitrageParams, state: dict) -> Decision:
+class StorageState(StrategyState):
+    """What the last event showed (to infer trades since) and the cost basis of the energy held."""
+
+    slot: str | None = None  # of the last event
+    used_storage: Energy | None = None  # None: no event seen yet
+    energy_traded: Energy = 0.0  # in the last event's slot
+    held_kWh: Energy = 0.0  # purchased energy still stored
+    avg_purchase_rate: Rate = 0.0
+    bid_rate: Rate | None = Field(None, description="rate of the last bid placed, what a purchase since cost")
+
+
+def decide(
+    asset: AssetView, market: MarketView, params: StorageArbitrageParams, state: StorageState
+) -> Decision[StorageState]:
     """Offer and bid in one decision; withdraw a side whose SoC cap no longer allows an order."""
     if asset.kind != STORAGE:
-        return Decision(commands=[], state=dict(state))
+        return Decision(commands=[], state=state)
     info = asset.info
     used = info_amount(info, "used_storage")
     bought, sold = _trades_since(state, info, market.slot)
-    paid_rate = state.get("bid_rate")
+    paid_rate = state.bid_rate
     held, avg_rate = _cost_basis(state, bought, sold, params.buy_rate_end if paid_rate is None else paid_rate)
 
     sell_energy = energy_limit(asset, OFFER)
@@ -75,45 +88,43 @@ def decide(asset: AssetView, market: MarketView, params: StorageArbitrageParams,
     offer = order_command(OFFER, sell_energy, sell_rate, params.min_energy)
     bid = order_command(BID, buy_energy, buy_rate, params.min_energy)
 
-    new_state = {
-        **state,
-        "slot": market.slot,
-        "used_storage": used,
-        "energy_traded": info_amount(info, "energy_traded"),
-        "held_kWh": held,
-        "avg_purchase_rate": avg_rate,
-    }
-    if bid is not None:
-        new_state["bid_rate"] = buy_rate
+    new_state = StorageState(
+        slot=market.slot,
+        used_storage=used,
+        energy_traded=info_amount(info, "energy_traded"),
+        held_kWh=held,
+        avg_purchase_rate=avg_rate,
+        bid_rate=state.bid_rate if bid is None else buy_rate,
+    )
     commands = _place_or_withdraw(OFFER, offer, info_amount(info, "energy_active_in_offers")) + _place_or_withdraw(
         BID, bid, info_amount(info, "energy_active_in_bids")
     )
     return Decision(commands=commands, state=new_state)
 
 
-def _trades_since(state: Mapping, info: Mapping[str, float], slot: str) -> tuple[float, float]:
+def _trades_since(state: StorageState, info: Mapping[str, float], slot: str) -> tuple[float, float]:
     """(bought, sold) kWh since the previous event. `used_storage` moves by bought - sold;
     within one slot `energy_traded` moves by bought + sold (it restarts every slot)."""
-    if "used_storage" not in state:
+    if state.used_storage is None:
         return 0.0, 0.0
-    net = info_amount(info, "used_storage") - state["used_storage"]
+    net = info_amount(info, "used_storage") - state.used_storage
     gross = abs(net)
-    if state.get("slot") == slot:
-        gross = max(info_amount(info, "energy_traded") - state["energy_traded"], gross)
+    if state.slot == slot:
+        gross = max(info_amount(info, "energy_traded") - state.energy_traded, gross)
     return (gross + net) / 2, (gross - net) / 2
 
 
-def _cost_basis(state: Mapping, bought: float, sold: float, paid_rate: float) -> tuple[float, float]:
+def _cost_basis(state: StorageState, bought: float, sold: float, paid_rate: float) -> tuple[float, float]:
     """(kWh of purchased energy still held, its average purchase rate); sales use it up first."""
-    held = max(state.get("held_kWh", 0.0) - sold, 0.0)
-    avg_rate = state.get("avg_purchase_rate", 0.0) if held > NOISE_KWH else 0.0
+    held = max(state.held_kWh - sold, 0.0)
+    avg_rate = state.avg_purchase_rate if held > NOISE_KWH else 0.0
     if bought > NOISE_KWH:
         avg_rate = (held * avg_rate + bought * paid_rate) / (held + bought)
         held += bought
     return held, avg_rate
 
 
-def _place_or_withdraw(side: str, order: dict | None, open_energy: float) -> list[dict]:
+def _place_or_withdraw(side: str, order: PlaceOrder | None, open_energy: float) -> list[Command]:
     """The new order, or a delete of the side's open orders that the caps no longer allow."""
     if order is not None:
         return [order]

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from pydantic import PrivateAttr, model_validator
 
-from workers.strategies.base import AssetView, Decision, MarketView
+from workers.strategies.base import AssetView, Decision, MarketView, NoState
 from workers.strategies.orders import asset_orders
 from workers.strategies.params import OrderParams, Rate, StrategyParams
 from workers.strategies.schedule import DailySchedule, TimeOfDay, minute_of_day
@@ -127,7 +127,7 @@ def _cell(where: str, line: int, column: str, text: str, parse: Callable[[str], 
         raise ValueError(f"{where} line {line}, column {column!r}: {error}") from None
 
 
-def decide(asset: AssetView, market: MarketView, params: TimeOfUseParams, state: dict) -> Decision:
+def decide(asset: AssetView, market: MarketView, params: TimeOfUseParams, state: NoState) -> Decision[NoState]:
     """Bid the needed energy at the slot's buy_rate and offer the spare energy at its sell_rate."""
     buy_rate, sell_rate = params.rates_at(market.slot)
-    return Decision(commands=asset_orders(asset, sell_rate, buy_rate, params.min_energy), state=dict(state))
+    return Decision(commands=asset_orders(asset, sell_rate, buy_rate, params.min_energy), state=state)
