@@ -66,7 +66,7 @@ def render_report(
     summary: dict[str, Any], slots: list[SlotRow], facts: ScenarioFacts, plot_png: bytes, files: list[str]
 ) -> str:
     scenario = summary["scenario"]
-    title = f"Demo run: {scenario['name']}, {facts.start.date().isoformat()} (UTC)"
+    title = f"Fleet run: {scenario['name']}, {facts.start.date().isoformat()} (UTC)"
     feed_in = scenario["feed_in_tariff_ct_per_kWh"]
     rates = f"The market maker sells at {scenario['market_maker_rate_ct_per_kWh']:g} ct/kWh before grid fees" + (
         f"; the grid buys at the feed-in tariff of {feed_in:g} ct/kWh." if feed_in is not None else "."

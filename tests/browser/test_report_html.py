@@ -46,7 +46,7 @@ def test_report_renders_its_tables_and_plot_in_chromium(report):
     try:
         driver.get(report.as_uri())
         assert driver.execute_script("return document.readyState") == "complete"
-        assert driver.title.startswith("Demo run: Grid, ")
+        assert driver.title.startswith("Fleet run: Grid, ")
         plot = driver.find_element(By.ID, "plot")
         # Loaded and decoded from the embedded PNG: a broken image has natural width 0.
         assert driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", plot) > 500
