@@ -237,8 +237,8 @@ def run_fleet(
     """Start ``workers`` local workers, attach the fleet once they are ready, print the start line,
     dispatch to the end with progress, and let the workers finish the last tasks.
 
-    ``on_attached`` run once the fleet listens and before the first event is dispatched (a paused
-    exchange is resumed there); ``stop`` ends the dispatch early (the exchange is gone). Returns
+    ``on_attached`` run once the fleet listens and before the first event is dispatched (e.g. the
+    metrics server starts there); ``stop`` ends the dispatch early (the exchange is gone). Returns
     the finished dispatcher, for the report.
     """
     app = make_app(config.broker_url or redis_url)

@@ -4,13 +4,13 @@
 are this one run with different defaults, so what one user learns from the demo holds for their
 own fleet. Redis: ``--redis-url``, else env ``REDIS_URL``, else the fleet file's, else
 127.0.0.1:6379 if it answers, else an embedded server. The exchange is strict like the reference
-exchange (``--strict-reference``) and waits for the fleet: it starts paused with
-``--start-when-selected`` set to the areas the fleet attaches (counted from the scenario before
-anything starts), and is resumed once the dispatcher listens, so no asset misses the first
-market event. Then a summary table and ``results/``: ``report.html`` (tables and plot in one
-page), ``summary.json``, ``slots.csv``, the plot as PNG, the exchange's own files under
-``exchange/`` and every process's log under ``logs/``. Bad options end the command with one
-``Error:`` line and exit code 2 before anything starts.
+exchange (``--strict-reference``) and waits for the fleet: ``--start-when-selected`` is the
+number of areas the fleet attaches (counted from the scenario before anything starts), and the
+dispatcher listens before it selects them, so no asset misses the first market event. Then a
+summary table and ``results/``: ``report.html`` (tables and plot in one page), ``summary.json``,
+``slots.csv``, the plot as PNG, the exchange's own files under ``exchange/`` and every process's
+log under ``logs/``. Bad options end the command with one ``Error:`` line and exit code 2 before
+anything starts.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from typing import Any, NoReturn
 import click
 import redis
 
-from gsy_e_sdk.wire import channels
 from gsy_e_sdk.wire.redis_url import chosen_redis_url
 from gsy_e_sdk.wire.times import SLOT_FORMAT
 from gsy_local_exchange.cli import PaceType
@@ -112,7 +111,6 @@ class LocalRun:
             "--strict-reference",
             "--pace",
             self.pace,
-            "--paused",
             "--start-when-selected",
             str(self.areas),
             "--start-date",
@@ -232,9 +230,6 @@ def _run(run: LocalRun, url: str, started: float, on_attached: Iterable[OnAttach
             raise click.ClickException(f"{exc}; see {logs / 'exchange.log'}") from None
         threading.Thread(target=_stop_after_exit, args=(exchange, stop), name="exchange-watch", daemon=True).start()
 
-        def resume(_dispatcher: object) -> None:
-            client.publish(channels.simulation_control("resume"), json.dumps({"transaction_id": "local-run-resume"}))
-
         dispatcher = run_fleet(
             run.config_path,
             run.config,
@@ -245,7 +240,7 @@ def _run(run: LocalRun, url: str, started: float, on_attached: Iterable[OnAttach
             first_slot=facts.start.strftime(SLOT_FORMAT),
             log_dir=logs,
             fresh=True,
-            on_attached=[*on_attached, resume],
+            on_attached=on_attached,
             stop=stop,
         )
         if exchange.wait(timeout=60):
