@@ -22,8 +22,11 @@ install-dev: $(VENV)/.installed-dev
 demo: install
 	$(VENV)/bin/gsy-e-sdk demo
 
+# Two test processes, each module whole in one of them (module fixtures, private servers per
+# process); PYTEST_WORKERS=0 runs everything in this process.
+PYTEST_WORKERS ?= 2
 test: install-dev
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # Lint, format check and types: the configuration is in pyproject.toml.
 lint: install-dev

@@ -22,12 +22,16 @@ from gsy_local_exchange.scenario import parse_scenario
 from gsy_local_exchange.simulation import Simulation
 
 
-def measure(assets: int, slots: int, with_aggregators: bool) -> dict:
-    scenario = parse_scenario(generate_scenario(assets, max(assets // 100, 1)))
+def build_simulation(
+    assets: int, per_aggregator: int, slots: int, with_aggregators: bool, compact: bool = False
+) -> Simulation:
+    """A generated grid of ``assets`` in markets of ``per_aggregator``; with aggregators, one per
+    market selecting all its assets (as the fleet benchmarks' fleets do). Also used by event_size.py."""
+    scenario = parse_scenario(generate_scenario(assets, max(assets // per_aggregator, 1)))
     clock = SimulationClock(
         datetime(2026, 6, 1, 10), timedelta(minutes=15), timedelta(seconds=15), timedelta(minutes=15 * slots)
     )
-    simulation = Simulation(scenario, clock)
+    simulation = Simulation(scenario, clock, compact_tree=compact)
     if with_aggregators:
         markets = [m for m in simulation.engine.markets if m.parent is not None]
         for index, market in enumerate(markets):
@@ -42,6 +46,11 @@ def measure(assets: int, slots: int, with_aggregators: bool) -> dict:
                         "transaction_id": child.uuid,
                     }
                 )
+    return simulation
+
+
+def measure(assets: int, slots: int, with_aggregators: bool) -> dict:
+    simulation = build_simulation(assets, 100, slots, with_aggregators)
     durations, event_durations, payload_bytes = [], [], 0
     while not simulation.finished:
         started = time.perf_counter()

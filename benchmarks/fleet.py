@@ -5,27 +5,37 @@ local exchange at fast pace (it waits for every aggregator's batch at each event
 deadline). The exchange itself times each event from its publication to the last batch it
 receives for it, separately for market and tick events. Every process (exchange, dispatcher,
 each worker; the baseline) is measured for CPU seconds, peak RSS, threads and sockets, and
-Redis for the commands it served per slot. Then the same strategies run in one process
+the exchange's Redis for the commands it served per slot. The Celery broker is a server of the
+run's own, Redis (``--broker redis``, default) or a vhost on the local RabbitMQ (``--broker
+rabbitmq``, 127.0.0.1:5672, deleted after the run); per slot it reports the messages published to
+the broker (Redis: LPUSH/RPUSH/PUBLISH calls; RabbitMQ: the node's ``messages_received_total``),
+the bytes of the fleet processes' broker connections (both directions, the kernel's own count,
+``ss``) and the broker's CPU. Then the same strategies run in one process
 (``benchmarks/baseline.py``) and the ratio fleet/baseline is reported; at the largest N the fleet
-also runs with 1, 2 and 4 workers. Prints a table and writes ``benchmarks/results/fleet.json``.
+also runs with 1, 2 and 4 workers. Prints a table and writes ``benchmarks/results/fleet-<broker>.json``.
 
     python benchmarks/fleet.py                      # 100, 1,000, 10,000 (+ scaling at 10,000)
     python benchmarks/fleet.py --quick              # stops at 1,000
+    python benchmarks/fleet.py --broker rabbitmq --assets 1000 10000 --no-baseline --scaling 2
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import redis
 import yaml
@@ -33,7 +43,13 @@ import yaml
 from gsy_e_sdk.wire import channels
 from gsy_local_exchange.embedded_redis import PrivateRedis
 from gsy_local_exchange.generate import generate_scenario
-from orchestrator.processes import exchange_command, stop_processes, wait_for_exchange, worker_command
+from orchestrator.processes import (
+    dispatcher_command,
+    exchange_command,
+    stop_processes,
+    wait_for_exchange,
+    worker_command,
+)
 from orchestrator.sharding import queue_name, shards_for_worker
 
 RESULTS = Path(__file__).parent / "results"
@@ -41,6 +57,16 @@ ROOT = Path(__file__).resolve().parents[1]
 TICKS = os.sysconf("SC_CLK_TCK")
 SHARDS = 4
 IDLE_SECONDS = 5.0
+BROKERS = ("redis", "rabbitmq")
+
+sys.path.insert(0, str(ROOT))  # tests/ is not installed: the RabbitMQ helpers of the fleet tests
+from tests.reliability.fleet_harness import private_rabbitmq_vhost, rabbitmq_list, rabbitmqctl  # noqa: E402
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU of a running process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 # ---------------------------------------------------------------------------------------------- probes
@@ -58,8 +84,7 @@ class Probe:
     def sample(self) -> None:
         pid = self.process.pid
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            self.cpu_s = (int(fields[11]) + int(fields[12])) / TICKS
+            self.cpu_s = cpu_seconds(pid)
             status = dict(
                 line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
             )
@@ -100,21 +125,131 @@ class Probe:
         }
 
 
+SS_SOCKET = re.compile(r"^\S+\s+\d+\s+\d+\s+(\S+)\s+\S+\s+users:\(\(\"[^\"]*\",pid=(\d+),")
+SS_BYTES = re.compile(r"\bbytes_(sent|received):(\d+)")
+
+
+class BrokerBytes:
+    """Bytes the fleet's processes exchanged with the broker: every sample reads each of their TCP
+    connections to the broker's port from the kernel (``ss -tinp``) and keeps its highest count,
+    so a connection closed since (the dispatcher's, at its exit) still counts what it carried."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.seen: dict[tuple[int, str], int] = {}
+        self._lock = threading.Lock()  # the sampler thread and the run's before/after readings
+
+    def sample(self, pids: set[int]) -> int:
+        listing = subprocess.run(
+            ["ss", "-tinpH", f"dport = :{self.port}"], capture_output=True, text=True, check=False
+        ).stdout
+        with self._lock:
+            key = None
+            for line in listing.splitlines():
+                if match := SS_SOCKET.match(line):
+                    key = (int(match[2]), match[1]) if int(match[2]) in pids else None
+                elif key is not None:
+                    carried = sum(int(count) for _, count in SS_BYTES.findall(line))
+                    self.seen[key] = max(self.seen.get(key, 0), carried)
+                    key = None
+            return sum(self.seen.values())
+
+
 class Sampler(threading.Thread):
-    def __init__(self, probes: list[Probe], every: float = 0.5) -> None:
+    def __init__(self, probes: list[Probe], broker_bytes: BrokerBytes | None = None, every: float = 0.5) -> None:
         super().__init__(daemon=True)
         self.probes = probes
+        self.broker_bytes = broker_bytes
         self.every = every
         self.stopped = threading.Event()
+
+    def sample_broker(self) -> int:
+        if self.broker_bytes is None:
+            return 0
+        return self.broker_bytes.sample({probe.process.pid for probe in list(self.probes)})
 
     def run(self) -> None:
         while not self.stopped.wait(self.every):
             for probe in list(self.probes):
                 probe.sample()
+            self.sample_broker()
 
 
 def redis_calls(client: redis.Redis) -> int:
     return sum(int(stats["calls"]) for name, stats in client.info("commandstats").items())
+
+
+# ---------------------------------------------------------------------------------------------- brokers
+@dataclass
+class BrokerCounts:
+    messages: int  # published to the broker: tasks, task events, worker heartbeats, control
+    cpu_s: float  # the broker process's CPU seconds
+
+
+class Broker(Protocol):
+    kind: str
+    url: str
+    port: int
+    shared: bool  # whether what the broker counts may include traffic of others
+
+    def counts(self) -> BrokerCounts: ...
+
+
+class RedisBroker:
+    """The Celery broker in a Redis of its own (not the exchange's): what it counts is the broker's."""
+
+    kind = "redis"
+    shared = False
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.port = urlsplit(url).port or 6379
+        self.client = redis.Redis.from_url(url)
+
+    def counts(self) -> BrokerCounts:
+        commands = self.client.info("commandstats")
+        cpu = self.client.info("cpu")
+        return BrokerCounts(
+            sum(int(commands.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("lpush", "rpush", "publish")),
+            float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"]),
+        )
+
+
+class RabbitBroker:
+    """A vhost of the run's own on the local RabbitMQ. Its messages (``rabbit_global_counters``) and
+    CPU (the node's beam process) are the node's: ``shared`` is set when another vhost had
+    connections at a reading, so they may include others' traffic."""
+
+    kind = "rabbitmq"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.port = urlsplit(url).port or 5672
+        self.vhost = urlsplit(url).path.lstrip("/")
+        self.pid = int(rabbitmqctl("eval", "os:getpid().").strip().strip('"'))
+        self.shared = False
+
+    def counts(self) -> BrokerCounts:
+        self.shared |= any(c["vhost"] != self.vhost for c in rabbitmq_list("connections", "vhost"))
+        overview = rabbitmqctl("eval", "maps:get([{protocol,amqp091}], rabbit_global_counters:overview()).")
+        received = re.search(r"messages_received_total => (\d+)", overview)
+        if received is None:
+            raise RuntimeError(f"no messages_received_total in RabbitMQ's counters: {overview[:300]}")
+        return BrokerCounts(int(received[1]), cpu_seconds(self.pid))
+
+
+@contextlib.contextmanager
+def open_broker(kind: str) -> Iterator[Broker]:
+    """A broker for one fleet run, gone after it (its queues and connections with it)."""
+    if kind == "redis":
+        server = PrivateRedis().start()
+        try:
+            yield RedisBroker(server.url)
+        finally:
+            server.stop()
+    else:
+        with private_rabbitmq_vhost("gsy-bench") as url:
+            yield RabbitBroker(url)
 
 
 # ---------------------------------------------------------------------------------------------- set-up
@@ -178,8 +313,12 @@ def _idle_cpu_percent(probes: list[Probe]) -> float:
     return round(100 * (sum(probe.cpu_s for probe in probes) - before) / IDLE_SECONDS, 2)
 
 
-def run_one(assets: int, mode: str, workers: int, url: str, work: Path, duration: str) -> dict[str, Any]:
+def run_one(
+    assets: int, mode: str, workers: int, url: str, work: Path, duration: str, broker: Broker | None = None
+) -> dict[str, Any]:
+    """One run; ``broker`` (a fleet's) defaults to the exchange's Redis."""
     run = Run(assets, mode, workers, work, url, duration)
+    broker_url = broker.url if broker else url
     scenario = generate_scenario(assets, max(assets // 100, 1))
     scenario_path = work / f"scenario-{assets}.json"
     scenario_path.write_text(json.dumps(scenario))
@@ -207,10 +346,10 @@ def run_one(assets: int, mode: str, workers: int, url: str, work: Path, duration
     env = {
         "GSY_FLEET_CONFIG": str(config_path),
         "REDIS_URL": url,
-        "GSY_FLEET_BROKER_URL": url,
+        "GSY_FLEET_BROKER_URL": broker_url,
         "GSY_FLEET_WORKER_LOG_LEVEL": "WARNING",
     }
-    sampler = Sampler(run.probes)
+    sampler = Sampler(run.probes, BrokerBytes(broker.port) if broker else None)
     sampler.start()
     helpers: list[Probe] = []
     attach_started = time.monotonic()
@@ -218,19 +357,7 @@ def run_one(assets: int, mode: str, workers: int, url: str, work: Path, duration
         dispatcher = _spawn(
             run,
             "dispatcher",
-            [
-                sys.executable,
-                "-m",
-                "gsy_e_sdk",
-                "--log-level",
-                "INFO",
-                "fleet",
-                "dispatch",
-                "--config",
-                str(config_path),
-                "--redis-url",
-                url,
-            ],
+            dispatcher_command(config_path, "--redis-url", url),
             env,
         )
         _wait_line(run, "dispatcher", "dispatching", dispatcher.process, 600)
@@ -238,7 +365,7 @@ def run_one(assets: int, mode: str, workers: int, url: str, work: Path, duration
         for index in range(workers):
             queues = [queue_name(shard) for shard in shards_for_worker(index, workers, SHARDS)]
             helpers.append(_spawn(run, f"worker{index}", worker_command(queues, f"{run.tag}-w{index}"), env))
-        _wait_workers(url, [f"{run.tag}-w{index}" for index in range(workers)], helpers)
+        _wait_workers(broker_url, [f"{run.tag}-w{index}" for index in range(workers)], helpers)
     else:
         baseline = _spawn(
             run,
@@ -261,6 +388,8 @@ def run_one(assets: int, mode: str, workers: int, url: str, work: Path, duration
         probe.sample()
     ready_cpu = {probe.name: probe.cpu_s for probe in run.probes}  # start-up and attaching, not the run
     calls_before = redis_calls(client)
+    broker_before = broker.counts() if broker else None
+    bytes_before = sampler.sample_broker()
     started = time.monotonic()
     client.publish(channels.simulation_control("resume"), json.dumps({"transaction_id": "bench"}))
     try:
@@ -268,6 +397,8 @@ def run_one(assets: int, mode: str, workers: int, url: str, work: Path, duration
         wall = time.monotonic() - started
         helpers[0].wait(timeout=120)  # the dispatcher (or baseline) returns after every aggregator's finish
         calls = redis_calls(client) - calls_before
+        broker_bytes = sampler.sample_broker() - bytes_before
+        broker_after = broker.counts() if broker else None
     finally:
         sampler.stopped.set()
         for probe in run.probes:
@@ -276,10 +407,12 @@ def run_one(assets: int, mode: str, workers: int, url: str, work: Path, duration
     latency = summary.get("event_to_last_batch") or {}
     by_event = latency.get("by_event", {})
     workers_probes = [p for p in run.probes if p.name.startswith("worker")]
+    slots = max(summary["slots"], 1)
     return {
         "assets": assets,
         "aggregators": max(assets // 100, 1),
         "mode": mode,
+        "broker": broker.kind if broker else None,
         "workers": workers if mode == "fleet" else 0,
         "slots": summary["slots"],
         "attach_s": round(attach_s, 1),
@@ -295,9 +428,14 @@ def run_one(assets: int, mode: str, workers: int, url: str, work: Path, duration
         "market_series_ms": latency.get("series_ms", {}).get("market"),
         "orders": summary["client_orders"],
         "trades": summary["trades"],
-        "redis_calls_per_slot": round(calls / max(summary["slots"], 1)),
+        "redis_calls_per_slot": round(calls / slots),
+        **(
+            _broker_row(broker, broker_before, broker_after, broker_bytes, slots, _tasks_sent(run))
+            if broker and broker_before and broker_after
+            else {}
+        ),
         "idle_cpu_percent": idle,
-        "cpu_s_per_slot": round(sum(p.cpu_s - ready_cpu[p.name] for p in run.probes) / max(summary["slots"], 1), 3),
+        "cpu_s_per_slot": round(sum(p.cpu_s - ready_cpu[p.name] for p in run.probes) / slots, 3),
         "processes": {
             probe.name: {
                 **probe.row(),
@@ -307,6 +445,24 @@ def run_one(assets: int, mode: str, workers: int, url: str, work: Path, duration
             for probe in run.probes
         },
         "worker_peak_rss_mb": round(sum(p.peak_rss_mb for p in workers_probes), 1) if workers_probes else None,
+    }
+
+
+def _tasks_sent(run: Run) -> int | None:
+    """Task messages the dispatcher sent, from its last line (``finished: N tasks over M slots``)."""
+    found = re.search(r"finished: (\d+) tasks", (run.work / f"{run.tag}-dispatcher.log").read_text())
+    return int(found[1]) if found else None
+
+
+def _broker_row(
+    broker: Broker, before: BrokerCounts, after: BrokerCounts, carried: int, slots: int, tasks: int | None
+) -> dict[str, Any]:
+    return {
+        "tasks_per_slot": round(tasks / slots) if tasks is not None else None,
+        "broker_msgs_per_slot": round((after.messages - before.messages) / slots),
+        "broker_kb_per_slot": round(carried / 1024 / slots),
+        "broker_cpu_s_per_slot": round((after.cpu_s - before.cpu_s) / slots, 3),
+        "broker_counts_shared": broker.shared,
     }
 
 
@@ -328,6 +484,7 @@ def _wait_workers(url: str, names: list[str], probes: list[Probe], timeout: floa
 COLUMNS = [
     ("assets", "N", 6),
     ("mode", "mode", 8),
+    ("broker", "broker", 8),
     ("workers", "W", 2),
     ("market_p50_ms", "mkt p50", 8),
     ("market_p99_ms", "mkt p99", 8),
@@ -337,6 +494,9 @@ COLUMNS = [
     ("cpu_s_per_slot", "CPU s/slot", 10),
     ("idle_cpu_percent", "idle %", 7),
     ("redis_calls_per_slot", "redis/slot", 10),
+    ("broker_msgs_per_slot", "brk msg/slot", 12),
+    ("broker_kb_per_slot", "brk KB/slot", 11),
+    ("broker_cpu_s_per_slot", "brk CPU s/slot", 14),
     ("worker_peak_rss_mb", "wrk RSS MB", 10),
     ("wall_s", "wall s", 7),
     ("trades", "trades", 7),
@@ -388,8 +548,12 @@ def main() -> None:
     parser.add_argument("--scaling", type=int, nargs="*", default=[1, 2, 4], help="worker counts at the largest N")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--quick", action="store_true", help="stop at 1,000 assets")
-    parser.add_argument("--json", type=Path, default=RESULTS / "fleet.json")
+    parser.add_argument(
+        "--broker", choices=BROKERS, default="redis", help="the fleet's Celery broker, a server of each run's own"
+    )
+    parser.add_argument("--json", type=Path, help="default: benchmarks/results/fleet-<broker>.json")
     args = parser.parse_args()
+    json_path = args.json or RESULTS / f"fleet-{args.broker}.json"
     sizes = [n for n in args.assets if not args.quick or n <= 1000]
     plan = []
     for assets in sizes:
@@ -398,7 +562,7 @@ def main() -> None:
         if not args.no_baseline:
             plan.append((assets, "baseline", 0))
     rows = []
-    server = PrivateRedis().start()  # private: Redis command counts are the benchmark's alone
+    server = PrivateRedis().start()  # the exchange's, private: its command counts are the benchmark's alone
     try:
         with tempfile.TemporaryDirectory(prefix="gsy-bench-") as tmp:
             for index, (assets, mode, workers) in enumerate(plan, 1):
@@ -408,7 +572,8 @@ def main() -> None:
                     + " ...",
                     flush=True,
                 )
-                rows.append(run_one(assets, mode, workers, server.url, Path(tmp), args.duration))
+                with open_broker(args.broker) if mode == "fleet" else contextlib.nullcontext() as broker:
+                    rows.append(run_one(assets, mode, workers, server.url, Path(tmp), args.duration, broker))
                 print(table(rows[-1:]).splitlines()[1], flush=True)
     finally:
         server.stop()
@@ -416,15 +581,16 @@ def main() -> None:
         "rows": rows,
         "derived": derived(rows),
         "duration": args.duration,
+        "broker": args.broker,
         "shards": SHARDS,
         "cpus": os.cpu_count(),
     }
     print()
     print(table(rows))
     print(json.dumps(report["derived"], indent=1))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2))
-    print(f"written {args.json}")
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(report, indent=2))
+    print(f"written {json_path}")
 
 
 if __name__ == "__main__":

@@ -13,15 +13,20 @@ import click
 from gsy_e_sdk.wire.redis_connection import get_connection
 from gsy_e_sdk.wire.redis_url import redis_url_option
 from orchestrator.cli_options import exit_with, fleet_redis_url, load_or_exit, redis_option
+from orchestrator.config import FleetConfig
 from orchestrator.dispatcher import Dispatcher
 from orchestrator.fleet_run import exchange_first_slot, exchange_label, run_fleet, run_or_exit, start_dispatcher
 from orchestrator.metrics import serve_metrics
 from orchestrator.processes import sigterm_as_interrupt
 from orchestrator.report import fleet_summary, render_table
+from orchestrator.sharding import aggregators_for_dispatcher
 from orchestrator.state import StateStore
 from orchestrator.worker_entry import worker_command
 
 logger = logging.getLogger(__name__)
+
+PART_INDEX_ENV = "GSY_FLEET_DISPATCHER_INDEX"
+PART_COUNT_ENV = "GSY_FLEET_DISPATCHER_COUNT"
 
 
 @click.group("fleet")
@@ -46,16 +51,74 @@ metrics_address_option = click.option(
 @redis_option
 @metrics_option
 @metrics_address_option
-def dispatch_command(config_path: Path, redis_url: str | None, metrics_port: int | None, metrics_address: str) -> None:
-    """Attach the fleet and fan exchange events out to the shard queues (workers run elsewhere)."""
+@click.option(
+    "--part-index",
+    type=int,
+    default=None,
+    envvar=PART_INDEX_ENV,
+    help=f"This dispatcher's part, 0 to --part-count - 1 [env {PART_INDEX_ENV}; default 0].",
+)
+@click.option(
+    "--part-count",
+    type=int,
+    default=None,
+    envvar=PART_COUNT_ENV,
+    help=f"Dispatchers sharing the fleet, each attaching a share of its aggregators [env {PART_COUNT_ENV}; default 1].",
+)
+def dispatch_command(
+    config_path: Path,
+    redis_url: str | None,
+    metrics_port: int | None,
+    metrics_address: str,
+    part_index: int | None,
+    part_count: int | None,
+) -> None:
+    """Attach the fleet and fan exchange events out to the shard queues (workers run elsewhere).
+
+    \b
+    A large fleet can be split between N dispatchers (any machines, the same fleet file): part I
+    attaches and serves every N-th aggregator sorted by name, from the I-th, and only part 0
+    watches the workers for the shard failover:
+      gsy-e-sdk fleet dispatch --config fleet.yaml --part-index 0 --part-count 2
+      gsy-e-sdk fleet dispatch --config fleet.yaml --part-index 1 --part-count 2
+    """
+    index, count = dispatcher_part(part_index, part_count)
     config = load_or_exit(config_path)
+    part = config_of_part(config, index, count)
     url = fleet_redis_url(config, redis_url)
-    dispatcher = start_dispatcher(config, url)
+    dispatcher = start_dispatcher(part, url)
     if metrics_port is not None:
         serve_metrics(dispatcher.store, config.name, metrics_port, metrics_address)
-    click.echo(f"dispatching {len(dispatcher.aggregators)} aggregators to {config.shards} shard queues", err=True)
-    run_or_exit(dispatcher)
+    of_part = f" (part {index} of {count}: {', '.join(a.name for a in part.aggregators)})" if count > 1 else ""
+    click.echo(
+        f"dispatching {len(dispatcher.aggregators)} aggregators{of_part} to {config.shards} shard queues", err=True
+    )
+    run_or_exit(dispatcher, watch_workers=index == 0)
     click.echo(f"finished: {dispatcher.tasks_sent} tasks over {len(dispatcher.slots_seen)} slots", err=True)
+
+
+def dispatcher_part(index: int | None, count: int | None) -> tuple[int, int]:
+    """(index, count) of ``--part-index`` / ``--part-count``: both or neither (0 of 1)."""
+    if index is None and count is None:
+        return 0, 1
+    if index is None or count is None:
+        raise click.UsageError("--part-index and --part-count go together: set both or neither")
+    if count < 1:
+        raise click.UsageError(f"--part-count must be at least 1, got {count}")
+    if not 0 <= index < count:
+        raise click.UsageError(f"--part-index must be 0 to {count - 1} for --part-count {count}, got {index}")
+    return index, count
+
+
+def config_of_part(config: FleetConfig, index: int, count: int) -> FleetConfig:
+    """The fleet file holding only the aggregators dispatcher ``index`` of ``count`` owns; exit 2 if none."""
+    owned = set(aggregators_for_dispatcher((a.name for a in config.aggregators), index, count))
+    if not owned:
+        exit_with(
+            f"dispatcher part {index} of {count} owns no aggregator: the fleet has {len(config.aggregators)}; "
+            f"run at most {len(config.aggregators)} parts"
+        )
+    return config.model_copy(update={"aggregators": [a for a in config.aggregators if a.name in owned]})
 
 
 @fleet_group.command("metrics")

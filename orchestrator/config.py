@@ -85,6 +85,9 @@ class FleetConfig(BaseSettings):
     shards: int = Field(2, ge=1, le=1024)
     max_assets_per_task: int = Field(200, ge=1)
     task_timeout: float = Field(10.0, gt=0, description="seconds a task waits for the exchange's answer")
+    failover_after: float = Field(
+        3.0, ge=0, description="seconds of worker silence before its shard queues go to others; 0: never"
+    )
     aggregators: list[AggregatorConfig] = Field(min_length=1)
     strategies: dict[str, StrategyConfig] = Field(default_factory=dict)
     asset_strategies: dict[str, StrategyConfig] = Field(default_factory=dict)

@@ -26,6 +26,7 @@ from gsy_e_sdk.wire.redis_connection import RedisConnection
 from orchestrator.answers import AnswerCounter
 from orchestrator.attach import AttachedAggregator
 from orchestrator.batching import Message, ShardBuffer
+from orchestrator.celery_app import purge_shard_queues
 from orchestrator.config import FleetConfig
 from orchestrator.exchange_link import ExchangeLink, make_link
 from orchestrator.finish import FinishWatch
@@ -176,7 +177,7 @@ class Dispatcher:
         self.key = fleet_key(self.store.client, self.config.name)
         if fresh:
             self.store.reset()
-            self.app.control.purge()
+            purge_shard_queues(self.app, [queue_name(shard) for shard in range(self.config.shards)])
         self.aggregators = self.link.attach(before_select=self._listen)
         self.store.meta("aggregators", {a.name: a.uuid for a in self.aggregators})
         self.store.meta(
@@ -336,7 +337,7 @@ class Dispatcher:
         new = {asset["uuid"]: asset["kind"] for asset in assets if self._kinds.get(asset["uuid"]) != asset["kind"]}
         if new:
             self._kinds.update(new)
-            self.store.meta("kinds", self._kinds)
+            self.store.meta("kinds", new)
 
     def _note_slot(self, slot: str | None) -> None:
         if slot and (not self.slots_seen or self.slots_seen[-1] != slot):

@@ -32,6 +32,7 @@ from orchestrator.celery_app import BROKER_ENV, make_app
 from orchestrator.cli_options import exit_with
 from orchestrator.config import FleetConfig, FleetConfigError
 from orchestrator.dispatcher import Dispatcher, ReaderDied
+from orchestrator.failover import start_failover
 from orchestrator.processes import LocalWorkers
 from orchestrator.state import StateStore
 
@@ -61,13 +62,24 @@ def start_dispatcher(
     return dispatcher
 
 
-def run_or_exit(dispatcher: Dispatcher, stop: threading.Event | None = None) -> None:
-    """Dispatch until the run ends (or ``stop`` is set); a dead event reader ends the command with exit code 1."""
+def run_or_exit(dispatcher: Dispatcher, stop: threading.Event | None = None, watch_workers: bool = True) -> None:
+    """Dispatch until the run ends (or ``stop`` is set), with the shard failover watching the workers
+    unless ``watch_workers`` is off (a fleet's other dispatchers: one watcher per fleet lends each
+    lost queue once); a dead event reader ends the command with exit code 1."""
+    config = dispatcher.config
+    failover = (
+        start_failover(dispatcher.app, config.shards, config.failover_after, dispatcher.store)
+        if watch_workers
+        else None
+    )
     try:
         dispatcher.run(stop)
     except ReaderDied as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
+    finally:
+        if failover is not None:
+            failover.stop()
 
 
 def worker_env(config_path: Path, config: FleetConfig, redis_url: str) -> dict[str, str]:

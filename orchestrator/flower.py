@@ -20,6 +20,7 @@ from pathlib import Path
 import click
 from kombu.utils.url import maybe_sanitize_url
 
+from orchestrator.celery_app import BROKER_ENV
 from orchestrator.celery_app import broker_url as env_broker_url
 from orchestrator.cli_options import load_or_exit
 from orchestrator.flower_auth import FlowerAuthError, basic_auth_from_env
@@ -114,9 +115,10 @@ def flower_command(
         os.environ["FLOWER_BASIC_AUTH"] = ",".join(found[1])
     broker = resolve_broker(broker_url, config_path)
 
+    # The app is built for this broker (its queue declarations differ between Redis and RabbitMQ).
+    os.environ[BROKER_ENV] = broker
     from workers import app  # noqa: PLC0415 - Celery loads only when Flower runs; the app of ``celery -A workers``
 
-    app.conf.broker_url = broker
     click.echo(
         f"Flower on http://{address}:{port}{url_prefix or ''}/ watching {maybe_sanitize_url(broker)}; "
         f"basic auth {'off' if no_auth else 'on'}",

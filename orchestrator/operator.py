@@ -139,7 +139,7 @@ class Operator:
         if not params:
             raise OperatorError("give at least one parameter, e.g. final_rate=30")
         targets = self._targets(asset, aggregator)
-        kinds = self.store.meta("kinds") or {}
+        kinds = self.store.meta("kinds")
         problems = {}
         for name, placement in targets.items():
             try:

@@ -20,10 +20,15 @@ from orchestrator.sharding import queue_name, shards_for_worker
 logger = logging.getLogger(__name__)
 
 
+# Seconds between a worker's heartbeat events: the shard failover (orchestrator.failover) counts a
+# worker lost after the fleet's failover_after seconds of silence, a few heartbeats.
+HEARTBEAT_S = 1
+
+
 def worker_command(
     queues: list[str], name: str, log_level: str = os.environ.get("GSY_FLEET_WORKER_LOG_LEVEL", "WARNING")
 ) -> list[str]:
-    """The documented worker command line (``celery -A workers worker -Q ...``)."""
+    """The documented worker command line (``celery -A workers worker -Q ... -E --heartbeat-interval 1``)."""
     return [
         sys.executable,
         "-m",
@@ -44,6 +49,25 @@ def worker_command(
         "--without-gossip",
         "--without-mingle",
         "-E",
+        "--heartbeat-interval",
+        str(HEARTBEAT_S),
+    ]
+
+
+def dispatcher_command(config: Path, *args: str, log_level: str = "INFO") -> list[str]:
+    """``gsy-e-sdk fleet dispatch --config CONFIG ARGS`` as a child process's argv (no secret in it:
+    a Redis URL with a password goes in the environment, ``REDIS_URL``)."""
+    return [
+        sys.executable,
+        "-m",
+        "gsy_e_sdk",
+        "--log-level",
+        log_level,
+        "fleet",
+        "dispatch",
+        "--config",
+        str(config),
+        *args,
     ]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple, cast
 
 import redis
@@ -198,6 +198,18 @@ class StateStore:
             result.setdefault(worker, set()).add(shard)
         return result
 
+    def record_failover(self, event: dict[str, Any]) -> None:
+        """One change of who consumes which shard queue (``orchestrator.failover``); the last 1,000 kept."""
+        key = f"{self.prefix}:failover"
+        pipe = self.client.pipeline(transaction=False)
+        pipe.rpush(key, json_codec.dumpb(event))
+        pipe.ltrim(key, -1000, -1)
+        pipe.hincrby(f"{self.prefix}:counters", f"failover_{event.get('event', 'other')}", 1)
+        pipe.execute()
+
+    def failovers(self) -> list[dict[str, Any]]:
+        return [json_codec.loads(raw) for raw in self.client.lrange(f"{self.prefix}:failover", 0, -1)]
+
     def counters(self) -> dict[str, int]:
         raw = self.client.hgetall(f"{self.prefix}:counters")
         return {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
@@ -216,10 +228,21 @@ class StateStore:
         pipe.hincrbyfloat(f"{self.prefix}:counters_float", "energy_traded_kWh", energy)
         pipe.execute()
 
-    def meta(self, field: str, value: Any | None = None) -> Any:
-        key = f"{self.prefix}:meta"
-        if value is not None:
-            self.client.hset(key, field, json_codec.dumpb(value))
-            return value
-        raw = self.client.hget(key, field)
-        return json_codec.loads(raw) if raw else None
+    def meta(self, field: str, entries: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The fleet's metadata ``field`` (e.g. "placements": device name -> where it lives), as
+        its dispatchers published it ({} before any did); with ``entries``, publish those.
+
+        One Redis hash per field, one hash field per entry: each of several dispatchers, owning
+        some of the fleet's aggregators, adds its own entries (replacing only those of the same
+        keys), so readers see the whole fleet's."""
+        key = f"{self.prefix}:meta:{field}"
+        if entries is not None:
+            if entries:
+                encoded = {name: json_codec.dumpb(value) for name, value in entries.items()}
+                # cast: redis' Mapping is invariant in its key type, so dict[str, bytes] is refused.
+                self.client.hset(key, mapping=cast(dict[FieldT, EncodableT], encoded))
+            return dict(entries)
+        return {
+            (name.decode() if isinstance(name, bytes) else name): json_codec.loads(raw)
+            for name, raw in self.client.hgetall(key).items()
+        }

@@ -59,7 +59,7 @@ def execute(command: OperatorCommand, ctx: WorkerContext, worker: str = "") -> d
     elif command.kind in ("pause", "resume"):
         ctx.store.update_controls(devices, paused=command.kind == "pause")
         if command.kind == "pause":
-            kinds = ctx.store.meta("kinds") or {}
+            kinds = ctx.store.meta("kinds")
             batch = {
                 device: [
                     withdraw().wire() for withdraw in _WITHDRAW.get(kinds.get(device, ""), (DeleteOffer, DeleteBid))

@@ -50,6 +50,9 @@ HTTP_RETRY_STATUSES = (429, 500, 502, 503, 504)
 # that lived longer than 30 s counts as healthy and starts the backoff over.
 WEBSOCKET = Backoff(base=0.5, cap=30.0)
 WEBSOCKET_HEALTHY_AFTER_SECS = 30.0
+# The fleet's watch of worker events (orchestrator.failover) reconnects forever, quickly: a long
+# wait after a broker restart would leave a lost worker's shards unconsumed for that long.
+BROKER_EVENTS = Backoff(base=0.25, cap=5.0)
 # Start-up probes: how long one attempt may take to connect and answer, and how often a command
 # that waits for its server (a worker for its broker) asks again.
 PROBE_TIMEOUT_S = 2.0

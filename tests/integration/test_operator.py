@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ import yaml
 from click.testing import CliRunner
 
 from gsy_e_sdk.wire.redis_connection import get_connection
+from gsy_local_exchange.embedded_redis import PrivateRedis
 from orchestrator.celery_app import make_app
 from orchestrator.config import load_fleet_config
 from orchestrator.dispatcher import Dispatcher
@@ -46,8 +48,17 @@ PAUSED = "Load 2 L21"
 
 
 @pytest.fixture(scope="module")
-def running_fleet(tmp_path_factory, redis_url):
+def fleet_redis() -> Iterator[str]:
+    """A Redis of this module's own: the running fleet's queues and channels meet no other test's."""
+    server = PrivateRedis().start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def running_fleet(tmp_path_factory, fleet_redis):
     """Six slots of the community at 5 s per slot, two workers on separate shard queues."""
+    redis_url = fleet_redis
     tmp = tmp_path_factory.mktemp("operator")
     fleet_file = tmp / "fleet.yaml"
     fleet_file.write_text(yaml.safe_dump(FLEET))

@@ -6,6 +6,11 @@ subprocess writing ``orders.csv``, Celery worker subprocesses running the docume
 line, and the dispatcher either in the test process (to watch the tasks it sends) or as
 ``gsy-e-sdk fleet dispatch`` (so it can be SIGKILLed).
 
+The Celery broker is that Redis or the local RabbitMQ (127.0.0.1:5672), in a vhost and with a
+user of the test's own, deleted afterwards: a test takes the ``broker`` fixture to run once per
+broker (ids ``redis`` and ``rabbitmq``) and ``broker_url`` for the URL. Without a RabbitMQ the
+``rabbitmq`` runs are skipped, except under ``CI=true`` where they fail (``.ci/run`` starts one).
+
 The scenario is ``community.json`` from 10:00 with 30 s ticks (10 events per 15 min slot); every
 one of its 25 households places orders in every slot of that morning, so "an asset missed a
 slot" is a plain set difference on ``orders.csv``.
@@ -15,14 +20,18 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
+import os
 import re
+import secrets
+import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -33,7 +42,7 @@ from gsy_local_exchange.embedded_redis import PrivateRedis
 from orchestrator.attach import aggregator_uuid
 from orchestrator.fleet_key import fleet_key
 from orchestrator.messages import slice_transaction_id
-from orchestrator.processes import exchange_command, exchange_env, wait_for_exchange, worker_command
+from orchestrator.processes import dispatcher_command, exchange_command, exchange_env, wait_for_exchange, worker_command
 from orchestrator.sharding import plan_slices
 from tests.processes import Proc
 
@@ -48,6 +57,8 @@ HOUSEHOLDS = 25  # 19 loads, 4 PVs, 2 batteries: every one orders in every slot 
 # paces used here the exchange answers a batch at its next tick, well under a second.
 VISIBILITY_TIMEOUT_S = 3
 TASK_TIMEOUT_S = 2.0
+BROKERS = ("redis", "rabbitmq")
+RABBITMQ_ADDRESS = ("127.0.0.1", 5672)
 
 
 @pytest.fixture()
@@ -57,6 +68,93 @@ def private_redis() -> Iterator[PrivateRedis]:
     server = PrivateRedis().start()
     yield server
     server.stop()
+
+
+def rabbitmq_missing() -> str | None:
+    """Why no private vhost can be made on the local RabbitMQ, or None when one can."""
+    if shutil.which("rabbitmqctl") is None:
+        return "rabbitmqctl is not installed"
+    try:
+        socket.create_connection(RABBITMQ_ADDRESS, timeout=2).close()
+    except OSError as exc:
+        return f"no RabbitMQ answers on {RABBITMQ_ADDRESS[0]}:{RABBITMQ_ADDRESS[1]} ({exc})"
+    return None
+
+
+def require_rabbitmq() -> None:
+    """Skip the test when RabbitMQ is missing; under CI=true fail it (CI must prove both brokers)."""
+    reason = rabbitmq_missing()
+    if reason is None:
+        return
+    if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
+        pytest.fail(f"RabbitMQ is required under CI=true: {reason}")
+    pytest.skip(f"RabbitMQ broker runs need a local RabbitMQ: {reason}")
+
+
+def rabbitmqctl(*args: str, stdin: str | None = None) -> str:
+    result = subprocess.run(
+        ["rabbitmqctl", "--quiet", *args], input=stdin, capture_output=True, text=True, timeout=60, check=False
+    )
+    if result.returncode:
+        raise RuntimeError(f"rabbitmqctl {args[0]} failed ({result.returncode}): {result.stderr.strip()}")
+    return result.stdout
+
+
+def rabbitmq_list(what: str, *columns: str, vhost: str | None = None) -> list[dict]:
+    """``rabbitmqctl list_<what>`` as dicts (e.g. ``rabbitmq_list("queues", "name", "type", vhost=v)``)."""
+    scope = ["-p", vhost] if vhost else []
+    return json.loads(rabbitmqctl(f"list_{what}", *scope, *columns, "--formatter", "json") or "[]")
+
+
+@contextlib.contextmanager
+def private_rabbitmq_vhost(prefix: str = "gsy-test") -> Iterator[str]:
+    """A vhost and a user (random password, given on stdin: never in argv) of the caller's own on
+    the local RabbitMQ -> ``amqp://USER:PASSWORD@127.0.0.1:5672/VHOST``; both deleted however
+    the caller ends (deleting the vhost drops its queues and closes its connections)."""
+    name = f"{prefix}-{secrets.token_hex(6)}"
+    password = secrets.token_urlsafe(24)
+    rabbitmqctl("add_vhost", name)
+    try:
+        rabbitmqctl("add_user", name, stdin=f"{password}\n")
+        try:
+            rabbitmqctl("set_permissions", "-p", name, name, ".*", ".*", ".*")
+            yield f"amqp://{name}:{password}@{RABBITMQ_ADDRESS[0]}:{RABBITMQ_ADDRESS[1]}/{name}"
+        finally:
+            rabbitmqctl("delete_user", name)
+    finally:
+        rabbitmqctl("delete_vhost", name)
+
+
+@contextlib.contextmanager
+def fleet_broker(kind: str, redis_url: str) -> Iterator[str]:
+    """The Celery broker URL of a test's fleet: ``redis_url`` itself, or a private RabbitMQ vhost."""
+    if kind == "redis":
+        yield redis_url
+        return
+    require_rabbitmq()
+    with private_rabbitmq_vhost() as url:
+        yield url
+
+
+@pytest.fixture(scope="module", params=BROKERS)
+def broker(request: pytest.FixtureRequest) -> str:
+    """Runs the test (or a module-scoped fixture) once per broker kind: ``redis``, ``rabbitmq``."""
+    return request.param
+
+
+@pytest.fixture()
+def rabbitmq_vhost() -> Iterator[str]:
+    """A private vhost on the local RabbitMQ: ``amqp://USER:PASSWORD@127.0.0.1:5672/VHOST``."""
+    require_rabbitmq()
+    with private_rabbitmq_vhost() as url:
+        yield url
+
+
+@pytest.fixture()
+def broker_url(broker: str, private_redis: PrivateRedis) -> Iterator[str]:
+    """The broker of a ``broker``-parametrized test: its private Redis, or a private RabbitMQ vhost."""
+    with fleet_broker(broker, private_redis.url) as url:
+        yield url
 
 
 def fleet_dict(name: str, **overrides) -> dict:
@@ -129,9 +227,10 @@ class FreezableProxy:
 class Fleet:
     """Everything one fault test starts; ``close()`` stops whatever is still running."""
 
-    def __init__(self, tmp: Path, redis_url: str, fleet: dict) -> None:
+    def __init__(self, tmp: Path, redis_url: str, fleet: dict, broker_url: str | None = None) -> None:
         self.tmp = tmp
         self.redis_url = redis_url
+        self.broker_url = broker_url or redis_url
         self.fleet = fleet
         self.name = fleet["name"]
         self.config_path = tmp / "fleet.yaml"
@@ -144,7 +243,7 @@ class Fleet:
         self.env = {
             "GSY_FLEET_CONFIG": str(self.config_path),
             "REDIS_URL": redis_url,
-            "GSY_FLEET_BROKER_URL": redis_url,
+            "GSY_FLEET_BROKER_URL": self.broker_url,
             "GSY_FLEET_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT_S),
         }
 
@@ -195,19 +294,7 @@ class Fleet:
 
     def start_dispatcher_process(self, log_level: str = "INFO", extra_env: dict[str, str] | None = None) -> Proc:
         index = len(self.dispatchers)
-        argv = [
-            sys.executable,
-            "-m",
-            "gsy_e_sdk",
-            "--log-level",
-            log_level,
-            "fleet",
-            "dispatch",
-            "--config",
-            str(self.config_path),
-            "--redis-url",
-            self.redis_url,
-        ]
+        argv = dispatcher_command(self.config_path, "--redis-url", self.redis_url, log_level=log_level)
         dispatcher = Proc(argv, self.tmp / f"dispatcher-{index}.log", {**self.env, **(extra_env or {})})
         self.dispatchers.append(dispatcher)
         return dispatcher
@@ -319,6 +406,20 @@ def task_states(log: str) -> dict[str, set[str]]:
     for _name, task_id, state in TASK_LINE.findall(log):
         states[task_id].add(state)
     return states
+
+
+RECEIVED_LINE = re.compile(
+    r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): INFO/\w+\] Task workers\.\w+\[([0-9a-f-]{36})\] received$",
+    re.MULTILINE,
+)
+
+
+def task_receipts(log: str) -> list[tuple[str, float]]:
+    """(Celery task id, when the worker took it, epoch seconds) in the order a worker logged them at INFO."""
+    return [
+        (task_id, datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp())
+        for stamp, task_id in RECEIVED_LINE.findall(log)
+    ]
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str, step: float = 0.02) -> None:

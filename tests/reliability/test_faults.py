@@ -5,10 +5,14 @@ Every test checks the exchange's own record (``orders.csv``: slot, asset, side, 
 which household placed orders in which slot, and that no decision was held twice (no
 (asset, side, transaction id) twice, and no order under an id no fleet task derives).
 
+The killed-worker and killed-dispatcher tests run once per Celery broker (ids ``redis`` and
+``rabbitmq``, ``fleet_harness.broker``); the Redis restart and the lost event test Redis itself.
+
 Timing. Slots are 15 simulated minutes of 30 s ticks (10 events per slot). Where a fault needs
 wall time to heal the exchange runs at a fixed pace (``--pace`` wall seconds per slot), else at
-fast pace. The broker's visibility timeout is 3 s (``fleet_harness.VISIBILITY_TIMEOUT_S``), so a
-SIGKILLed worker's tasks come back after 3 s plus the 1 s restore sweep.
+fast pace. On Redis the broker's visibility timeout is 3 s (``fleet_harness.VISIBILITY_TIMEOUT_S``),
+so a SIGKILLed worker's tasks come back after 3 s plus the 1 s restore sweep; RabbitMQ requeues
+them as soon as the worker's connection closes.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from tests.reliability.fleet_harness import (
     HOUSEHOLDS,
     SCENARIO,
     SLOTS,
+    VISIBILITY_TIMEOUT_S,
     Fleet,
     FreezableProxy,
     Proc,
@@ -44,6 +49,7 @@ from tests.reliability.fleet_harness import (
     fleet_dict,
     household_slices,
     missing_by_slot,
+    task_receipts,
     task_states,
     wait_until,
 )
@@ -57,7 +63,7 @@ class RecordingDispatcher:
     def __init__(self, fleet: Fleet, dispatcher_class: type[Dispatcher] = Dispatcher) -> None:
         self.config = load_fleet_config(fleet.config_path)
         self.connection = get_connection(fleet.redis_url)
-        self.app = make_app(fleet.redis_url)
+        self.app = make_app(fleet.broker_url)
         self.dispatcher = dispatcher_class(self.config, self.connection, self.app)
         self.sent: dict[str, tuple[str, list[dict]]] = {}
         self.lock = threading.Lock()
@@ -99,17 +105,19 @@ def _assert_every_household_orders_once_per_decision(fleet: Fleet, slots: list[s
     assert {order["transaction_id"] for order in orders} <= set(known), "an order under an id no task derives"
 
 
-def test_sigkilled_worker_tasks_are_redelivered_within_the_slot(private_redis, tmp_path):
+def test_sigkilled_worker_tasks_are_redelivered_within_the_slot(broker, broker_url, private_redis, tmp_path):
     """Two workers on both shard queues; one is SIGKILLed while it holds tasks of slot 10:15.
 
     A task runs in a few milliseconds, too fast to kill a worker in the middle of one by timing
     alone. So once every task of 10:00 is done, the victim's connection to the exchange's Redis
     (``REDIS_URL``, through a proxy; its broker connection is direct) is frozen: the tasks it
     takes from 10:15 on block before they submit anything, and it is killed holding them.
-    Pace 12 s per slot: they come back after the 3 s visibility timeout (+ <= 1 s restore
-    sweep) and the survivor runs them, so they still land in 10:15 with seconds to spare.
+    Pace 12 s per slot (an event every 1.2 s). How the survivor gets them depends on the broker:
+    Redis re-queues them once the 3 s visibility timeout has passed since the victim took them
+    (+ <= 1 s restore sweep); RabbitMQ as soon as the victim's connection closes, ahead of every
+    task published later. Either way they still land in 10:15 with seconds to spare.
     """
-    fleet = Fleet(tmp_path, private_redis.url, fleet_dict("fault-worker-kill"))
+    fleet = Fleet(tmp_path, private_redis.url, fleet_dict("fault-worker-kill"), broker_url)
     proxy = FreezableProxy(private_redis.port)
     recorder = None
     try:
@@ -163,6 +171,23 @@ def test_sigkilled_worker_tasks_are_redelivered_within_the_slot(private_redis, t
     assert all(survivor_states.get(task_id) == {"received", "succeeded"} for task_id in held), (
         f"not redelivered to the survivor: {[t for t in held if 'succeeded' not in survivor_states.get(t, ())]}"
     )
+    taken_by_victim = dict(task_receipts(victim.output()))
+    taken_by_survivor = task_receipts(survivor.output())
+    if broker == "redis":
+        # Not before the visibility timeout: kombu timed the delivery just before the victim logged it.
+        waited = {task: at - taken_by_victim[task] for task, at in taken_by_survivor if task in held}
+        assert min(waited.values()) >= VISIBILITY_TIMEOUT_S - 0.25, waited
+    else:
+        # Requeued on the connection's close: ahead of the tasks of the second event after the kill
+        # (>= 1.2 s later; the first one may race the kill) and of everything after it.
+        killed_at = max(_event_index(payload) for _, _, payload in sent)
+        later = {
+            task_id
+            for task_id, _, payload in recorder.slices()
+            if task_id not in {t for t, _, _ in sent} and _event_index(payload) >= killed_at + 2
+        }
+        order = [task for task, _ in taken_by_survivor]
+        assert later and max(order.index(task) for task in held) < min(order.index(task) for task in later)
     households = set(recorder.dispatcher.aggregators[0].assets.values())
     _assert_every_household_orders_once_per_decision(fleet, SLOTS[:3], households)
     # Each redelivered decision with orders was placed, once, within the slot it was made for.
@@ -175,6 +200,14 @@ def test_sigkilled_worker_tasks_are_redelivered_within_the_slot(private_redis, t
             assert placed == {task.slot}, (task_id, task.event, task.completion, placed)
             redelivered_with_orders += 1
     assert redelivered_with_orders, "no held task carried assets"
+
+
+def _event_index(payload: dict) -> int:
+    """The position of a slice's event in the run: 10 events per slot (market at 0 %, ticks after),
+    the finish event last."""
+    if payload["event"] == "finish":
+        return len(SLOTS) * 10
+    return SLOTS.index(payload["slot"]) * 10 + payload["completion"] // 10
 
 
 def _community_assets() -> list[str]:
@@ -330,14 +363,17 @@ class ExchangeWatch:
         self.client.close()
 
 
-def test_a_killed_dispatcher_reattaches_without_duplicates_and_resumes_at_the_current_tick(private_redis, tmp_path):
+def test_a_killed_dispatcher_reattaches_without_duplicates_and_resumes_at_the_current_tick(
+    broker_url, private_redis, tmp_path
+):
     """``gsy-e-sdk fleet dispatch`` is SIGKILLed at 10 % of slot 10:15 and started again once the
     exchange has published 30 % (so at least the 20 % and 30 % events are lost for sure).
 
     Pace 12 s per slot (an event every 1.2 s): the new process needs 2-3 s to start and attach,
-    so it comes back well within the same slot, as a tick of it.
+    so it comes back well within the same slot, as a tick of it. Once per broker: the dispatcher
+    process finds it in ``GSY_FLEET_BROKER_URL``, as the workers do.
     """
-    fleet = Fleet(tmp_path, private_redis.url, fleet_dict("fault-dispatcher-kill"))
+    fleet = Fleet(tmp_path, private_redis.url, fleet_dict("fault-dispatcher-kill"), broker_url)
     uuids = fleet.aggregator_uuids()
     watch = None
     try:
@@ -347,7 +383,7 @@ def test_a_killed_dispatcher_reattaches_without_duplicates_and_resumes_at_the_cu
         fleet.start_worker("wb", log_level="WARNING")
         first = fleet.start_dispatcher_process()
         fleet.wait_listening(first)
-        fleet.wait_workers(make_app(private_redis.url), ["wa", "wb"])
+        fleet.wait_workers(make_app(fleet.broker_url), ["wa", "wb"])
         fleet.resume()
         wait_until(lambda: watch.saw(uuids["households"], SLOTS[1], 10), 60, "10 % of slot 10:15")
         first.sigkill()

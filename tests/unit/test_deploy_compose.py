@@ -33,9 +33,12 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 DEPLOY = ROOT / "deploy"
 ENV_EXAMPLE = DEPLOY / ".env.example"
-SERVICES = {"redis", "exchange", "dispatcher", "worker", "flower"}
-APP_SERVICES = SERVICES - {"redis"}
+SERVICES = {"redis", "rabbitmq", "exchange", "dispatcher", "worker", "flower"}
+APP_SERVICES = SERVICES - {"redis", "rabbitmq"}
+HUB_SERVICES = SERVICES - {"worker"}
+# Required by every host; GSY_RABBITMQ_PASSWORD only by the rabbitmq service (checked by its command).
 SECRETS = {"GSY_REDIS_PASSWORD": "0123456789abcdef0123456789abcdef", "GSY_FLOWER_BASIC_AUTH": "ops:flower-test-pw"}
+RABBITMQ_PASSWORD = "fedcba9876543210fedcba9876543210"
 # $$ is an escaped dollar; ${NAME}, ${NAME:-x}, ${NAME-x}, ${NAME:?x}, ${NAME?x} and $NAME are references.
 REFERENCE = re.compile(
     r"\$(?:(?P<escaped>\$)|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}"
@@ -78,15 +81,20 @@ def referenced_variables(text: str) -> set[str]:
     return {match["braced"] or match["bare"] for match in REFERENCE.finditer(text) if not match["escaped"]}
 
 
-def env_example() -> dict[str, str]:
+def parse_env_file(text: str) -> dict[str, str]:
+    """The ``KEY=value`` lines of a compose env file (comments and blank lines skipped)."""
     values = {}
-    for line in ENV_EXAMPLE.read_text().splitlines():
+    for line in text.splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
             key, separator, value = line.partition("=")
             assert separator, f"not KEY=value: {line!r}"
             values[key.strip()] = value.strip()
     return values
+
+
+def env_example() -> dict[str, str]:
+    return parse_env_file(ENV_EXAMPLE.read_text())
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +118,7 @@ def command_text(service: dict[str, Any]) -> str:
 def test_services_images_and_builds(services):
     assert set(services) == SERVICES
     assert services["redis"]["image"].startswith("redis:")
+    assert services["rabbitmq"]["image"].startswith("rabbitmq:")
     for name in APP_SERVICES:
         service = services[name]
         assert service["image"] == "${GSY_IMAGE:-gsy-e-sdk:local}", name
@@ -117,9 +126,16 @@ def test_services_images_and_builds(services):
         assert (ROOT / service["build"]["dockerfile"]) == DEPLOY / "Dockerfile"
 
 
-def test_profiles_only_the_exchange_is_local(services):
-    assert services["exchange"]["profiles"] == ["local"]
-    assert [name for name, service in services.items() if service.get("profiles")] == ["exchange"]
+def test_profiles_split_the_hub_from_the_worker_hosts(services):
+    # The hub starts without profiles (redis, dispatcher, flower) plus "local" and "rabbitmq" when
+    # wanted; a worker host runs only the worker service.
+    profiles = {name: service.get("profiles") for name, service in services.items() if service.get("profiles")}
+    assert profiles == {"rabbitmq": ["rabbitmq"], "exchange": ["local"], "worker": ["worker"]}
+    # A dependency on a service of a profile is optional, so the hub starts without workers.
+    for name, service in services.items():
+        for dependency, condition in (service.get("depends_on") or {}).items():
+            if dependency in profiles:
+                assert condition == {"condition": "service_healthy", "required": False}, (name, dependency)
 
 
 def test_commands(services):
@@ -129,19 +145,23 @@ def test_commands(services):
     assert command_text(services["worker"]) == "python -m orchestrator.worker_entry"
     assert command_text(services["flower"]) == "python -m orchestrator.flower"
     assert "redis-server" in command_text(services["redis"])
+    assert command_text(services["rabbitmq"]).endswith("exec docker-entrypoint.sh rabbitmq-server")
 
 
 def test_fleet_env_reaches_dispatcher_and_workers(services):
+    redis_url = services["exchange"]["environment"]["REDIS_URL"]
+    for name in ("dispatcher", "worker", "flower"):
+        env = services[name]["environment"]
+        assert env["REDIS_URL"] == redis_url, name
+        # Empty (the default) means the hub's Redis is the broker too; RabbitMQ is set in .env.
+        assert env["GSY_FLEET_BROKER_URL"] == "${GSY_FLEET_BROKER_URL:-}", name
     for name in ("dispatcher", "worker"):
         env = services[name]["environment"]
-        for key in ("REDIS_URL", "GSY_FLEET_BROKER_URL", "GSY_FLEET_CONFIG"):
+        for key in ("GSY_FLEET_CONFIG", "GSY_FLEET_VISIBILITY_TIMEOUT", "GSY_FLEET_BROKER_HEARTBEAT"):
             assert key in env, (name, key)
-        assert env["REDIS_URL"] == env["GSY_FLEET_BROKER_URL"]
     worker_env = services["worker"]["environment"]
     for key in (QUEUES_ENV, INDEX_ENV, COUNT_ENV, "GSY_FLEET_WORKER_CONCURRENCY"):
         assert key in worker_env, key
-    assert "REDIS_URL" in services["exchange"]["environment"]
-    assert services["flower"]["environment"]["GSY_FLEET_BROKER_URL"] == worker_env["GSY_FLEET_BROKER_URL"]
 
 
 def test_flower_requires_auth_from_env(services):
@@ -161,22 +181,65 @@ def test_worker_scales(services):
     assert worker["restart"] == "unless-stopped"
 
 
+def test_brokers_publish_on_the_hubs_address_from_env(services):
+    assert services["redis"]["ports"] == ["${GSY_REDIS_PUBLISH:-127.0.0.1:6379}:6379"]
+    assert services["rabbitmq"]["ports"] == ["${GSY_RABBITMQ_PUBLISH:-127.0.0.1:5672}:5672"]
+    # RabbitMQ names its data directory after the host name: it must not change with the container.
+    assert services["rabbitmq"]["hostname"] == "rabbitmq"
+
+
 def test_no_secret_is_written_inline(compose, services):
     for name, service in services.items():
         for key, value in (service.get("environment") or {}).items():
             if re.search(r"PASSWORD|AUTH|SECRET|TOKEN", key):
-                assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]+\}", str(value)), (name, key)
+                required = re.fullmatch(r"\$\{[A-Z_]+:\?[^}]+\}", str(value))
+                # Compose checks ":?" in services of disabled profiles too, so rabbitmq checks its own.
+                checked_by_command = value == f"${{{key}:-}}" and f'test -n "$${key}"' in command_text(service)
+                assert required or checked_by_command, (name, key)
             if key.endswith("_URL") and "redis://" in str(value):
                 assert str(value).startswith("redis://:${GSY_REDIS_PASSWORD:?"), (name, key)
-    # The Redis password never lands on redis-server's command line.
+    # The passwords never land on a command line: the servers read them from a file or their environment.
     assert "--requirepass" not in command_text(services["redis"])
     assert "$$GSY_REDIS_PASSWORD" in command_text(services["redis"])
+    assert 'RABBITMQ_DEFAULT_PASS="$$GSY_RABBITMQ_PASSWORD"' in command_text(services["rabbitmq"])
+
+
+def _rabbitmq_command(services, password: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    """Run the rabbitmq service's command line with a stand-in docker-entrypoint.sh that prints
+    its argv and the RabbitMQ settings it was given."""
+    stand_in = tmp_path / "docker-entrypoint.sh"
+    stand_in.write_text(
+        '#!/bin/sh\necho "argv=$*"\n'
+        'echo "user=$RABBITMQ_DEFAULT_USER vhost=$RABBITMQ_DEFAULT_VHOST pass=$RABBITMQ_DEFAULT_PASS"\n'
+        'echo "left=${GSY_RABBITMQ_PASSWORD:-unset}"\n'
+    )
+    stand_in.chmod(0o755)
+    resolved = interpolate_tree(services["rabbitmq"], {"GSY_RABBITMQ_PASSWORD": password})
+    env = {
+        "PATH": f"{tmp_path}:/usr/bin:/bin",
+        "GSY_RABBITMQ_PASSWORD": resolved["environment"]["GSY_RABBITMQ_PASSWORD"],
+    }
+    return subprocess.run(resolved["command"], capture_output=True, text=True, env=env, timeout=10)
+
+
+def test_rabbitmq_gets_its_password_from_env_and_refuses_an_empty_one(services, tmp_path: Path):
+    started = _rabbitmq_command(services, RABBITMQ_PASSWORD, tmp_path)
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.splitlines() == [
+        "argv=rabbitmq-server",
+        f"user=gsy vhost=gsy pass={RABBITMQ_PASSWORD}",
+        "left=unset",  # the GSY_ copy is not handed on to the server
+    ]
+    refused = _rabbitmq_command(services, "", tmp_path)
+    assert refused.returncode != 0 and "argv=" not in refused.stdout
+    assert "set GSY_RABBITMQ_PASSWORD" in refused.stderr
 
 
 def test_healthchecks_and_restart_policies(services):
-    for name in ("redis", "exchange", "worker", "flower"):
+    for name in ("redis", "rabbitmq", "exchange", "worker", "flower"):
         assert services[name]["healthcheck"]["test"], name
     assert "PONG" in " ".join(services["redis"]["healthcheck"]["test"])
+    assert "rabbitmq-diagnostics" in " ".join(services["rabbitmq"]["healthcheck"]["test"])
     assert "aggregator-commands" in " ".join(services["exchange"]["healthcheck"]["test"])
     assert "inspect ping" in " ".join(services["worker"]["healthcheck"]["test"])
     assert "/healthcheck" in " ".join(services["flower"]["healthcheck"]["test"])
@@ -198,8 +261,9 @@ def test_every_referenced_variable_is_in_env_example():
 
 def test_env_example_holds_no_real_secret():
     values = env_example()
-    for key in SECRETS:
+    for key in (*SECRETS, "GSY_RABBITMQ_PASSWORD"):
         assert values[key] == "", f"{key} must be left empty in the example"
+    assert values["GSY_FLEET_BROKER_URL"] == "", "the default broker is the hub's Redis"
 
 
 def test_interpolation_fails_fast_without_secrets(compose):
@@ -208,7 +272,15 @@ def test_interpolation_fails_fast_without_secrets(compose):
     assert resolved["worker"]["environment"]["REDIS_URL"] == f"redis://:{SECRETS['GSY_REDIS_PASSWORD']}@redis:6379/0"
     assert resolved["flower"]["environment"]["GSY_FLOWER_BASIC_AUTH"] == SECRETS["GSY_FLOWER_BASIC_AUTH"]
     assert resolved["worker"]["environment"][QUEUES_ENV] == ""
+    assert resolved["worker"]["environment"]["GSY_FLEET_BROKER_URL"] == ""  # the hub's Redis
     assert "$GSY_REDIS_PASSWORD" in command_text(resolved["redis"])  # $$ stays a literal for the shell
+    # A worker host: the hub's address, RabbitMQ as the broker; no RabbitMQ password needed elsewhere.
+    amqp = f"amqp://gsy:{RABBITMQ_PASSWORD}@10.0.0.5:5672/gsy"
+    host = interpolate_tree(compose, {**base, "GSY_REDIS_ADDRESS": "10.0.0.5:6379", "GSY_FLEET_BROKER_URL": amqp})
+    worker_env = host["services"]["worker"]["environment"]
+    assert worker_env["REDIS_URL"] == f"redis://:{SECRETS['GSY_REDIS_PASSWORD']}@10.0.0.5:6379/0"
+    assert worker_env["GSY_FLEET_BROKER_URL"] == amqp
+    assert base["GSY_RABBITMQ_PASSWORD"] == ""
     for secret in SECRETS:
         with pytest.raises(MissingVariable, match=secret):
             interpolate_tree(compose, {**base, secret: ""})
@@ -227,8 +299,9 @@ def test_dockerfile_installs_the_package_as_a_non_root_user():
     users = re.findall(r"^USER (\S+)", text, flags=re.M)
     assert users and users[-1] not in ("root", "0")
     pyproject = (ROOT / "pyproject.toml").read_text()
-    packages = re.search(r"include = \[([^\]]+)\]", pyproject).group(1)
-    for package in re.findall(r'"(\w+)\*"', packages):
+    packages = re.search(r"include = \[([^\]]+)\]", pyproject)
+    assert packages, "pyproject.toml lists no packages"
+    for package in re.findall(r'"(\w+)\*"', packages.group(1)):
         assert re.search(rf"^COPY {package} ", text, flags=re.M), f"the image misses the {package} package"
     ignore = (DEPLOY / "Dockerfile.dockerignore").read_text()
     assert "**" in ignore.splitlines() and "!orchestrator/" in ignore.splitlines()  # allow-list context
@@ -248,8 +321,29 @@ def test_readme_explains_scaling_across_machines():
         "--no-deps",
         "reachable",
         "--profile local",
+        "--profile rabbitmq",
+        "Redis 6379",
+        "RabbitMQ 5672",
+        "never a command line",
     ):
         assert needle in body, needle
+
+
+def test_readme_explains_losing_a_worker_host():
+    body = (DEPLOY / "README.md").read_text().split("### 4. When a worker host is lost", 1)
+    assert len(body) == 2, "missing section 'When a worker host is lost'"
+    section = body[1].split("\n### ", 1)[0]
+    for needle in (
+        "failover_after",
+        "default 3.0",
+        "add_consumer",
+        "cancel_consumer",
+        "within one slot",
+        "GSY_FLEET_VISIBILITY_TIMEOUT",
+        "GSY_FLEET_BROKER_HEARTBEAT",
+        "connections close",
+    ):
+        assert needle in section, needle
 
 
 # ---- docker compose config (when the plugin is installed) ----------------------------------------
@@ -282,16 +376,16 @@ def test_docker_compose_config_accepts_the_file(tmp_path: Path):
     reason = docker_compose_unavailable()
     if reason:
         pytest.skip(f"docker compose config not run: {reason}; the YAML checks above still ran")
-    result = run_compose_config(
-        tmp_path, {**env_example(), **SECRETS}, "--profile", "local", "config", "--format", "json"
-    )
+    env = {**env_example(), **SECRETS}
+    profiles = ("--profile", "local", "--profile", "rabbitmq", "--profile", "worker")
+    result = run_compose_config(tmp_path, env, *profiles, "config", "--format", "json")
     assert result.returncode == 0, result.stderr
     resolved = json.loads(result.stdout)["services"]
     assert set(resolved) == SERVICES
     assert resolved["flower"]["environment"]["GSY_FLOWER_BASIC_AUTH"] == SECRETS["GSY_FLOWER_BASIC_AUTH"]
     assert "container_name" not in resolved["worker"]
-    without_profile = run_compose_config(tmp_path, {**env_example(), **SECRETS}, "config", "--services")
-    assert without_profile.returncode == 0 and "exchange" not in without_profile.stdout.split()
+    hub = run_compose_config(tmp_path, env, "config", "--services")
+    assert hub.returncode == 0 and set(hub.stdout.split()) == HUB_SERVICES - {"exchange", "rabbitmq"}
 
 
 def test_docker_compose_refuses_to_run_without_flower_auth(tmp_path: Path):

@@ -9,6 +9,7 @@ import threading
 import time
 
 import pytest
+import redis
 
 from gsy_e_sdk.hooks import HookRunner
 from gsy_e_sdk.redis_client_base import AreaChannelNames
@@ -124,9 +125,18 @@ def test_bad_messages_and_failing_handlers_do_not_stop_the_reader(connection, re
     assert connection.reader_alive
 
 
-def test_reader_survives_a_redis_restart_and_resubscribes(connection, redis_server, redis_client, caplog):
-    if redis_server is None:
-        pytest.skip("REDIS_URL points at an external Redis that this test cannot restart")
+def test_reader_survives_a_redis_restart_and_resubscribes(private_redis, caplog):
+    # A Redis of its own: restarting the session's would cut every connection other tests cached.
+    connection = RedisConnection(private_redis.url)
+    redis_client = redis.Redis.from_url(private_redis.url)
+    try:
+        _reader_survives_a_restart(connection, private_redis, redis_client, caplog)
+    finally:
+        connection.close()
+        redis_client.close()
+
+
+def _reader_survives_a_restart(connection, redis_server, redis_client, caplog) -> None:
     exact, pattern = Inbox(), Inbox()
     connection.subscribe({"unit/restart": exact}, {"unit/restart-p/*": pattern})
     with caplog.at_level(logging.WARNING, logger="gsy_e_sdk.wire.redis_connection"):
