@@ -52,6 +52,7 @@ DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
 BROKER_ENV = "GSY_FLEET_BROKER_URL"
 HEARTBEAT_ENV = "GSY_FLEET_BROKER_HEARTBEAT"
 DEFAULT_HEARTBEAT_S = 10
+DEFAULT_VISIBILITY_TIMEOUT_S = 30
 VISIBILITY_TIMEOUT_ENV = "GSY_FLEET_VISIBILITY_TIMEOUT"
 AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")
 DEFAULT_QUEUE = "shard-0"
@@ -104,6 +105,30 @@ class _FleetAMQP(AMQP):
     queues_cls = _ShardQueues
 
 
+class BrokerSettingError(ValueError):
+    """An environment variable of the broker settings holds something else than it must."""
+
+
+def env_seconds(name: str, default: int) -> int:
+    """Whole seconds from env ``name`` (at least 1), else ``default``; ``BrokerSettingError`` names it."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise BrokerSettingError(f"{name} must be a whole number of seconds >= 1, got {raw!r}")
+    return value
+
+
+def check_broker_env() -> None:
+    """Raise ``BrokerSettingError`` if a broker setting of the environment is unusable."""
+    env_seconds(HEARTBEAT_ENV, DEFAULT_HEARTBEAT_S)
+    env_seconds(VISIBILITY_TIMEOUT_ENV, DEFAULT_VISIBILITY_TIMEOUT_S)
+
+
 def _broker_settings(url: str) -> dict[str, Any]:
     """What differs between the brokers: see the module docstring."""
     if is_amqp(url):
@@ -113,12 +138,12 @@ def _broker_settings(url: str) -> dict[str, Any]:
             "task_create_missing_queue_type": "quorum",
             "worker_detect_quorum_queues": True,
             "broker_native_delayed_delivery_queue_type": "classic",
-            "broker_heartbeat": int(os.environ.get(HEARTBEAT_ENV, DEFAULT_HEARTBEAT_S)),
+            "broker_heartbeat": env_seconds(HEARTBEAT_ENV, DEFAULT_HEARTBEAT_S),
             "broker_transport_options": {"confirm_publish": True},
         }
     return {
         "broker_transport_options": {
-            "visibility_timeout": int(os.environ.get(VISIBILITY_TIMEOUT_ENV, "30")),
+            "visibility_timeout": env_seconds(VISIBILITY_TIMEOUT_ENV, DEFAULT_VISIBILITY_TIMEOUT_S),
             "unacked_restore_interval": RESTORE_SWEEP_S,
             "unacked_restore_throttle": 1,
         },

@@ -29,9 +29,17 @@ def exit_with(lines: str) -> NoReturn:
 def load_or_exit(path: Path) -> FleetConfig:
     """The fleet file, or its mistakes (one line each, naming the field) and exit code 2."""
     try:
-        return load_fleet_config(path)
+        config = load_fleet_config(path)
     except FleetConfigError as exc:
         exit_with(str(exc))
+    # The broker's settings from the environment, checked before anything starts.
+    from orchestrator.celery_app import BrokerSettingError, check_broker_env  # noqa: PLC0415 - Celery: the fleet extra
+
+    try:
+        check_broker_env()
+    except BrokerSettingError as exc:
+        exit_with(str(exc))
+    return config
 
 
 def fleet_redis_url(config: FleetConfig, explicit: str | None, *, broker: bool = True) -> str:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from celery.utils.quorum_queues import detect_quorum_queues
+from click.testing import CliRunner
 
 from orchestrator.celery_app import (
     DEFAULT_HEARTBEAT_S,
@@ -11,9 +14,11 @@ from orchestrator.celery_app import (
     HEARTBEAT_ENV,
     TASK_SERIALIZER,
     VISIBILITY_TIMEOUT_ENV,
+    env_seconds,
     is_amqp,
     make_app,
 )
+from orchestrator.worker_entry import worker_command
 
 AMQP_URLS = ["amqp://fleet:secret@rabbit:5672/fleet", "pyamqp://fleet:secret@rabbit//", "amqps://rabbit:5671//"]
 REDIS_URLS = ["redis://127.0.0.1:6379/0", "rediss://:secret@redis:6380/1", "unix:///run/redis.sock"]
@@ -77,3 +82,22 @@ def test_redis_keeps_its_visibility_timeout_and_plain_queues(url, monkeypatch):
     }
     assert app.amqp.queues["shard-0"].queue_arguments is None
     assert app.amqp.queues["shard-7"].queue_arguments is None
+
+
+@pytest.mark.parametrize("name", ["GSY_FLEET_BROKER_HEARTBEAT", "GSY_FLEET_VISIBILITY_TIMEOUT"])
+@pytest.mark.parametrize("value", ["abc", "0", "-5", "2.5"])
+def test_a_bad_broker_setting_is_one_error_line_and_exit_2(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    fleet = Path(__file__).resolve().parents[2] / "orchestrator" / "fleets" / "community.yaml"
+    result = CliRunner().invoke(worker_command, ["--config", str(fleet), "--print-only"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"Error: {name} must be a whole number of seconds >= 1, got {value!r}"
+    ]
+
+
+def test_broker_settings_in_whole_seconds_are_taken(monkeypatch):
+    monkeypatch.setenv("GSY_FLEET_BROKER_HEARTBEAT", " 4 ")
+    assert env_seconds("GSY_FLEET_BROKER_HEARTBEAT", 10) == 4
+    monkeypatch.delenv("GSY_FLEET_BROKER_HEARTBEAT")
+    assert env_seconds("GSY_FLEET_BROKER_HEARTBEAT", 10) == 10
