@@ -224,12 +224,6 @@ class ShardFailover:
             except redis.RedisError as exc:  # the record is for people; the failover itself goes on
                 limited.warning("could not record a failover event (%s)", type(exc).__name__)
 
-    # ------------------------------------------------------------------ for people
-    def consumers(self) -> dict[str, list[str]]:
-        """Live worker -> the shard queues it consumes, as far as the watcher knows."""
-        with self._lock:
-            return {node: sorted(self._consuming.get(node, ())) for node in sorted(self._seen)}
-
 
 def start_failover(app: Celery, shards: int, silence: float, store: StateStore | None) -> ShardFailover | None:
     """The watcher over the fleet's shard queues, started; None when the fleet turned it off (0 s)."""
