@@ -5,10 +5,11 @@ Each client gets a ``HookRunner`` that runs its hooks one after the other in arr
 hook that raises is logged with its traceback; nothing else is affected.
 
 Going beyond the original SDK, a client whose hooks are slower than the exchange does not fall
-ever further behind: a ``tick`` event queued behind a hook that is still running, and still
-waiting when a newer event for the same client arrives, is dropped (its ``on_tick`` and
+ever further behind: every ``tick`` event still waiting in the queue when a newer event for the
+same client arrives while one of its hooks runs is dropped (its ``on_tick`` and
 ``on_event_or_response`` do not run), since the newer event carries fresher state. A tick that
-merely waits for a free thread while no hook of its client runs is not behind, and is kept.
+merely waits for a free thread while no hook of its client runs is not behind, and is kept; should
+a burst of ticks queue up that way, the first event that arrives once a hook runs drops all of them.
 ``market``, ``trade`` and ``finish`` events and command responses are never dropped and keep
 their order, so ``on_finish`` starts as soon as the hook running when ``finish`` arrived (and the
 few market/trade hooks queued before it) returned. Drops are counted (``dropped_ticks``) and
@@ -80,7 +81,7 @@ class HookRunner:
         self.dropped_ticks = 0  # tick events superseded before their hooks started
         self.overflowed = 0  # events and responses refused because the queue was full
         self._queue: deque[_Job] = deque()
-        self._waiting_tick: _Job | None = None  # the one tick that may still be superseded
+        self._waiting_ticks: deque[_Job] = deque()  # queued ticks not started yet, in queue order
         self._lock = threading.Lock()
         self._scheduled = False
         self._running = False  # a job of this client is being run right now
@@ -102,19 +103,19 @@ class HookRunner:
     def _enqueue(self, job: _Job) -> None:
         first_drop = first_overflow = False
         with self._lock:
-            if job.event is not None and self._waiting_tick is not None and self._running:
-                # Emptied rather than removed from the deque: O(1), and the event is released.
-                self._waiting_tick.calls = ()
-                self._waiting_tick = None
-                self.dropped_ticks += 1
-                first_drop = self.dropped_ticks == 1
+            if job.event is not None and self._waiting_ticks and self._running:
+                first_drop = self.dropped_ticks == 0
+                self.dropped_ticks += len(self._waiting_ticks)
+                for stale in self._waiting_ticks:
+                    stale.calls = ()  # emptied rather than removed from the queue: the event is released
+                self._waiting_ticks.clear()
             if len(self._queue) >= self.limit:
                 self.overflowed += 1
                 first_overflow = self.overflowed == 1
             else:
                 self._queue.append(job)
                 if job.event == DROPPABLE_EVENT and self.drop_stale_ticks:
-                    self._waiting_tick = job
+                    self._waiting_ticks.append(job)
                 self._idle.clear()
             schedule = not self._scheduled and bool(self._queue)
             if schedule:
@@ -145,8 +146,8 @@ class HookRunner:
                     return
                 job = self._queue.popleft()
                 self._running = True
-                if job is self._waiting_tick:
-                    self._waiting_tick = None  # started: no longer droppable
+                if self._waiting_ticks and job is self._waiting_ticks[0]:
+                    self._waiting_ticks.popleft()  # started: no longer droppable
             for name, hook, args in job.calls:
                 try:
                     hook(*args)

@@ -117,6 +117,28 @@ def test_a_tick_waiting_only_for_a_free_thread_is_not_behind():
     executor.shutdown()
 
 
+def test_ticks_that_queued_while_waiting_for_a_thread_are_all_dropped_once_the_client_is_behind():
+    """A burst of ticks queued before the client's first hook started (a loaded machine): once that
+    hook runs, the next event supersedes every one of them, not only the last."""
+    executor = ThreadPoolExecutor(max_workers=1)
+    other, recorder = Recorder(), Recorder()
+    busy = HookRunner(executor)
+    busy.submit("on_tick", other.blocking, "other client")
+    assert other.blocked.wait(5)
+    runner = HookRunner(executor)
+    runner.submit_event("tick", [("on_tick", recorder.blocking, ("t1",))])
+    for arg in ("t2", "t3", "t4", "t5"):
+        event(runner, recorder, "tick", arg)
+    other.gate.set()
+    assert recorder.blocked.wait(5)  # t1's hook runs: the client is behind from now on
+    event(runner, recorder, "finish", "f")
+    recorder.gate.set()
+    assert runner.wait_idle(5) and busy.wait_idle(5)
+    assert recorder.calls == [("blocking", "t1"), ("finish", "f"), ("any", "f")]
+    assert runner.dropped_ticks == 4
+    executor.shutdown()
+
+
 def test_opting_out_runs_every_tick():
     runner, recorder = HookRunner(drop_stale_ticks=False), Recorder()
     runner.submit_event("market", [("on_market_slot", recorder.blocking, ("m1",))])
