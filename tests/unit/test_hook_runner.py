@@ -99,14 +99,19 @@ def test_the_last_tick_runs_and_responses_do_not_supersede_it():
     assert runner.dropped_ticks == 0
 
 
-def test_a_tick_waiting_only_for_a_free_thread_is_not_behind():
-    """All shared threads busy with another client's hooks: this client is not late, keep its ticks."""
-    executor = ThreadPoolExecutor(max_workers=1)
-    other, recorder = Recorder(), Recorder()
+def busy_executor() -> tuple[ThreadPoolExecutor, HookRunner, Recorder]:
+    """A one-thread executor whose thread is held by another client's hook (open ``gate`` to free it)."""
+    executor, other = ThreadPoolExecutor(max_workers=1), Recorder()
     busy = HookRunner(executor)
     busy.submit("on_tick", other.blocking, "other client")
     assert other.blocked.wait(5)
-    runner = HookRunner(executor)
+    return executor, busy, other
+
+
+def test_a_tick_waiting_only_for_a_free_thread_is_not_behind():
+    """All shared threads busy with another client's hooks: this client is not late, keep its ticks."""
+    executor, busy, other = busy_executor()
+    runner, recorder = HookRunner(executor), Recorder()
     event(runner, recorder, "tick", "t1")
     event(runner, recorder, "tick", "t2")
     event(runner, recorder, "market", "m1")
@@ -120,12 +125,8 @@ def test_a_tick_waiting_only_for_a_free_thread_is_not_behind():
 def test_ticks_that_queued_while_waiting_for_a_thread_are_all_dropped_once_the_client_is_behind():
     """A burst of ticks queued before the client's first hook started (a loaded machine): once that
     hook runs, the next event supersedes every one of them, not only the last."""
-    executor = ThreadPoolExecutor(max_workers=1)
-    other, recorder = Recorder(), Recorder()
-    busy = HookRunner(executor)
-    busy.submit("on_tick", other.blocking, "other client")
-    assert other.blocked.wait(5)
-    runner = HookRunner(executor)
+    executor, busy, other = busy_executor()
+    runner, recorder = HookRunner(executor), Recorder()
     runner.submit_event("tick", [("on_tick", recorder.blocking, ("t1",))])
     for arg in ("t2", "t3", "t4", "t5"):
         event(runner, recorder, "tick", arg)
